@@ -1,0 +1,39 @@
+"""Writing files so that a crash never leaves a half-written one behind: write beside, then rename."""
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yields a temporary path in `path`'s folder; on success renames it onto `path`, on error removes it.
+
+    Args:
+      path: the file to write. Its folder is created when missing.
+
+    Yields:
+      A path to write to. `os.replace` onto `path` is atomic on POSIX file systems.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    """Writes `data` as indented JSON to `path` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")

@@ -1,0 +1,37 @@
+"""Tests for edge_ssl.environment and the demo CLI that prints it."""
+
+import json
+import os
+
+import tensorflow as tf
+from absl.testing import flagsaver
+
+from edge_ssl import environment
+from edge_ssl.cli import demo
+
+
+class EnvironmentTest(tf.test.TestCase):
+
+    def test_reports_pinned_stack_and_keras_2(self):
+        facts = environment.describe()
+        self.assertEqual(facts["tensorflow"], tf.__version__)
+        self.assertTrue(facts["keras (in use)"].startswith("2."), facts)
+        self.assertIn("tf_keras", facts["keras (in use)"])
+
+    def test_missing_package_is_reported_not_raised(self):
+        self.assertEqual(environment.package_version("no-such-package-edge-ssl"), "not installed")
+
+    def test_tf_trt_matches_tensorflow_build_info(self):
+        built_with_trt = bool(tf.sysconfig.get_build_info().get("is_tensorrt_build", False))
+        self.assertEqual(environment.tf_trt_enabled(), built_with_trt)
+
+    def test_demo_writes_environment_report(self):
+        out = os.path.join(self.get_temp_dir(), "demo")
+        with flagsaver.flagsaver(output_dir=out):
+            demo.main(["demo"])
+        with open(os.path.join(out, "environment.json"), encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["tf-keras"], "2.21.0")
+
+
+if __name__ == "__main__":
+    tf.test.main()

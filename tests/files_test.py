@@ -1,0 +1,34 @@
+"""Tests for edge_ssl.files: a failed write leaves neither a partial file nor a temporary one."""
+
+import json
+import os
+
+import tensorflow as tf
+
+from edge_ssl import files
+
+
+class FilesTest(tf.test.TestCase):
+
+    def test_write_json_atomic_creates_folder_and_file(self):
+        path = os.path.join(self.get_temp_dir(), "new", "card.json")
+        files.write_json_atomic(path, {"b": 1, "a": [1, 2]})
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(json.load(f), {"a": [1, 2], "b": 1})
+        self.assertEqual(os.listdir(os.path.dirname(path)), ["card.json"])
+
+    def test_failed_write_keeps_the_old_file_and_no_temporary(self):
+        folder = self.create_tempdir().full_path
+        path = os.path.join(folder, "card.json")
+        files.write_json_atomic(path, {"version": 1})
+        with self.assertRaises(TypeError):
+            files.write_json_atomic(
+                path, {"version": object()}
+            )  # not JSON-serialisable, fails mid-write
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(json.load(f), {"version": 1})
+        self.assertEqual(os.listdir(folder), ["card.json"])
+
+
+if __name__ == "__main__":
+    tf.test.main()

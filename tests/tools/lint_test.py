@@ -1,0 +1,69 @@
+"""Tests for tools.lint: a test file without a py_test target, and a stray Keras import, are caught."""
+
+import pathlib
+import tempfile
+import unittest
+
+from tools import lint
+
+
+def _write(root: pathlib.Path, rel: str, text: str = "") -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+class LintTest(unittest.TestCase):
+
+    def setUp(self):
+        self.root = pathlib.Path(tempfile.mkdtemp())
+
+    def test_test_file_without_target_is_reported(self):
+        _write(self.root, "tests/a_test.py")
+        _write(self.root, "tests/data/b_test.py")
+        files = lint.project_files(self.root, "*_test.py")
+        missing = lint.tests_without_target(files, ["//tests:a_test.py", "//tests:helper.py"])
+        self.assertEqual(missing, [pathlib.PurePosixPath("tests/data/b_test.py")])
+
+    def test_every_test_covered_reports_nothing(self):
+        _write(self.root, "tests/data/b_test.py")
+        files = lint.project_files(self.root, "*_test.py")
+        self.assertEqual(lint.tests_without_target(files, ["//tests/data:b_test.py"]), [])
+
+    def test_virtualenv_and_bazel_outputs_are_not_project_files(self):
+        _write(self.root, ".venv/lib/x_test.py")
+        _write(self.root, "bazel-out/y_test.py")
+        _write(self.root, "third_party/z_test.py")
+        self.assertEqual(lint.project_files(self.root, "*_test.py"), [])
+
+    def test_label_to_path(self):
+        self.assertEqual(
+            lint.label_to_path("//a/b:c_test.py"), pathlib.PurePosixPath("a/b/c_test.py")
+        )
+        self.assertEqual(lint.label_to_path("//:top_test.py"), pathlib.PurePosixPath("top_test.py"))
+        with self.assertRaises(ValueError):
+            lint.label_to_path("@other//a:b.py")
+
+    def test_keras_imports_outside_the_keras_module_are_reported(self):
+        _write(self.root, "edge_ssl/keras.py", "import tf_keras as keras\n")
+        _write(self.root, "edge_ssl/models/m.py", "import os\nfrom tf_keras import layers\n")
+        _write(self.root, "export/x.py", "import tensorflow as tf\nm = tf.keras.Model()\n")
+        _write(self.root, "export/y.py", "from tensorflow import keras\n")
+        _write(self.root, "export/ok.py", "# tf.keras in a comment\ns = 'import tf_keras'\n")
+        problems = lint.keras_import_violations(self.root)
+        self.assertEqual(len(problems), 3, problems)
+        self.assertTrue(problems[0].startswith("edge_ssl/models/m.py:2:"), problems)
+        self.assertTrue(problems[1].startswith("export/x.py:2:"), problems)
+        self.assertTrue(problems[2].startswith("export/y.py:1:"), problems)
+
+    def test_main_fails_on_a_missing_target(self):
+        _write(self.root, "tests/a_test.py")
+        labels = self.root / "labels.txt"
+        labels.write_text("", encoding="utf-8")
+        self.assertEqual(lint.main(["--root", str(self.root), "--test_srcs", str(labels)]), 1)
+        labels.write_text("//tests:a_test.py\n", encoding="utf-8")
+        self.assertEqual(lint.main(["--root", str(self.root), "--test_srcs", str(labels)]), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,117 @@
+"""Repository checks that Bazel cannot make on its own, run by `./run.sh test` before `bazel test //...`.
+
+1. Every `*_test.py` file is the source of a `py_test` target, so no test silently drops out of the suite.
+2. tf-keras is imported only in `edge_ssl/keras.py`, and nothing writes `tf.keras` (Keras 3 in TensorFlow 2.21).
+
+Usage: python -m tools.lint --test_srcs=FILE, where FILE holds the output of
+`bazel query 'labels(srcs, kind(py_test, //...))'`, one label a line.
+"""
+
+import argparse
+import ast
+import pathlib
+import sys
+from collections.abc import Iterable
+
+# Folders that are not the project's sources: the virtual environment, Bazel's output links, vendored shims.
+_SKIP_DIRS = (".venv", "third_party", ".git", "out")
+_KERAS_MODULE = pathlib.PurePosixPath("edge_ssl/keras.py")
+
+
+def project_files(root: pathlib.Path, pattern: str) -> list[pathlib.PurePosixPath]:
+    """Files under `root` matching `pattern`, as root-relative POSIX paths, skipping non-project folders."""
+    found = []
+    for path in root.rglob(pattern):
+        rel = path.relative_to(root)
+        first = rel.parts[0]
+        if first in _SKIP_DIRS or first.startswith("bazel-") or "__pycache__" in rel.parts:
+            continue
+        found.append(pathlib.PurePosixPath(rel.as_posix()))
+    return sorted(found)
+
+
+def label_to_path(label: str) -> pathlib.PurePosixPath:
+    """Maps a source label of the main repository (`//pkg/sub:file.py`) to its path (`pkg/sub/file.py`)."""
+    label = label.strip()
+    if not label.startswith("//") or ":" not in label:
+        raise ValueError(f"not a source label of this repository: {label!r}")
+    package, name = label[2:].split(":", 1)
+    return pathlib.PurePosixPath(package, name) if package else pathlib.PurePosixPath(name)
+
+
+def tests_without_target(
+    test_files: Iterable[pathlib.PurePosixPath], test_src_labels: Iterable[str]
+) -> list[pathlib.PurePosixPath]:
+    """The `*_test.py` files that no `py_test` target lists in its `srcs`."""
+    covered = {label_to_path(label) for label in test_src_labels if label.strip().startswith("//")}
+    return sorted(set(test_files) - covered)
+
+
+def _keras_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, what) for each tf_keras import and each `tf.keras` / `tensorflow.keras` reference in code."""
+    uses = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "tf_keras":
+                    uses.append((node.lineno, "tf_keras"))
+                elif alias.name.startswith("tensorflow.keras"):
+                    uses.append((node.lineno, "tf.keras"))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.split(".")[0] == "tf_keras":
+                uses.append((node.lineno, "tf_keras"))
+            elif node.module.startswith("tensorflow.keras") or (
+                node.module == "tensorflow" and any(a.name == "keras" for a in node.names)
+            ):
+                uses.append((node.lineno, "tf.keras"))
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr == "keras"
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("tf", "tensorflow")
+        ):
+            uses.append((node.lineno, "tf.keras"))
+    return uses
+
+
+def keras_import_violations(root: pathlib.Path) -> list[str]:
+    """`path:line: message` for every tf_keras import outside edge_ssl/keras.py and every use of `tf.keras`."""
+    problems = []
+    for rel in project_files(root, "*.py"):
+        tree = ast.parse((root / rel).read_text(encoding="utf-8"), filename=str(rel))
+        for line, what in sorted(_keras_uses(tree)):
+            if what == "tf_keras" and rel != _KERAS_MODULE:
+                problems.append(
+                    f"{rel}:{line}: import tf-keras through `from edge_ssl.keras import keras`"
+                )
+            elif what == "tf.keras":
+                problems.append(
+                    f"{rel}:{line}: `tf.keras` is Keras 3 in TF 2.21; use `from edge_ssl.keras import keras`"
+                )
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--root", default=".", help="repository root")
+    parser.add_argument(
+        "--test_srcs", required=True, help="file with the srcs labels of every py_test"
+    )
+    args = parser.parse_args(argv)
+    root = pathlib.Path(args.root).resolve()
+    labels = pathlib.Path(args.test_srcs).read_text(encoding="utf-8").splitlines()
+
+    problems = [
+        f"{path}: no py_test target lists this file; add one to {path.parent}/BUILD"
+        for path in tests_without_target(project_files(root, "*_test.py"), labels)
+    ]
+    problems += keras_import_violations(root)
+    for problem in problems:
+        print(f"lint: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
