@@ -1,0 +1,113 @@
+"""Tests for edge_ssl.data.motion: frame differences, OpenCV flow, its quantised cache, high-motion sampling."""
+
+import glob
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from edge_ssl.data import motion
+
+
+def _moving_texture(frames: int = 4, size: int = 48, dx: int = 2, dy: int = 1) -> np.ndarray:
+    """A smooth random texture translated by (dx, dy) pixels per frame."""
+    rng = np.random.default_rng(0)
+    big = rng.uniform(0, 255, (size * 2, size * 2)).astype(np.float32)
+    big = tf.nn.avg_pool2d(big[None, :, :, None], 5, 1, "SAME")[0, :, :, 0].numpy()
+    big = (big - big.min()) / (big.max() - big.min()) * 255
+    out = []
+    for t in range(frames):
+        y0, x0 = size // 2 - t * dy, size // 2 - t * dx
+        grey = big[y0 : y0 + size, x0 : x0 + size]
+        out.append(np.repeat(grey[:, :, None], 3, axis=2))
+    return np.rint(np.stack(out)).astype(np.uint8)
+
+
+class FrameDifferenceTest(tf.test.TestCase):
+
+    def test_differences_have_a_zero_first_frame(self):
+        rgb = np.random.default_rng(1).uniform(size=(2, 5, 4, 4, 3)).astype(np.float32)
+        diff = motion.frame_differences(rgb).numpy()
+        self.assertAllEqual(diff[:, 0], np.zeros_like(diff[:, 0]))
+        self.assertAllClose(diff[:, 1:], rgb[:, 1:] - rgb[:, :-1])
+        graph = tf.function(motion.frame_differences)(tf.constant(rgb)).numpy()
+        self.assertAllClose(graph, diff)
+
+    def test_difference_stack_is_twelve_channels_from_five_frames(self):
+        rgb = np.random.default_rng(2).uniform(size=(5, 4, 4, 3)).astype(np.float32)
+        stack = motion.difference_stack(rgb).numpy()
+        self.assertEqual(stack.shape, (4, 4, 12))
+        for k in range(4):
+            self.assertAllClose(stack[..., 3 * k : 3 * k + 3], rgb[k + 1] - rgb[k])
+        with self.assertRaisesRegex(ValueError, "needs 5 frames"):
+            motion.difference_stack(rgb[:4])
+
+
+class FlowTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.parameters("dis", "farneback")
+    def test_flow_recovers_a_known_translation(self, method):
+        flow = motion.compute_flow(_moving_texture(dx=2, dy=1), method)
+        self.assertEqual(flow.shape, (4, 48, 48, 2))
+        self.assertAllEqual(flow[0], np.zeros_like(flow[0]))
+        centre = flow[1:, 12:-12, 12:-12]
+        self.assertAllClose(np.median(centre[..., 0]), 2.0, atol=0.3)
+        self.assertAllClose(np.median(centre[..., 1]), 1.0, atol=0.3)
+
+    def test_bad_input_and_method_are_errors(self):
+        with self.assertRaisesRegex(ValueError, "uint8"):
+            motion.compute_flow(np.zeros((3, 8, 8, 3), np.float32))
+        with self.assertRaisesRegex(ValueError, "unknown flow method"):
+            motion.compute_flow(np.zeros((3, 8, 8, 3), np.uint8), "raft")
+        with self.assertRaisesRegex(ValueError, "unknown flow method"):
+            motion.FlowCache(self.get_temp_dir(), method="raft")
+
+    def test_quantisation_error_is_within_half_a_step_and_clips_at_bound(self):
+        flow = np.random.default_rng(3).normal(0, 8, (3, 6, 6, 2)).astype(np.float32)
+        codes, scale = motion.quantize_flow(flow, bound=20.0)
+        back = motion.dequantize_flow(codes, scale)
+        clipped = np.clip(flow, -20, 20)
+        self.assertLessEqual(scale.max(), 20.0)
+        for t in range(3):
+            self.assertLessEqual(np.abs(back[t] - clipped[t]).max(), scale[t] / 254 + 1e-5)
+
+    def test_cache_computes_once_and_recovers_from_a_corrupt_entry(self):
+        frames = _moving_texture()
+        cache = motion.FlowCache(os.path.join(self.get_temp_dir(), "flow"))
+        first = cache.get("video.mp4|123|456", frames)
+        second = cache.get("video.mp4|123|456", frames)
+        self.assertEqual((cache.misses, cache.hits), (1, 1))
+        self.assertAllClose(first.flow, second.flow)
+        self.assertAllClose(first.magnitude, motion.mean_magnitude(motion.compute_flow(frames)))
+        self.assertAllClose(first.flow, motion.compute_flow(frames), atol=first.magnitude.max())
+        (entry,) = glob.glob(os.path.join(cache.cache_dir, "*", "*.npz"))
+        with open(entry, "wb") as f:
+            f.write(b"truncated")
+        third = cache.get("video.mp4|123|456", frames)
+        self.assertEqual(cache.misses, 2)
+        self.assertAllClose(third.flow, first.flow)
+        cache.get("video.mp4|124|456", frames)  # the source changed: a new entry
+        self.assertEqual(cache.misses, 3)
+        self.assertEmpty(glob.glob(os.path.join(cache.cache_dir, "*", "*.partial")))
+
+
+class HighMotionTest(tf.test.TestCase):
+
+    def test_windows_are_drawn_where_the_motion_is(self):
+        magnitude = np.zeros(40)
+        magnitude[30:33] = 5.0
+        starts = motion.high_motion_window_starts(magnitude, 10, 500, np.random.default_rng(0))
+        self.assertTrue(np.all((starts >= 21) & (starts <= 30)), np.unique(starts))
+        # Windows holding all three moving frames are drawn three times as often as those holding one.
+        self.assertGreater(np.mean(starts == 25), 1.5 * np.mean(starts == 21))
+
+    def test_no_motion_gives_uniform_starts_and_short_input_is_an_error(self):
+        starts = motion.high_motion_window_starts(np.zeros(12), 10, 300, np.random.default_rng(0))
+        self.assertEqual(set(starts.tolist()), {0, 1, 2})
+        with self.assertRaisesRegex(ValueError, "at least window=10"):
+            motion.high_motion_window_starts(np.ones(5), 10, 1, np.random.default_rng(0))
+
+
+if __name__ == "__main__":
+    tf.test.main()
