@@ -1,0 +1,94 @@
+"""The losses under MirroredStrategy on two logical CPUs equal the losses on one device for the same global batch."""
+
+import numpy as np
+import tensorflow as tf
+
+from edge_ssl.losses import contrastive, cross_modal, distributed
+
+# Two logical CPUs, configured before TensorFlow initialises its devices (tf-keras's `_mimic_two_cpus` idea).
+_CPU = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+GLOBAL_BATCH = 6
+_PROJECTION = (np.eye(5) + 0.1 * np.random.default_rng(9).normal(size=(5, 5))).astype(np.float32)
+
+
+def _features(seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(GLOBAL_BATCH, 5)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+class DistributedLossTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        self.assertEqual(self.strategy.num_replicas_in_sync, 2)
+
+    def _split(self, *arrays):
+        """Replica i gets rows [i * B/2, (i + 1) * B/2) of each array."""
+        half = GLOBAL_BATCH // 2
+
+        def value_fn(ctx):
+            i = ctx.replica_id_in_sync_group
+            return tuple(tf.constant(a[i * half : (i + 1) * half]) for a in arrays)
+
+        return self.strategy.experimental_distribute_values_from_function(value_fn)
+
+    def _mirrored_mean(self, loss_fn, *arrays):
+        """The replicas' global_mean shares summed, and the gradient w.r.t. a shared projection, under the strategy."""
+        with self.strategy.scope():
+            proj = tf.Variable(_PROJECTION)
+
+        def step(inputs):
+            with tf.GradientTape() as tape:
+                loss = distributed.global_mean(loss_fn(*(x @ proj for x in inputs)), GLOBAL_BATCH)
+            return loss, tape.gradient(loss, proj)
+
+        loss, grad = self.strategy.run(tf.function(step), args=(self._split(*arrays),))
+        reduce = lambda v: self.strategy.reduce(
+            tf.distribute.ReduceOp.SUM, v, axis=None
+        )  # noqa: E731
+        return reduce(loss).numpy(), reduce(grad).numpy()
+
+    def _single_mean(self, loss_fn, *arrays):
+        proj = tf.Variable(_PROJECTION)
+        with tf.GradientTape() as tape:
+            loss = distributed.global_mean(
+                loss_fn(*(tf.constant(a) @ proj for a in arrays)), GLOBAL_BATCH
+            )
+        return loss.numpy(), tape.gradient(loss, proj).numpy()
+
+    def _assert_same(self, mirrored, single):
+        self.assertAllClose(mirrored[0], single[0], rtol=1e-5)
+        self.assertGreater(
+            np.abs(single[1]).max(), 1e-3
+        )  # a real gradient, not a zero that matches anything
+        self.assertAllClose(mirrored[1], single[1], rtol=1e-4, atol=1e-6)
+
+    def test_batch_cross_modal_loss_does_not_depend_on_the_split(self):
+        fn = lambda r, o: cross_modal.batch_losses(r, o)["total"]  # noqa: E731
+        args = (_features(0), _features(1))
+        self._assert_same(self._mirrored_mean(fn, *args), self._single_mean(fn, *args))
+
+    def test_batch_info_nce_does_not_depend_on_the_split(self):
+        fn = lambda q, k: contrastive.info_nce_batch(
+            tf.math.l2_normalize(q, 1), k, 0.1
+        )  # noqa: E731
+        args = (_features(2), _features(3))
+        self._assert_same(self._mirrored_mean(fn, *args), self._single_mean(fn, *args))
+
+    def test_queue_receives_every_replicas_keys(self):
+        with self.strategy.scope():
+            queue = contrastive.KeyQueue(size=8, dim=5)
+        keys = _features(4)
+        self.strategy.run(tf.function(queue.enqueue), args=(self._split(keys)[0],))
+        for replica_value in self.strategy.experimental_local_results(queue.keys):
+            self.assertAllClose(replica_value.numpy()[:GLOBAL_BATCH], keys)
+        self.assertEqual(
+            int(self.strategy.experimental_local_results(queue.pointer)[1].numpy()), GLOBAL_BATCH
+        )
+
+
+if __name__ == "__main__":
+    tf.test.main()
