@@ -1,0 +1,63 @@
+"""Small serialisable layers shared by the encoders."""
+
+import tensorflow as tf
+
+from edge_ssl.keras import keras
+
+# ImageNet statistics, which Cross and Learn and the Muscles paper normalise RGB with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# MoDist (SlowFast code base) normalises RGB with one mean and std for all channels.
+VIDEO_MEAN = (0.45, 0.45, 0.45)
+VIDEO_STD = (0.225, 0.225, 0.225)
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class Standardize(keras.layers.Layer):
+    """(x - mean) / std per channel, with fixed statistics (RGB in [0, 1] -> network input)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], **kwargs):
+        super().__init__(**kwargs)
+        if len(mean) != len(std) or any(s <= 0 for s in std):
+            raise ValueError(f"mean and std must match in length, std positive; got {mean}, {std}")
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+
+    def call(self, x):
+        return (x - tf.constant(self.mean, x.dtype)) / tf.constant(self.std, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class SubtractSpatialMean(keras.layers.Layer):
+    """Subtracts each channel's mean over the image (Cross and Learn's "SubMeanDisplacement" for flow stacks):
+    camera motion that shifts the whole frame is removed, motion relative to the scene stays."""
+
+    def call(self, x):
+        return x - tf.reduce_mean(x, axis=[-3, -2], keepdims=True)
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class L2Normalize(keras.layers.Layer):
+    """Rows scaled to unit length: embeddings are L2-normalised float32 [B, D] (DESIGN.md)."""
+
+    def __init__(self, epsilon: float = 1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, x):
+        return tf.math.l2_normalize(x, axis=-1, epsilon=self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def projection_head(
+    inputs: keras.layers.Layer, hidden: int, out: int, name: str
+) -> keras.layers.Layer:
+    """MoCo v2 / MoDist projection: Dense(hidden) -> ReLU -> Dense(out) -> L2-normalise."""
+    x = keras.layers.Dense(hidden, activation="relu", name=f"{name}_fc1")(inputs)
+    x = keras.layers.Dense(out, name=f"{name}_fc2")(x)
+    return L2Normalize(name=f"{name}_l2")(x)
