@@ -67,6 +67,26 @@ def crop(example: Example, top: tf.Tensor, left: tf.Tensor, size: tuple[int, int
     return out
 
 
+def resize(example: Example, size: tuple[int, int]) -> Example:
+    """Resizes every spatial key to `size` (bilinear); flow vectors, keypoints scale with the image.
+
+    Gaze is in [0, 1] of the image and does not change.
+    """
+    height, width = _image_size(example)
+    scale_x = tf.cast(size[1], tf.float32) / tf.cast(width, tf.float32)
+    scale_y = tf.cast(size[0], tf.float32) / tf.cast(height, tf.float32)
+    out = dict(example)
+    for key in SPATIAL_KEYS:
+        if key in out:
+            out[key] = tf.image.resize(out[key], size, method="bilinear")
+    if "flow" in out:
+        out["flow"] = out["flow"] * tf.stack([scale_x, scale_y])
+    if "pose2d" in out:
+        # Pixel centres at integers: x' + 0.5 = (x + 0.5) * scale.
+        out["pose2d"] = (out["pose2d"] + 0.5) * tf.stack([scale_x, scale_y]) - 0.5
+    return out
+
+
 def _check_crop_size(example: Example, size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
     height, width = _image_size(example)
     tf.debugging.assert_greater_equal(

@@ -103,6 +103,21 @@ def compute_flow(frames: np.ndarray, method: str = "dis") -> np.ndarray:
     return flow
 
 
+def add_flow(example: dict[str, tf.Tensor], method: str = "dis") -> dict[str, tf.Tensor]:
+    """Adds `flow` [T, H, W, 2] computed with OpenCV from `rgb` (float in [0, 1]), for use in `Dataset.map`.
+
+    For data read from files, prefer `FlowCache`, which computes each video's flow once.
+    """
+    rgb = example["rgb"]
+    frames = tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0), tf.uint8)
+    flow = tf.numpy_function(
+        lambda f: compute_flow(f, method), [frames], tf.float32, stateful=False
+    )
+    out = dict(example)
+    out["flow"] = tf.ensure_shape(flow, rgb.shape[:-1].concatenate([2]))
+    return out
+
+
 def mean_magnitude(flow: np.ndarray) -> np.ndarray:
     """Per-frame mean flow magnitude, float32 [T], from flow [T, H, W, 2]."""
     return (

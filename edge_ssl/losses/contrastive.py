@@ -100,10 +100,27 @@ class KeyQueue(tf.Module):
 
 
 def momentum_update(target: list[tf.Variable], source: list[tf.Variable], momentum: float) -> None:
-    """The momentum (key) encoder's update, for every weight: target <- m target + (1 - m) source."""
+    """The momentum (key) encoder's update, for every weight: target <- m target + (1 - m) source.
+
+    Works eagerly, in a tf.function and inside `strategy.run`: in a replica context the update is made once, in the
+    cross-replica context, on every copy of the mirrored variables.
+    """
     if len(target) != len(source):
         raise ValueError(
             f"momentum update needs matching variables, got {len(target)} and {len(source)}"
         )
-    for t, s in zip(target, source):
-        t.assign(momentum * t + (1.0 - momentum) * s)
+
+    def update(t, s):
+        return t.assign(momentum * t + (1.0 - momentum) * s)
+
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or not tf.distribute.has_strategy() or ctx.num_replicas_in_sync == 1:
+        for t, s in zip(target, source):
+            update(t, s)
+        return
+
+    def cross_replica(strategy):
+        for t, s in zip(target, source):
+            strategy.extended.update(t, update, args=(s,))
+
+    ctx.merge_call(cross_replica)

@@ -61,3 +61,19 @@ def projection_head(
     x = keras.layers.Dense(hidden, activation="relu", name=f"{name}_fc1")(inputs)
     x = keras.layers.Dense(out, name=f"{name}_fc2")(x)
     return L2Normalize(name=f"{name}_l2")(x)
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class ChannelMean(keras.layers.Layer):
+    """The three colour channels replaced by their mean (Cross and Learn's test-time input after channel splitting)."""
+
+    def call(self, x):
+        return tf.repeat(tf.reduce_mean(x, axis=-1, keepdims=True), 3, axis=-1)
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class MeanOverTime(keras.layers.Layer):
+    """[B, T, D] -> [B, D]: a clip embedding from per-frame embeddings."""
+
+    def call(self, x):
+        return tf.reduce_mean(x, axis=1)

@@ -81,6 +81,20 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
         tops = {tuple(_run(crop, _example(), mode, (i, 0))["rgb"][0, 0, 0, :2]) for i in range(12)}
         self.assertGreater(len(tops), 3)
 
+    @parameterized.named_parameters(*MODES)
+    def test_resize_scales_flow_and_keypoints_with_the_image(self, mode):
+        ex = _example()
+        out = _run(lambda e, s: augment.resize(e, (2 * H, W // 2)), ex, mode)
+        self.assertEqual(out["rgb"].shape, (T, 2 * H, W // 2, 3))
+        self.assertAllClose(
+            out["flow"].mean(axis=(1, 2)),
+            ex["flow"].numpy().mean(axis=(1, 2)) * [0.5, 2.0],
+            atol=0.05,
+        )
+        self.assertAllClose(out["pose2d"], (ex["pose2d"].numpy() + 0.5) * [0.5, 2.0] - 0.5)
+        # rgb channel 0 encodes x / W: after resizing, pixel x' sits at x = (x' + 0.5) * 2 - 0.5.
+        self.assertAllClose(out["rgb"][0, 0, 3, 0], ((3 + 0.5) * 2 - 0.5) / W, atol=1e-5)
+
     def test_crop_larger_than_the_image_is_an_error(self):
         with self.assertRaises(tf.errors.InvalidArgumentError):
             augment.center_crop(_example(), (H + 1, W))

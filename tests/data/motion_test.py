@@ -55,6 +55,14 @@ class FlowTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(np.median(centre[..., 0]), 2.0, atol=0.3)
         self.assertAllClose(np.median(centre[..., 1]), 1.0, atol=0.3)
 
+    def test_add_flow_in_a_dataset_matches_compute_flow(self):
+        frames = _moving_texture()
+        example = {"rgb": tf.constant(frames.astype(np.float32) / 255.0), "label": tf.constant(1)}
+        out = next(iter(tf.data.Dataset.from_tensors(example).map(motion.add_flow)))
+        self.assertEqual(out["flow"].shape, (4, 48, 48, 2))
+        self.assertAllClose(out["flow"], motion.compute_flow(frames), atol=1e-4)
+        self.assertEqual(int(out["label"]), 1)
+
     def test_bad_input_and_method_are_errors(self):
         with self.assertRaisesRegex(ValueError, "uint8"):
             motion.compute_flow(np.zeros((3, 8, 8, 3), np.float32))

@@ -1,0 +1,241 @@
+"""Cross and Learn: cross-modal self-supervision between an RGB frame and a motion stack.
+
+Sayed, Brattoli and Ommer, "Cross and Learn: Cross-Modal Self-Supervision", GCPR 2018 (arXiv 1811.03879). Two encoders
+that share no weights, an appearance net on one RGB frame and a motion net on a 10-frame optical-flow stack (20
+channels) or on 4 frame differences (12 channels, the paper's cheap "cod" alternative), are trained so that paired
+features agree (L_cross) while features of the same modality from different videos differ (L_div); see
+`edge_ssl.losses.cross_modal`.
+
+Data, as in the paper: a window is drawn with probability proportional to its summed motion ("high-motion sampling"),
+the RGB input is the window's centre frame, RGB and motion share one crop and flip, the motion stack is reversed in
+time (and flow negated) with probability 0.5, and RGB gets channel splitting (one random channel copied into all
+three; the backbone averages the channels at test time).
+
+Differences from the paper: per-frame motion magnitude for the sampling is computed from the clip at hand (flow or
+differences) rather than precomputed over the whole video; the optimizer's weight decay is Keras's decoupled form.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from edge_ssl.data import augment
+from edge_ssl.keras import keras
+from edge_ssl.losses import cross_modal, distributed
+from edge_ssl.methods import base
+from edge_ssl.models import caffenet, layers
+
+MOTIONS = ("flow", "diff")
+NEGATIVES = ("tuple", "batch")
+ENCODERS = ("caffenet", "vgg16")
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossAndLearnConfig(base.MethodConfig):
+    method: str = "cross_and_learn"
+    size: str = "tiny"
+    encoder: str = "caffenet"  # "caffenet" (variant below) or "vgg16" (224 px)
+    variant: str = "tiny"  # CaffeNet variant: paper | small | tiny
+    motion: str = (
+        "diff"  # "flow" (flow_frames x 2 channels) or "diff" (num_differences x 3 channels)
+    )
+    flow_frames: int = 10
+    num_differences: int = 4
+    feature_layer: str = "fc6"
+    dropout: float = 0.5
+    weight_cross: float = 0.5
+    epsilon: float = 1e-4
+    negatives: str = (
+        "tuple"  # "tuple": the faithful two-pair tuple; "batch": every other item is a negative
+    )
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    decay_at: float = 0.75  # the learning rate drops 10x at this fraction of `steps`
+    high_motion: bool = True
+    channel_split: bool = True
+    time_flip: bool = True
+    scale_size: int | None = (
+        None  # resize frames to this square size before the random crop (None: no resize)
+    )
+    eval_frames: int = 8  # frames per clip the backbone averages over
+    global_batch_size: int = 60  # pairs (the paper: 30 tuples)
+
+    def __post_init__(self):
+        super().__post_init__()
+        checks = (
+            (self.encoder in ENCODERS, f"encoder must be one of {ENCODERS}"),
+            (
+                self.variant in caffenet.CAFFENET_VARIANTS,
+                f"variant must be one of {sorted(caffenet.CAFFENET_VARIANTS)}",
+            ),
+            (self.motion in MOTIONS, f"motion must be one of {MOTIONS}"),
+            (self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}"),
+            (
+                self.feature_layer in caffenet.FEATURE_LAYERS,
+                f"feature_layer must be one of {caffenet.FEATURE_LAYERS}",
+            ),
+            (0.0 <= self.weight_cross <= 1.0, "weight_cross must be in [0, 1]"),
+            (
+                self.flow_frames >= 1 and self.num_differences >= 1,
+                "flow_frames and num_differences must be >= 1",
+            ),
+            (0.0 < self.decay_at <= 1.0, "decay_at must be in (0, 1]"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (
+                self.global_batch_size >= 2 and self.global_batch_size % 2 == 0,
+                "global_batch_size must be even",
+            ),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"cross_and_learn config: {message}")
+
+    @property
+    def input_size(self) -> int:
+        return (
+            224 if self.encoder == "vgg16" else caffenet.CAFFENET_VARIANTS[self.variant].input_size
+        )
+
+    @property
+    def window(self) -> int:
+        """Frames per sampled window: the motion stack's frames plus the one it starts from."""
+        return (self.flow_frames if self.motion == "flow" else self.num_differences) + 1
+
+    @property
+    def motion_channels(self) -> int:
+        return 2 * self.flow_frames if self.motion == "flow" else 3 * self.num_differences
+
+
+def _encoder(
+    config: CrossAndLearnConfig, in_channels: int, modality: str, name: str
+) -> keras.Model:
+    kwargs = dict(
+        in_channels=in_channels,
+        modality=modality,
+        feature_layer=config.feature_layer,
+        dropout=config.dropout,
+        name=name,
+    )
+    if config.encoder == "vgg16":
+        return caffenet.vgg16_bn(**kwargs)
+    return caffenet.caffenet_bn(config.variant, **kwargs)
+
+
+def _window_start(
+    motion_per_frame: tf.Tensor, window: int, high_motion: bool, seed: tf.Tensor
+) -> tf.Tensor:
+    """A window start in [0, T - window], drawn in proportion to the window's summed motion (or uniformly)."""
+    count = tf.shape(motion_per_frame)[0] - window + 1
+    tf.debugging.assert_positive(count, message=f"clip shorter than the {window}-frame window")
+    if not high_motion:
+        return tf.random.stateless_uniform([], seed, 0, count, dtype=tf.int32)
+    # Motion into frames start+1 .. start+window-1 (frame `start` only anchors the stack).
+    sums = tf.signal.frame(motion_per_frame[1:], window - 1, 1)  # [count, window - 1]
+    weights = tf.reduce_sum(sums, axis=1) + 1e-6  # no motion anywhere -> uniform
+    logits = tf.math.log(weights)[None, :]
+    return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[0, 0], tf.int32)
+
+
+class CrossAndLearn(base.Method):
+    """Two streams, one objective; `backbone` is the RGB stream averaged over a clip's frames."""
+
+    name = "cross_and_learn"
+
+    def __init__(self, config: CrossAndLearnConfig):
+        super().__init__(config)
+        self.input_keys = ("rgb", "flow") if config.motion == "flow" else ("rgb",)
+        self.rgb_net = _encoder(config, 3, "rgb", "rgb_net")
+        self.motion_net = _encoder(config, config.motion_channels, config.motion, "motion_net")
+        size = config.input_size
+        clip = keras.Input((config.eval_frames, size, size, 3), name="clip")
+        x = layers.ChannelMean(name="channel_mean")(clip) if config.channel_split else clip
+        x = keras.layers.TimeDistributed(self.rgb_net, name="per_frame")(x)
+        x = layers.MeanOverTime(name="mean_over_time")(x)
+        self._backbone = keras.Model(
+            clip, layers.L2Normalize(name="embedding")(x), name="cross_and_learn_backbone"
+        )
+        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [max(int(config.decay_at * config.steps), 1)],
+            [config.learning_rate, config.learning_rate * 0.1],
+        )
+        self._optimizer = keras.optimizers.SGD(
+            schedule, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+
+    @property
+    def encoders(self):
+        return {"rgb": self.rgb_net, "motion": self.motion_net}
+
+    @property
+    def backbone(self):
+        return self._backbone
+
+    @property
+    def optimizers(self):
+        return {"sgd": self._optimizer}
+
+    def prepare(self, example, seed):
+        c = self.config
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
+        ex = {k: tf.convert_to_tensor(example[k], tf.float32) for k in self.input_keys}
+        if c.motion == "flow":
+            flow = ex["flow"]
+            per_frame = tf.reduce_mean(tf.norm(flow, axis=-1), axis=[1, 2])
+        else:
+            rgb = ex["rgb"]
+            per_frame = tf.concat(
+                [[0.0], tf.reduce_mean(tf.abs(rgb[1:] - rgb[:-1]), axis=[1, 2, 3])], 0
+            )
+        start = _window_start(per_frame, c.window, c.high_motion, seeds[0])
+        ex = {k: v[start : start + c.window] for k, v in ex.items()}
+        if c.scale_size:
+            ex = augment.resize(ex, (c.scale_size, c.scale_size))
+        ex = augment.random_crop(ex, (c.input_size, c.input_size), seeds[1])
+        ex = augment.random_flip(ex, seeds[2])
+        if c.time_flip:
+            ex = augment.random_reversal(ex, seeds[3])
+        rgb = ex["rgb"]
+        if c.motion == "flow":
+            stack = ex["flow"][1:]  # [F, H, W, 2]: motion into each frame after the first
+            motion = tf.concat(tf.unstack(stack, num=c.flow_frames, axis=0), axis=-1)
+        else:
+            diffs = rgb[1:] - rgb[:-1]
+            motion = tf.concat(tf.unstack(diffs, num=c.num_differences, axis=0), axis=-1)
+        frame = {"rgb": rgb[c.window // 2]}
+        if c.channel_split:
+            frame = augment.channel_split(frame, seeds[4])
+        return {"rgb": frame["rgb"], "motion": motion}
+
+    def losses(self, batch, global_batch_size, training=True):
+        """The named losses of `batch`, each this replica's share of the global mean."""
+        c = self.config
+        r = self.rgb_net(batch["rgb"], training=training)
+        o = self.motion_net(batch["motion"], training=training)
+        if c.negatives == "tuple":
+            half = tf.shape(r)[0] // 2
+            per = cross_modal.tuple_losses(
+                r[:half],
+                o[:half],
+                r[half : 2 * half],
+                o[half : 2 * half],
+                c.weight_cross,
+                c.epsilon,
+            )
+            count = global_batch_size // 2
+        else:
+            per = cross_modal.batch_losses(r, o, c.weight_cross, c.epsilon)
+            count = global_batch_size
+        return {name: distributed.global_mean(value, count) for name, value in per.items()}
+
+    def train_step(self, batch, global_batch_size):
+        variables = self.rgb_net.trainable_variables + self.motion_net.trainable_variables
+        with tf.GradientTape() as tape:
+            losses = self.losses(batch, global_batch_size)
+        base.apply_gradients(self._optimizer, losses["total"], tape, variables)
+        return losses
+
+
+def build(config: CrossAndLearnConfig) -> CrossAndLearn:
+    """Cross and Learn from its config (see edge_ssl/configs/cross_and_learn_*.py)."""
+    return CrossAndLearn(config)

@@ -1,0 +1,278 @@
+"""MoDist: motion distillation for self-supervised video representations.
+
+Xiao, Tighe and Modolo, "MoDist: Motion Distillation for Self-supervised Video Representation Learning" (arXiv
+2106.09703; ECCV 2022 as "MaCLR"). A visual pathway (Slow-only 3D ResNet on RGB clips) and a motion pathway (the same
+network at 1/8 width with per-frame kernels, on optical flow) each end in a 2-layer projection head to 128-d codes and
+have momentum (key) copies and queues of past keys. With q/k the query and key codes of two clips (views) of one
+video, NCE the InfoNCE of `edge_ssl.losses.contrastive`, and queues Q_v, Q_m:
+
+    L = NCE(q_v, k_v, Q_v) + lambda_flow [NCE(q_v, k_m, Q_m) + NCE(q_m, k_v, Q_v) (+ NCE(q_m, k_m, Q_m))]
+
+The cross-modal terms distil motion into the RGB network; only the visual pathway is kept as the representation.
+
+Differences from the paper: no shuffle-BN (one device, or per-replica BN under a strategy); temporal shifts between
+views are bounded by the clip length of the data at hand; with `motion="diff"` frame differences stand in for flow
+(a deviation the paper's authors discuss, cheaper to compute).
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from edge_ssl.data import augment
+from edge_ssl.keras import keras
+from edge_ssl.losses import contrastive, distributed
+from edge_ssl.methods import base
+from edge_ssl.models import layers, video_resnet
+
+MOTIONS = ("flow", "diff")
+
+
+@dataclasses.dataclass(frozen=True)
+class MoDistConfig(base.MethodConfig):
+    method: str = "modist"
+    size: str = "tiny"
+    variant: str = "tiny"  # video ResNet variant: paper (R50) | small | tiny
+    frames: int = 8  # visual clip frames
+    stride: int = 8  # visual sampling stride
+    flow_frames: int = 16  # motion clip frames, spanning the same time as the visual clip
+    flow_stride: int = 4
+    motion: str = "flow"  # "flow" (2 channels) or "diff" (3 channels)
+    proj_hidden: int = 2048
+    proj_dim: int = 128
+    queue_size: int = 65536
+    temperature: float = 0.1
+    key_momentum: float = 0.999
+    flow_weight: float = 1.0
+    motion_motion: bool = False  # the optional L_mm term
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05
+    jitter_prob: float = 0.8
+    grayscale_prob: float = 0.2
+    scale_size: int | None = (
+        None  # resize before the random crop (None: crop from the frames as they are)
+    )
+    global_batch_size: int = 256
+
+    def __post_init__(self):
+        super().__post_init__()
+        checks = (
+            (
+                self.variant in video_resnet.VARIANTS,
+                f"variant must be one of {sorted(video_resnet.VARIANTS)}",
+            ),
+            (self.motion in MOTIONS, f"motion must be one of {MOTIONS}"),
+            (
+                min(self.frames, self.stride, self.flow_frames, self.flow_stride) >= 1,
+                "frames and strides >= 1",
+            ),
+            (self.queue_size >= 1 and self.proj_dim >= 1, "queue_size and proj_dim must be >= 1"),
+            (self.temperature > 0, "temperature must be positive"),
+            (0.0 <= self.key_momentum < 1.0, "key_momentum must be in [0, 1)"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (0.0 <= self.warmup_fraction < 1.0, "warmup_fraction must be in [0, 1)"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"modist config: {message}")
+
+    @property
+    def input_size(self) -> int:
+        return video_resnet.VARIANTS[self.variant].input_size
+
+    @property
+    def span(self) -> int:
+        """Raw frames one view covers (the visual and motion clips cover the same time)."""
+        return max((self.frames - 1) * self.stride, (self.flow_frames - 1) * self.flow_stride) + 1
+
+
+def _with_head(encoder: keras.Model, hidden: int, dim: int, name: str) -> keras.Model:
+    return keras.Model(
+        encoder.input,
+        layers.projection_head(encoder.output, hidden, dim, f"{name}_head"),
+        name=f"{name}_query",
+    )
+
+
+def _momentum_targets(
+    query: keras.Model, key: keras.Model
+) -> tuple[list[tf.Variable], list[tf.Variable]]:
+    """(key weights, query weights) for every trainable query weight, matched layer by layer and by name.
+
+    BN moving statistics are not averaged: the key encoder's own forward passes update them, as in MoCo.
+    """
+    keys, queries = [], []
+    for q_layer, k_layer in zip(query.layers, key.layers):
+        k_by_name = {w.name.split("/")[-1]: w for w in k_layer.weights}
+        for q in q_layer.trainable_weights:
+            k = k_by_name.get(q.name.split("/")[-1])
+            if k is None or k.shape != q.shape:
+                raise ValueError(f"key encoder has no weight matching {q.name}")
+            keys.append(k)
+            queries.append(q)
+    return keys, queries
+
+
+def _key_copy(query: keras.Model, name: str) -> keras.Model:
+    key = keras.models.clone_model(query)
+    key._name = name  # pylint: disable=protected-access
+    key.set_weights(query.get_weights())
+    key.trainable = False  # no optimizer ever sees it: it moves only by the momentum update
+    return key
+
+
+class MoDist(base.Method):
+    """Visual and motion pathways with momentum keys and queues; `backbone` is the visual pathway."""
+
+    name = "modist"
+
+    def __init__(self, config: MoDistConfig):
+        super().__init__(config)
+        c = config
+        self.input_keys = ("rgb", "flow") if c.motion == "flow" else ("rgb",)
+        motion_channels = 2 if c.motion == "flow" else 3
+        self.visual = video_resnet.video_resnet(c.variant, frames=c.frames, name="visual")
+        self.motion = video_resnet.motion_resnet(
+            c.variant, frames=c.flow_frames, in_channels=motion_channels, name="motion"
+        )
+        self.visual_query = _with_head(self.visual, c.proj_hidden, c.proj_dim, "visual")
+        self.motion_query = _with_head(self.motion, c.proj_hidden, c.proj_dim, "motion")
+        self.visual_key = _key_copy(self.visual_query, "visual_key")
+        self.motion_key = _key_copy(self.motion_query, "motion_key")
+        self._momentum_pairs = [
+            _momentum_targets(self.visual_query, self.visual_key),
+            _momentum_targets(self.motion_query, self.motion_key),
+        ]
+        self.visual_queue = contrastive.KeyQueue(
+            c.queue_size, c.proj_dim, seed=c.seed, name="visual_queue"
+        )
+        self.motion_queue = contrastive.KeyQueue(
+            c.queue_size, c.proj_dim, seed=c.seed + 1, name="motion_queue"
+        )
+        self._backbone = keras.Model(
+            self.visual.input,
+            layers.L2Normalize(name="embedding")(self.visual.output),
+            name="modist_backbone",
+        )
+        warmup = int(c.warmup_fraction * c.steps)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else c.learning_rate,
+            decay_steps=max(c.steps - warmup, 1),
+            warmup_target=c.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+        self._optimizer = keras.optimizers.SGD(
+            schedule, momentum=c.momentum, nesterov=True, weight_decay=c.weight_decay
+        )
+
+    @property
+    def encoders(self):
+        return {"visual": self.visual_query, "motion": self.motion_query}
+
+    @property
+    def backbone(self):
+        return self._backbone
+
+    @property
+    def optimizers(self):
+        return {"sgd": self._optimizer}
+
+    def checkpoint_items(self):
+        items = super().checkpoint_items()
+        items.update(
+            visual_key=self.visual_key,
+            motion_key=self.motion_key,
+            visual_queue=self.visual_queue,
+            motion_queue=self.motion_queue,
+        )
+        return items
+
+    def _view(self, example, start, seed):
+        c = self.config
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
+        ex = {
+            k: tf.convert_to_tensor(example[k], tf.float32)[start : start + c.span]
+            for k in self.input_keys
+        }
+        if c.scale_size:
+            ex = augment.resize(ex, (c.scale_size, c.scale_size))
+        ex = augment.random_crop(ex, (c.input_size, c.input_size), seeds[0])
+        ex = augment.random_flip(ex, seeds[1])
+        raw = ex["rgb"]
+        if c.motion == "diff":
+            ex["diff"] = tf.concat([tf.zeros_like(raw[:1]), raw[1:] - raw[:-1]], axis=0)
+        ex = augment.color_jitter(ex, seeds[2]) if c.jitter_prob else ex
+        jittered = tf.random.stateless_uniform([], seeds[3]) < c.jitter_prob
+        rgb = tf.where(jittered, ex["rgb"], raw)
+        grey = tf.repeat(tf.image.rgb_to_grayscale(rgb), 3, axis=-1)
+        rgb = tf.where(tf.random.stateless_uniform([], seeds[4]) < c.grayscale_prob, grey, rgb)
+        motion_key = "flow" if c.motion == "flow" else "diff"
+        return {
+            "rgb": rgb[:: c.stride][: c.frames],
+            "motion": ex[motion_key][:: c.flow_stride][: c.flow_frames],
+        }
+
+    def prepare(self, example, seed):
+        c = self.config
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+        length = tf.shape(example["rgb"])[0]
+        tf.debugging.assert_greater_equal(
+            length, c.span, message=f"clips need at least {c.span} frames"
+        )
+        starts = tf.random.stateless_uniform([2], seeds[0], 0, length - c.span + 1, dtype=tf.int32)
+        view1 = self._view(example, starts[0], seeds[1])
+        view2 = self._view(example, starts[1], seeds[2])
+        return {
+            "rgb1": view1["rgb"],
+            "motion1": view1["motion"],
+            "rgb2": view2["rgb"],
+            "motion2": view2["motion"],
+        }
+
+    def losses(self, batch, global_batch_size, training=True):
+        """Named losses (this replica's share of each global mean) and the keys to enqueue."""
+        c = self.config
+        q_v = self.visual_query(batch["rgb1"], training=training)
+        q_m = self.motion_query(batch["motion1"], training=training)
+        k_v = tf.stop_gradient(self.visual_key(batch["rgb2"], training=training))
+        k_m = tf.stop_gradient(self.motion_key(batch["motion2"], training=training))
+        per = {
+            "visual_visual": contrastive.info_nce_queue(
+                q_v, k_v, self.visual_queue.keys, c.temperature
+            ),
+            "visual_motion": contrastive.info_nce_queue(
+                q_v, k_m, self.motion_queue.keys, c.temperature
+            ),
+            "motion_visual": contrastive.info_nce_queue(
+                q_m, k_v, self.visual_queue.keys, c.temperature
+            ),
+        }
+        if c.motion_motion:
+            per["motion_motion"] = contrastive.info_nce_queue(
+                q_m, k_m, self.motion_queue.keys, c.temperature
+            )
+        out = {
+            name: distributed.global_mean(value, global_batch_size) for name, value in per.items()
+        }
+        out["total"] = out["visual_visual"] + c.flow_weight * tf.add_n(
+            [v for k, v in out.items() if k != "visual_visual"]
+        )
+        return out, (k_v, k_m)
+
+    def train_step(self, batch, global_batch_size):
+        variables = self.visual_query.trainable_variables + self.motion_query.trainable_variables
+        with tf.GradientTape() as tape:
+            losses, (k_v, k_m) = self.losses(batch, global_batch_size)
+        base.apply_gradients(self._optimizer, losses["total"], tape, variables)
+        for keys, queries in self._momentum_pairs:
+            contrastive.momentum_update(keys, queries, self.config.key_momentum)
+        self.visual_queue.enqueue(k_v)
+        self.motion_queue.enqueue(k_m)
+        return losses
+
+
+def build(config: MoDistConfig) -> MoDist:
+    """MoDist from its config (see edge_ssl/configs/modist_*.py)."""
+    return MoDist(config)
