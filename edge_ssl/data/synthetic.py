@@ -247,7 +247,7 @@ def _wave(pose, th, a, side):
     pose[f"{side}_arm_el"] = np.full_like(th, 40.0)
     pose[f"{side}_arm_az"] = np.full_like(th, 10.0)
     # The forearm swings in the frontal plane about the raised elbow.
-    pose[f"{side}_fore_el"] = 65.0 + 25.0 * a * np.sin(th)
+    pose[f"{side}_fore_el"] = 65.0 + 30.0 * a * np.sin(th)
     pose[f"{side}_fore_az"] = np.full_like(th, 10.0)
 
 
@@ -565,14 +565,19 @@ def movement_flags(signals: np.ndarray, still_below: float, moving_above: float)
     return flags
 
 
+_HAND_SPEED = 0.15  # m/s: hands faster than this draw the gaze
+
+
 def _gaze_points(
     pose3d: np.ndarray, torso_fwd: np.ndarray, head: np.ndarray, fps: float
 ) -> np.ndarray:
     """World points [T, 3] the person looks at: their moving hand(s) if the hands move, else straight ahead."""
     idx = keypoints.INDEX
     wrists = pose3d[:, [idx["left_wrist"], idx["right_wrist"]]]
-    speed = np.linalg.norm(np.diff(wrists, axis=0), axis=-1).mean(axis=0) * fps  # m/s per wrist
-    if speed.max() > 0.4:
+    # Hand speed relative to the shoulders (m/s), so stepping or jumping with still arms does not count.
+    shoulders = pose3d[:, [idx["left_shoulder"], idx["right_shoulder"]]].mean(axis=1, keepdims=True)
+    speed = np.linalg.norm(np.diff(wrists - shoulders, axis=0), axis=-1).mean(axis=0) * fps
+    if speed.max() > _HAND_SPEED:
         # Weighting by speed looks at a waving hand, or between clapping ones; one choice per clip avoids flicker.
         w = speed / speed.sum()
         return np.einsum("k,tkc->tc", w, wrists)
