@@ -69,7 +69,13 @@ class SyntheticWorld(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         del dl_manager  # nothing to download
-        return {split: self._generate_examples(split) for split in synthetic.SPLITS}
+        world = self.builder_config.world
+        # TFDS cannot write an empty split, so a config with no performances in a split simply lacks it.
+        return {
+            split: self._generate_examples(split)
+            for split in synthetic.SPLITS
+            if world.num_performances(split) > 0
+        }
 
     def _generate_examples(self, split: str):
         cfg = self.builder_config
