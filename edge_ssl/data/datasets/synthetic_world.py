@@ -1,0 +1,125 @@
+"""TFDS builder of the synthetic world (`edge_ssl.data.synthetic`): `synthetic_world/tiny`, `/small`, `/base`.
+
+Builds and loads offline, since nothing is downloaded: frames are passed to `tfds.features.Video` as uint8 arrays
+(stored as PNG frames, no ffmpeg). Example:
+
+    from edge_ssl.data.datasets import synthetic_world
+    ds = synthetic_world.load("tiny", "pretrain", data_dir="/tmp/tfds")   # builds on first use
+    # later, in any process, without this module:
+    tfds.builder_from_directory("/tmp/tfds/synthetic_world/tiny/1.0.0").as_dataset(split="heldout")
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from edge_ssl.data import synthetic
+
+
+class SyntheticWorldConfig(tfds.core.BuilderConfig):
+    """A size of the world and its seed."""
+
+    def __init__(self, *, world: synthetic.WorldConfig, seed: int = 0, **kwargs):
+        """Validates and stores the world config.
+
+        Args:
+          world: the world's sizes, e.g. `synthetic.get_config("tiny")`.
+          seed: the world's seed.
+          **kwargs: BuilderConfig arguments; `name` defaults to `world.name`.
+        """
+        if not isinstance(world, synthetic.WorldConfig):
+            raise ValueError(f"world must be a synthetic.WorldConfig, got {type(world).__name__}")
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        kwargs.setdefault("name", world.name)
+        kwargs.setdefault(
+            "description",
+            f"{world.num_frames} frames of {world.height}x{world.width}, {world.num_cameras} cameras per "
+            f"performance, performances (pretrain, test, heldout) = {world.performances}, seed {seed}.",
+        )
+        super().__init__(**kwargs)
+        self.world = world
+        self.seed = seed
+
+
+class SyntheticWorld(tfds.core.GeneratorBasedBuilder):
+    """Stick-figure people acting before several cameras: RGB, 2D/3D keypoints, views, body signals, labels."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    BUILDER_CONFIGS = [
+        SyntheticWorldConfig(world=synthetic.get_config(name)) for name in ("tiny", "small", "base")
+    ]
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        shapes = synthetic.feature_shapes(self.builder_config.world)
+        features = {}
+        for key, (shape, dtype) in shapes.items():
+            if key == "rgb":
+                features[key] = tfds.features.Video(shape=shape, dtype=np.uint8)
+            elif key == "label":
+                features[key] = tfds.features.ClassLabel(names=synthetic.ACTIONS)
+            else:
+                features[key] = tfds.features.Tensor(shape=shape, dtype=dtype)
+        return self.dataset_info_from_configs(
+            description=synthetic.__doc__.split("\n\n")[0],
+            features=tfds.features.FeaturesDict(features),
+            supervised_keys=("rgb", "label"),
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        del dl_manager  # nothing to download
+        world = self.builder_config.world
+        # TFDS cannot write an empty split, so a config with no performances in a split simply lacks it.
+        return {
+            split: self._generate_examples(split)
+            for split in synthetic.SPLITS
+            if world.num_performances(split) > 0
+        }
+
+    def _generate_examples(self, split: str):
+        cfg = self.builder_config
+        for example in synthetic.generate(cfg.world, split, cfg.seed):
+            key = f"{int(example['performance_id'])}_{int(example['camera_id'])}"
+            yield key, example
+
+
+def make_config(
+    size: str, seed: int = 0, config_name: str | None = None, **overrides
+) -> SyntheticWorldConfig:
+    """A builder config for a size with WorldConfig overrides, e.g. fewer performances for a test or a new seed.
+
+    Args:
+      size: "tiny", "small" or "base".
+      seed: the world's seed.
+      config_name: the config's name (its folder under `synthetic_world/`); defaults to `size`, so give another name
+        when overriding anything to keep a prepared standard size from being shadowed.
+      **overrides: WorldConfig fields, see `synthetic.get_config`.
+
+    Returns:
+      A SyntheticWorldConfig (pass it as `SyntheticWorld(config=..., data_dir=...)`).
+    """
+    world = synthetic.get_config(size, **overrides)
+    return SyntheticWorldConfig(world=world, seed=seed, name=config_name or size)
+
+
+def load(name: str, split: str, data_dir: str, download: bool = True) -> tf.data.Dataset:
+    """A split of `synthetic_world/<name>` in DESIGN.md's contract (rgb float32 in [0, 1], int32 labels).
+
+    Args:
+      name: "tiny", "small" or "base".
+      split: "pretrain", "test" or "heldout".
+      data_dir: TFDS data directory; the dataset is built there on first use when `download` is True.
+      download: build the dataset if it is not prepared yet.
+
+    Returns:
+      A tf.data.Dataset of example dicts, in a deterministic order.
+    """
+    ds = tfds.load(
+        f"synthetic_world/{name}",
+        split=split,
+        data_dir=data_dir,
+        download=download,
+        shuffle_files=False,
+    )
+    return ds.map(synthetic.to_contract, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,280 @@
+"""Tests for edge_ssl.data.synthetic: determinism, the example contract, geometry, splits, and motion-only classes."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from edge_ssl.data import keypoints, synthetic
+
+_CONFIG = synthetic.get_config("tiny")
+
+
+def _nearest_centroid_accuracy(x_train, y_train, x_test, y_test):
+    """Accuracy of a nearest-centroid classifier on standardised features."""
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-8
+    classes = np.unique(y_train)
+    centroids = np.stack([((x_train - mean) / std)[y_train == c].mean(0) for c in classes])
+    d = ((((x_test - mean) / std)[:, None] - centroids[None]) ** 2).sum(-1)
+    return float(np.mean(classes[d.argmin(1)] == y_test))
+
+
+def _reference_projection(points, view):
+    """A plain pinhole camera built from rotation matrices, independent of synthetic.project's look-at code."""
+    az, el, roll, dist, focal, cx, cy = (float(v) for v in view[:7])
+    target = np.asarray(view[7:10], np.float64)
+    rot_y = np.array([[math.cos(az), 0, math.sin(az)], [0, 1, 0], [-math.sin(az), 0, math.cos(az)]])
+    rot_x = np.array(
+        [[1, 0, 0], [0, math.cos(-el), -math.sin(-el)], [0, math.sin(-el), math.cos(-el)]]
+    )
+    m = rot_y @ rot_x
+    # At azimuth = elevation = 0 the camera sits on +z looking at -z, image x along +x, image y along -y.
+    right, down, fwd = m @ [1.0, 0, 0], m @ [0, -1.0, 0], m @ [0, 0, -1.0]
+    right, down = (
+        math.cos(roll) * right + math.sin(roll) * down,
+        -math.sin(roll) * right + math.cos(roll) * down,
+    )
+    centre = target + dist * (m @ [0, 0, 1.0])
+    p = np.asarray(points, np.float64) - centre
+    z = p @ fwd
+    return np.stack([focal * (p @ right) / z + cx, focal * (p @ down) / z + cy], -1)
+
+
+class SyntheticTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.splits = {s: list(synthetic.generate(_CONFIG, s, seed=0)) for s in synthetic.SPLITS}
+
+    def test_same_seed_gives_identical_arrays_and_other_seeds_differ(self):
+        config = synthetic.get_config("tiny", performances=(3, 0, 1))
+        first = list(synthetic.generate(config, "pretrain", seed=7))
+        again = list(synthetic.generate(config, "pretrain", seed=7))
+        other = list(synthetic.generate(config, "pretrain", seed=8))
+        self.assertLen(first, 3 * config.num_cameras)
+        for a, b, c in zip(first, again, other):
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+            for key in ("rgb", "pose3d", "view", "signals"):
+                self.assertFalse(np.array_equal(a[key], c[key]), key)
+
+    def test_every_key_has_its_shape_and_dtype(self):
+        t, h, w = _CONFIG.num_frames, _CONFIG.height, _CONFIG.width
+        expected = {
+            "rgb": ((t, h, w, 3), np.uint8),
+            "pose2d": ((t, 17, 2), np.float32),
+            "pose3d": ((t, 17, 3), np.float32),
+            "view": ((len(synthetic.VIEW_FIELDS),), np.float32),
+            "shake": ((t, 2), np.float32),
+            "pose2d_pair": ((t, 17, 2), np.float32),
+            "view_pair": ((len(synthetic.VIEW_FIELDS),), np.float32),
+            "signals": ((t, keypoints.NUM_LIMBS), np.float32),
+            "moved": ((t, keypoints.NUM_LIMBS), np.int32),
+            "gaze": ((t, 2), np.float32),
+            "label": ((), np.int32),
+            "performance_id": ((), np.int32),
+            "camera_id": ((), np.int32),
+        }
+        self.assertEqual(
+            {k: (s, np.dtype(d)) for k, (s, d) in synthetic.feature_shapes(_CONFIG).items()},
+            {k: (s, np.dtype(d)) for k, (s, d) in expected.items()},
+        )
+        for example in self.splits["pretrain"][:6] + self.splits["heldout"][:3]:
+            self.assertEqual(set(example), set(expected))
+            for key, (shape, dtype) in expected.items():
+                value = np.asarray(example[key])
+                self.assertEqual(value.shape, shape, key)
+                self.assertEqual(value.dtype, dtype, key)
+                if value.dtype.kind == "f":
+                    self.assertTrue(np.all(np.isfinite(value)), key)
+
+    def test_pose2d_is_the_projection_of_pose3d_with_the_view(self):
+        for example in self.splits["pretrain"][:9]:
+            pose3d, view, shake = example["pose3d"], example["view"], example["shake"]
+            reference = _reference_projection(pose3d, view)
+            np.testing.assert_allclose(example["pose2d"], reference + shake[:, None], atol=1e-2)
+            np.testing.assert_allclose(
+                example["pose2d_pair"],
+                _reference_projection(pose3d, example["view_pair"]),
+                atol=1e-2,
+            )
+            np.testing.assert_allclose(
+                synthetic.project(pose3d, view, shake), example["pose2d"], atol=1e-4
+            )
+            self.assertTrue(np.all(synthetic.camera_depth(pose3d, view) > 0))
+            # The camera frames the whole person.
+            self.assertTrue(
+                np.all((example["pose2d"] > -2) & (example["pose2d"] < _CONFIG.width + 2))
+            )
+
+    def test_views_of_one_performance_share_pose3d_and_differ_in_pose2d(self):
+        examples = self.splits["pretrain"][: 2 * _CONFIG.num_cameras]
+        by_perf = {}
+        for example in examples:
+            by_perf.setdefault(int(example["performance_id"]), []).append(example)
+        self.assertLen(by_perf, 2)
+        for views in by_perf.values():
+            self.assertLen(views, _CONFIG.num_cameras)
+            self.assertLen({int(v["camera_id"]) for v in views}, _CONFIG.num_cameras)
+            for a in views[1:]:
+                np.testing.assert_array_equal(a["pose3d"], views[0]["pose3d"])
+                self.assertEqual(a["label"], views[0]["label"])
+                self.assertGreater(np.abs(a["pose2d"] - views[0]["pose2d"]).mean(), 1.0)
+                self.assertGreater(np.abs(a["rgb"].astype(int) - views[0]["rgb"]).mean(), 5.0)
+            for a in views:
+                # The pair is another camera of the same performance, seen without shake.
+                self.assertFalse(np.array_equal(a["view_pair"], a["view"]))
+                partner = [b for b in views if np.array_equal(b["view"], a["view_pair"])]
+                self.assertLen(partner, 1)
+                np.testing.assert_allclose(
+                    a["pose2d_pair"], partner[0]["pose2d"] - partner[0]["shake"][:, None], atol=1e-3
+                )
+        self.assertFalse(
+            np.array_equal(by_perf[0][0]["pose3d"], by_perf[1][0]["pose3d"]),
+            "different performances must differ",
+        )
+
+    def test_heldout_classes_never_appear_in_pretrain(self):
+        self.assertGreaterEqual(len(synthetic.HELDOUT_ACTIONS), 5)
+        self.assertGreaterEqual(synthetic.NUM_ACTIONS, 12)
+        self.assertEmpty(set(synthetic.SEEN_ACTIONS) & set(synthetic.HELDOUT_ACTIONS))
+        heldout = {synthetic.ACTIONS.index(a) for a in synthetic.HELDOUT_ACTIONS}
+        labels = {s: {int(e["label"]) for e in examples} for s, examples in self.splits.items()}
+        self.assertEmpty(labels["pretrain"] & heldout)
+        self.assertEmpty(labels["test"] & heldout)
+        self.assertEqual(labels["heldout"], heldout)
+        self.assertEqual(labels["pretrain"], set(range(len(synthetic.SEEN_ACTIONS))))
+
+    def test_actions_differ_by_motion_not_by_colour(self):
+        def features(examples):
+            signals = np.stack(
+                [
+                    np.concatenate([e["signals"][1:].mean(0), e["signals"][1:].max(0)])
+                    for e in examples
+                ]
+            )
+            colour = np.stack([e["rgb"].reshape(-1, 3).mean(0) for e in examples])
+            return signals, colour, np.array([e["label"] for e in examples])
+
+        train_signals, train_colour, train_y = features(self.splits["pretrain"])
+        test_signals, test_colour, test_y = features(self.splits["test"])
+        chance = 1.0 / len(synthetic.SEEN_ACTIONS)
+        motion = _nearest_centroid_accuracy(train_signals, train_y, test_signals, test_y)
+        colour = _nearest_centroid_accuracy(train_colour, train_y, test_colour, test_y)
+        self.assertGreater(motion, 5 * chance)
+        self.assertLess(colour, 3 * chance)
+        # Mirrored actions move mirrored limbs.
+        mean = {
+            a: np.mean(
+                [
+                    e["signals"]
+                    for e in self.splits["pretrain"]
+                    if e["label"] == synthetic.ACTIONS.index(a)
+                ],
+                axis=(0, 1),
+            )
+            for a in ("wave_left", "wave_right", "kick_left", "kick_right")
+        }
+        limb = keypoints.LIMB_NAMES.index
+        self.assertGreater(
+            mean["wave_left"][limb("left_forearm")], 3 * mean["wave_left"][limb("right_forearm")]
+        )
+        self.assertGreater(
+            mean["wave_right"][limb("right_forearm")], 3 * mean["wave_right"][limb("left_forearm")]
+        )
+        self.assertGreater(
+            mean["kick_left"][limb("left_shin")], 3 * mean["kick_left"][limb("right_shin")]
+        )
+        self.assertGreater(
+            mean["kick_right"][limb("right_thigh")], 3 * mean["kick_right"][limb("left_thigh")]
+        )
+
+    def test_moved_follows_the_two_signal_thresholds(self):
+        still_below, moving_above = _CONFIG.moved_thresholds
+        self.assertLess(still_below, moving_above)
+        counts = np.zeros(3, int)
+        for example in self.splits["pretrain"]:
+            signals, moved = example["signals"], example["moved"]
+            self.assertTrue(np.all(np.isin(moved, (-1, 0, 1))))
+            np.testing.assert_array_equal(signals[0], 0.0)
+            np.testing.assert_array_equal(moved[0], -1)
+            self.assertTrue(np.all(signals >= 0))
+            s, m = signals[1:], moved[1:]
+            np.testing.assert_array_equal(m == 1, s > moving_above)
+            np.testing.assert_array_equal(m == 0, s < still_below)
+            counts += [np.sum(m == v) for v in (-1, 0, 1)]
+        self.assertTrue(np.all(counts > 0), f"every flag value should occur: {counts}")
+
+    def test_signals_are_limb_angular_speeds(self):
+        example = self.splits["pretrain"][0]
+        pose = example["pose3d"].astype(np.float64)
+        a, b = keypoints.LIMB_ENDPOINTS[2]  # left forearm
+        d = pose[:, b] - pose[:, a]
+        d /= np.linalg.norm(d, axis=-1, keepdims=True)
+        angle = np.arccos(np.clip(np.sum(d[1:] * d[:-1], -1), -1, 1))
+        np.testing.assert_allclose(example["signals"][1:, 2], angle, atol=1e-3)
+
+    def test_gaze_is_in_the_image_or_minus_one(self):
+        valid = 0
+        for example in self.splits["pretrain"] + self.splits["heldout"]:
+            gaze = example["gaze"]
+            outside = np.all(gaze == -1.0, axis=-1)
+            self.assertTrue(np.all((gaze[~outside] >= 0.0) & (gaze[~outside] <= 1.0)))
+            valid += int(np.sum(~outside))
+            if example["label"] == synthetic.ACTIONS.index("wave_left"):
+                # A waving person looks at the waving hand.
+                wrist = example["pose2d"][:, keypoints.INDEX["left_wrist"]] / [
+                    _CONFIG.width,
+                    _CONFIG.height,
+                ]
+                np.testing.assert_allclose(gaze[~outside], wrist[~outside], atol=0.1)
+        self.assertGreater(valid, 0.5 * len(self.splits["pretrain"]) * _CONFIG.num_frames)
+
+    def test_rgb_shows_a_moving_person_over_a_textured_background(self):
+        for example in self.splits["pretrain"][:6]:
+            rgb = example["rgb"].astype(np.float32)
+            self.assertGreater(rgb.std(), 10.0)
+            # The person moves, so consecutive frames differ beyond noise at the limbs.
+            self.assertGreater(np.abs(np.diff(rgb, axis=0)).max(), 60.0)
+
+    def test_config_validates_sizes_names_and_splits(self):
+        self.assertEqual(
+            (synthetic.get_config("small").num_frames, synthetic.get_config("small").height),
+            (16, 112),
+        )
+        self.assertEqual(synthetic.get_config("base").num_frames, 32)
+        for bad in (
+            dict(num_frames=1),
+            dict(height=8),
+            dict(width=0),
+            dict(num_cameras=1),
+            dict(performances=(1, 2)),
+            dict(performances=(1, -1, 2)),
+            dict(moved_min_deg_per_s=50.0, moved_max_deg_per_s=40.0),
+        ):
+            with self.assertRaises(ValueError, msg=str(bad)):
+                synthetic.get_config("tiny", **bad)
+        with self.assertRaisesRegex(ValueError, "unknown synthetic world size"):
+            synthetic.get_config("huge")
+        with self.assertRaisesRegex(ValueError, "unknown WorldConfig fields"):
+            synthetic.get_config("tiny", frames=8)
+        with self.assertRaisesRegex(ValueError, "unknown split"):
+            next(synthetic.generate(_CONFIG, "train"))
+
+    def test_as_dataset_gives_the_contract(self):
+        config = synthetic.get_config("tiny", performances=(1, 0, 0))
+        expected = list(synthetic.generate(config, "pretrain", seed=3))
+        got = list(synthetic.as_dataset(config, "pretrain", seed=3).as_numpy_iterator())
+        self.assertLen(got, len(expected))
+        for a, b in zip(got, expected):
+            self.assertEqual(a["rgb"].dtype, np.float32)
+            self.assertBetween(float(a["rgb"].min()), 0.0, 1.0)
+            self.assertBetween(float(a["rgb"].max()), 0.0, 1.0)
+            np.testing.assert_allclose(a["rgb"], b["rgb"] / 255.0, atol=1e-6)
+            self.assertEqual(a["label"].dtype, np.int32)
+            np.testing.assert_array_equal(a["pose2d"], b["pose2d"])
+
+
+if __name__ == "__main__":
+    tf.test.main()
