@@ -1,0 +1,1 @@
+"""Few-shot evaluation and fine-tuning: heads, the episode protocol, metrics."""

@@ -1,0 +1,148 @@
+"""Tests for the video methods' contracts: Cross and Learn and MoDist build, prepare, step and serialise."""
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from edge_ssl.configs import cross_and_learn_tiny, modist_tiny
+from edge_ssl.data import augment
+from edge_ssl.keras import keras
+from edge_ssl.methods import cross_and_learn, modist
+
+BATCH = 4
+
+
+def _clips(n: int = BATCH, seed: int = 0) -> dict[str, np.ndarray]:
+    return {"rgb": np.random.default_rng(seed).uniform(size=(n, 8, 32, 32, 3)).astype("float32")}
+
+
+def _batch(method, n: int = BATCH, seed: int = 0) -> dict[str, tf.Tensor]:
+    dataset = tf.data.Dataset.from_tensor_slices(_clips(n, seed))
+    return next(iter(augment.with_seeds(dataset, seed).map(method.prepare).batch(n)))
+
+
+def _build(name, **overrides):
+    if name == "cross_and_learn":
+        config = cross_and_learn_tiny.get_config()
+        return cross_and_learn.build(
+            cross_and_learn.CrossAndLearnConfig(**{**config.__dict__, **overrides})
+        )
+    config = modist_tiny.get_config()
+    # No warm-up, so that the first step already moves the weights.
+    overrides = {"warmup_fraction": 0.0, **overrides}
+    return modist.build(modist.MoDistConfig(**{**config.__dict__, **overrides}))
+
+
+METHODS = (("cross_and_learn", "cross_and_learn"), ("modist", "modist"))
+
+
+class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.named_parameters(*METHODS)
+    def test_step_changes_every_trainable_variable_and_no_key_encoder_gets_gradients(self, name):
+        method = _build(name)
+        batch = _batch(method)
+        trained = [v for m in method.encoders.values() for v in m.trainable_variables]
+        before = [v.numpy().copy() for v in trained]
+        # Two steps: MoDist's residual branches start behind a zero BN scale, so their first gradient is zero.
+        method.train_step(batch, BATCH)
+        losses = method.train_step(batch, BATCH)
+        self.assertIn("total", losses)
+        self.assertTrue(all(np.isfinite(float(v)) for v in losses.values()))
+        unchanged = [v.name for v, b in zip(trained, before) if np.array_equal(v.numpy(), b)]
+        self.assertEqual(unchanged, [])
+        # Momentum (key) encoders are never trained by an optimizer.
+        for item in method.checkpoint_items().values():
+            if isinstance(item, keras.Model) and item.name.endswith("_key"):
+                self.assertEqual(item.trainable_variables, [])
+
+    def test_modist_key_encoders_move_only_by_the_exact_momentum_update(self):
+        method = _build("modist", key_momentum=0.9)
+        batch = _batch(method)
+        query_before = [
+            v.numpy().copy() for v in method._momentum_pairs[0][1]
+        ]  # pylint: disable=protected-access
+        key_before = [
+            v.numpy().copy() for v in method._momentum_pairs[0][0]
+        ]  # pylint: disable=protected-access
+        self.assertEqual(method.visual_key.trainable_variables, [])
+        method.train_step(batch, BATCH)
+        queries = [
+            v.numpy() for v in method._momentum_pairs[0][1]
+        ]  # pylint: disable=protected-access
+        for key, k0, q1 in zip(
+            method._momentum_pairs[0][0], key_before, queries
+        ):  # pylint: disable=protected-access
+            self.assertAllClose(key.numpy(), 0.9 * k0 + 0.1 * q1, rtol=1e-6, atol=1e-7)
+        self.assertNotAllClose(queries[0], query_before[0])
+
+    def test_modist_queues_receive_the_keys_of_the_step(self):
+        method = _build("modist")
+        batch = _batch(method)
+        before = method.visual_queue.keys.numpy().copy()
+        method.train_step(batch, BATCH)
+        after = method.visual_queue.keys.numpy()
+        self.assertNotAllClose(after[:BATCH], before[:BATCH])
+        self.assertAllEqual(after[BATCH:], before[BATCH:])
+        self.assertAllClose(np.linalg.norm(after[:BATCH], axis=1), np.ones(BATCH), atol=1e-5)
+        self.assertEqual(int(method.visual_queue.pointer.numpy()), BATCH)
+
+    @parameterized.named_parameters(*METHODS)
+    def test_backbone_gives_l2_normalised_embeddings_and_round_trips(self, name):
+        method = _build(name)
+        frames = method.backbone.input_shape[1]
+        clips = _clips(2)["rgb"][:, :frames]
+        emb = method.embed(clips).numpy()
+        self.assertEqual(emb.ndim, 2)
+        self.assertAllClose(np.linalg.norm(emb, axis=1), [1.0, 1.0], atol=1e-5)
+        clone = keras.Model.from_config(method.backbone.get_config())
+        clone.set_weights(method.backbone.get_weights())
+        self.assertAllClose(clone(clips, training=False), emb, atol=1e-6)
+
+    @parameterized.named_parameters(*METHODS)
+    def test_prepare_is_seeded(self, name):
+        method = _build(name)
+        a, b = _batch(method, seed=3), _batch(method, seed=3)
+        for key in a:
+            self.assertAllEqual(a[key], b[key])
+        c = _batch(method, seed=4)
+        self.assertNotAllClose(
+            a["rgb" if name == "cross_and_learn" else "rgb1"],
+            c["rgb" if name == "cross_and_learn" else "rgb1"],
+        )
+
+    def test_cross_and_learn_prepare_pairs_the_centre_frame_with_its_motion_stack(self):
+        method = _build(
+            "cross_and_learn",
+            channel_split=False,
+            time_flip=False,
+            scale_size=None,
+            high_motion=False,
+        )
+        clip = _clips(1)["rgb"][0]
+        out = method.prepare({"rgb": tf.constant(clip)}, tf.constant([0, 0], tf.int64))
+        rgb, motion = out["rgb"].numpy(), out["motion"].numpy()
+        self.assertEqual(motion.shape, (32, 32, 12))
+        # Find the window: the RGB frame is the window's centre (start + 2), possibly mirrored.
+        for start in range(4):
+            for flip in (False, True):
+                frames = clip[start : start + 5, :, ::-1] if flip else clip[start : start + 5]
+                if np.allclose(rgb, frames[2]):
+                    self.assertAllClose(motion[..., :3], frames[1] - frames[0], atol=1e-6)
+                    self.assertAllClose(motion[..., 9:], frames[4] - frames[3], atol=1e-6)
+                    return
+        self.fail("the RGB input is no window's centre frame")
+
+    def test_configs_reject_bad_values(self):
+        with self.assertRaisesRegex(ValueError, "motion must be one of"):
+            cross_and_learn.CrossAndLearnConfig(motion="audio")
+        with self.assertRaisesRegex(ValueError, "even"):
+            cross_and_learn.CrossAndLearnConfig(global_batch_size=7)
+        with self.assertRaisesRegex(ValueError, "temperature"):
+            modist.MoDistConfig(temperature=0.0)
+        with self.assertRaisesRegex(ValueError, "variant"):
+            modist.MoDistConfig(variant="r152")
+
+
+if __name__ == "__main__":
+    tf.test.main()
