@@ -25,12 +25,20 @@ class EnvironmentTest(tf.test.TestCase):
         built_with_trt = bool(tf.sysconfig.get_build_info().get("is_tensorrt_build", False))
         self.assertEqual(environment.tf_trt_enabled(), built_with_trt)
 
-    def test_demo_writes_environment_report(self):
+    def test_demo_reports_the_stack_and_builds_the_world_once(self):
         out = os.path.join(self.get_temp_dir(), "demo")
-        with flagsaver.flagsaver(output_dir=out):
-            demo.main(["demo"])
-        with open(os.path.join(out, "environment.json"), encoding="utf-8") as f:
-            self.assertEqual(json.load(f)["tf-keras"], "2.21.0")
+        reports = []
+        for _ in range(2):
+            with flagsaver.flagsaver(output_dir=out, world="tiny"):
+                demo.main(["demo"])
+            with open(os.path.join(out, "demo.json"), encoding="utf-8") as f:
+                reports.append(json.load(f))
+        first, second = reports
+        self.assertEqual(first["environment"]["tf-keras"], "2.21.0")
+        self.assertEqual(first["world"]["splits"], {"pretrain": 120, "test": 60, "heldout": 60})
+        self.assertFalse(first["world"]["reused"])
+        self.assertTrue(second["world"]["reused"])
+        self.assertIn("jump", first["world"]["heldout_classes"])
 
 
 if __name__ == "__main__":
