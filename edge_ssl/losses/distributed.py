@@ -41,3 +41,14 @@ def gather_across_replicas(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return x, tf.constant(0, tf.int32)
     offset = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * tf.shape(x)[0]
     return ctx.all_gather(x, axis=0), offset
+
+
+def sum_across_replicas(x: tf.Tensor) -> tuple[tf.Tensor, int]:
+    """(the sum of `x` over replicas, on every replica; the number of replicas). Differentiable.
+
+    For quantities that are a function of a global sum, such as a floor applied to a global mean.
+    """
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return x, 1
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, x), ctx.num_replicas_in_sync

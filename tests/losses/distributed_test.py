@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from edge_ssl.losses import contrastive, cross_modal, distributed
+from edge_ssl.losses import mutual_information as mi
 
 # Two logical CPUs, configured before TensorFlow initialises its devices (tf-keras's `_mimic_two_cpus` idea).
 _CPU = tf.config.list_physical_devices("CPU")[0]
@@ -20,9 +21,15 @@ def _features(seed: int) -> np.ndarray:
 
 class DistributedLossTest(tf.test.TestCase):
 
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # One strategy for all tests: strategies made one after another in a process reuse collective instance keys,
+        # and a key seen before with another op type aborts the collective.
+        cls.strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
     def setUp(self):
         super().setUp()
-        self.strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         self.assertEqual(self.strategy.num_replicas_in_sync, 2)
 
     def _split(self, *arrays):
@@ -77,6 +84,36 @@ class DistributedLossTest(tf.test.TestCase):
         )  # noqa: E731
         args = (_features(2), _features(3))
         self._assert_same(self._mirrored_mean(fn, *args), self._single_mean(fn, *args))
+
+    def test_jsd_estimator_does_not_depend_on_the_split(self):
+        fn = lambda a, b: mi.jsd_contrastive(3.0 * a, 3.0 * b)  # noqa: E731
+        args = (_features(5), _features(6))
+        self._assert_same(self._mirrored_mean(fn, *args), self._single_mean(fn, *args))
+
+    def test_club_upper_bound_does_not_depend_on_the_split(self):
+        y, mu = _features(7), _features(7) + 0.3 * _features(8)
+        with self.strategy.scope():
+            proj = tf.Variable(_PROJECTION)
+
+        def step(inputs):
+            with tf.GradientTape() as tape:
+                value = mi.club_upper_bound(
+                    inputs[0] @ proj, inputs[1], tf.zeros_like(inputs[1]), GLOBAL_BATCH
+                )
+            return value, tape.gradient(value, proj)
+
+        value, grad = self.strategy.run(tf.function(step), args=(self._split(y, mu),))
+        summed = [
+            self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None).numpy()
+            for v in (value, grad)
+        ]
+        single_proj = tf.Variable(_PROJECTION)
+        with tf.GradientTape() as tape:
+            single = mi.club_upper_bound(
+                tf.constant(y) @ single_proj, tf.constant(mu), tf.zeros_like(mu), GLOBAL_BATCH
+            )
+        self.assertGreater(float(single), 0.0)
+        self._assert_same(summed, (single.numpy(), tape.gradient(single, single_proj).numpy()))
 
     def test_queue_receives_every_replicas_keys(self):
         with self.strategy.scope():

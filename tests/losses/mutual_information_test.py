@@ -23,12 +23,16 @@ class MutualInformationTest(tf.test.TestCase):
             + np.mean(_softplus(np.array([t[0, 1], t[1, 0]])))
             - 2 * math.log(2)
         )
-        self.assertAllClose(mi.jsd_contrastive(local, glob), expected, rtol=1e-6)
+        self.assertAllClose(tf.reduce_mean(mi.jsd_contrastive(local, glob)), expected, rtol=1e-6)
+        per_example = [_softplus(-3.0) + _softplus(1.0), _softplus(2.0) + _softplus(2.0)]
+        self.assertAllClose(
+            mi.jsd_contrastive(local, glob), np.array(per_example) - 2 * math.log(2), rtol=1e-6
+        )
 
     def test_jsd_rewards_matching_pairs(self):
         x = tf.random.stateless_normal([8, 16], seed=[1, 1]) * 3.0
-        matched = mi.jsd_contrastive(x, x)
-        shuffled = mi.jsd_contrastive(x, tf.roll(x, 1, axis=0))
+        matched = tf.reduce_mean(mi.jsd_contrastive(x, x))
+        shuffled = tf.reduce_mean(mi.jsd_contrastive(x, tf.roll(x, 1, axis=0)))
         self.assertLess(float(matched), float(shuffled))
 
     def test_gaussian_log_likelihood_by_hand(self):
@@ -43,6 +47,7 @@ class MutualInformationTest(tf.test.TestCase):
         mu = np.array([[1.0], [-1.0]], np.float32)  # q predicts each y exactly
         logvar = np.zeros((2, 1), np.float32)
         # positives: l = 0; negatives: l(y_1 | x_0) = l(y_0 | x_1) = -(2^2)/2 = -2; CLUB = 0 - (-2) = 2.
+        self.assertAllClose(mi.club_terms(y, mu, logvar), [2.0, 2.0])
         self.assertAllClose(mi.club_upper_bound(y, mu, logvar), 2.0)
         # A q that matches the wrong pairs gives a negative difference, floored at 0.
         self.assertAllClose(mi.club_upper_bound(y, -mu, logvar), 0.0)
