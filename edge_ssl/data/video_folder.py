@@ -268,14 +268,16 @@ def video_dataset(
         ok.set_shape([])
         return example, rgb, ok
 
-    ds = ds.map(decode_map, num_parallel_calls=num_parallel_calls)
-    ds = ds.filter(lambda example, rgb, ok: ok)
-    return ds.map(
-        lambda example, rgb, ok: {
+    def is_ok(example, rgb, ok):
+        return ok
+
+    def to_example(example, rgb, ok):
+        return {
             "rgb": tf.cast(rgb, tf.float32) / 255.0,
             "label": example["label"],
             "clip_index": example["clip_index"],
             "path": example["path"],
-        },
-        num_parallel_calls=num_parallel_calls,
-    )
+        }
+
+    ds = ds.map(decode_map, num_parallel_calls=num_parallel_calls)
+    return ds.filter(is_ok).map(to_example, num_parallel_calls=num_parallel_calls)
