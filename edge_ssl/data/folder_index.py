@@ -152,7 +152,7 @@ def scan_folder(
             skipped.append((path, "not a class folder (files belong in ROOT/<class>/)"))
     if not classes:
         raise DataFolderError(
-            f"no class folders in {root}: expected ROOT/<class>/<clip> (see DESIGN.md, user data formats)"
+            f'no class folders in {root}: expected ROOT/<class>/<clip> (README.md, "User data folders")'
         )
     for label, name in enumerate(classes):
         for entry in list_visible(os.path.join(root, name)):
