@@ -129,8 +129,8 @@ class CvMim(base.Method):
         }
 
     def prepare(self, example, seed):
-        """One frame of the clip: the anchor pose, its cross-view positive, and the anchor camera's view."""
-        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        """One frame of the clip: the anchor pose, its cross-view positive, a uniform prior sample, the view."""
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
         frames = tf.shape(example["pose2d"])[0]
         t = tf.random.stateless_uniform([], seeds[0], 0, frames, dtype=tf.int32)
         anchor = pose.normalize(example["pose2d"][t])
@@ -142,9 +142,12 @@ class CvMim(base.Method):
             positive = projected
         else:
             positive = tf.where(tf.random.stateless_uniform([], seeds[2]) < 0.5, camera, projected)
+        # The prior's "real" sample is drawn here, from the example's seed, so a step is a function of its batch.
+        real = tf.random.stateless_uniform([self.config.pose_dim + self.config.view_dim], seeds[3])
         return {
             "anchor": anchor,
             "positive": positive,
+            "prior_sample": real,
             "view": tf.cast(example["view"], tf.float32),
         }
 
@@ -203,7 +206,7 @@ class CvMim(base.Method):
             - ll(sg(zv_p), e_p["mu"], e_p["logvar"])
             - 2.0 * ll(sg(zv_p), e_x["mu"], e_x["logvar"])
         )
-        real = tf.random.uniform(tf.shape(fake_a))
+        real = batch["prior_sample"]
         disc = lambda x: self.discriminator(x, training=training)  # noqa: E731
         discriminator = gm(mi.discriminator_loss(disc, real, fake_a, c.r1_weight)) + gm(
             mi.discriminator_loss(disc, real, fake_p, c.r1_weight)
