@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from edge_ssl import files
-from edge_ssl.data import decode, sampling
+from edge_ssl.data import decode, motion, sampling
 from edge_ssl.data.folder_index import (
     Clip,
     ClipUnreadable,
@@ -137,6 +137,25 @@ def _load_cached(path: str, clip: Clip, size: tuple[int, int]) -> np.ndarray | N
     return frames
 
 
+def scaled_frames(clip: Clip, size: tuple[int, int], cache_dir: str | None = None) -> np.ndarray:
+    """Every frame of `clip`, scaled to cover `size`, from (and into) the decoded-frame cache when `cache_dir` is set.
+
+    Raises:
+      ClipUnreadable: the clip no longer decodes.
+    """
+    if cache_dir is None:
+        return _read_all_scaled(clip, size)
+    path = cache_path(cache_dir, clip, size)
+    frames = _load_cached(path, clip, size)
+    if frames is None:
+        frames = _read_all_scaled(clip, size)
+        with files.atomic_path(path) as tmp:
+            # A file object, because np.save would append ".npy" to the temporary name.
+            with open(tmp, "wb") as f:
+                np.save(f, frames, allow_pickle=False)
+    return frames
+
+
 def read_clip(
     clip: Clip,
     indices: np.ndarray,
@@ -165,17 +184,53 @@ def read_clip(
         else:
             frames = decode.read_video(clip.path, indices)
         return decode.resize_and_crop(frames, size, offset)
-    path = cache_path(cache_dir, clip, size)
-    frames = _load_cached(path, clip, size)
-    if frames is None:
-        frames = _read_all_scaled(clip, size)
-        with files.atomic_path(path) as tmp:
-            # A file object, because np.save would append ".npy" to the temporary name.
-            with open(tmp, "wb") as f:
-                np.save(f, frames, allow_pickle=False)
+    frames = scaled_frames(clip, size, cache_dir)
     # The decoded count can differ from the probe's if the file changed; the short-video rule still applies.
     indices = np.minimum(indices, frames.shape[0] - 1)
     return decode.resize_and_crop(np.asarray(frames[indices]), size, offset)
+
+
+def read_clip_with_flow(
+    clip: Clip,
+    indices: np.ndarray | None,
+    size: tuple[int, int],
+    flow_cache: motion.FlowCache,
+    offset: tuple[float, float] = (0.5, 0.5),
+    cache_dir: str | None = None,
+    high_motion: tuple[int, int, np.random.Generator] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and optical flow of one clip; the flow of the whole video is computed once and cached.
+
+    Flow is computed between consecutive frames of the video (at the scaled size) and sampled at the clip's indices,
+    as MoDist samples flow frames: with a stride, each flow frame is still the motion between two adjacent frames.
+
+    Args:
+      clip: a clip from the index.
+      indices: int [T] frame indices, or None with `high_motion`.
+      size: (height, width) of the output.
+      flow_cache: where each video's flow and per-frame magnitudes are kept.
+      offset: the crop's position, as in `read_clip`; rgb and flow share it.
+      cache_dir: the decoded-frame cache, as in `read_clip`.
+      high_motion: (clip_len, stride, rng): draw the clip's start in proportion to the motion of its window
+        (Cross and Learn's high-motion sampling) instead of taking `indices`.
+
+    Returns:
+      (RGB uint8 [T, H, W, 3], flow float32 [T, H, W, 2] in pixels of the output frames).
+    """
+    frames = scaled_frames(clip, size, cache_dir)
+    cached = flow_cache.get(os.path.basename(cache_path("", clip, size)), np.asarray(frames))
+    if high_motion is not None:
+        clip_len, stride, rng = high_motion
+        span = sampling.clip_span(clip_len, stride)
+        if len(frames) >= span:
+            start = int(motion.high_motion_window_starts(cached.magnitude, span, 1, rng)[0])
+        else:
+            start = 0
+        indices = start + np.arange(clip_len) * stride
+    indices = np.minimum(indices, frames.shape[0] - 1)
+    rgb = decode.resize_and_crop(np.asarray(frames[indices]), size, offset)
+    flow = decode.resize_and_crop(cached.flow[indices], size, offset)
+    return rgb, flow
 
 
 def video_dataset(
@@ -190,8 +245,10 @@ def video_dataset(
     num_parallel_calls: int = tf.data.AUTOTUNE,
     shuffle: bool | None = None,
     report: DecodeReport | None = None,
+    flow_cache: motion.FlowCache | None = None,
+    high_motion: bool = False,
 ) -> tf.data.Dataset:
-    """RGB clips of a video folder as a `tf.data.Dataset`, decoded in parallel.
+    """RGB clips of a video folder as a `tf.data.Dataset`, decoded in parallel, optionally with optical flow.
 
     Args:
       source: the data folder, or its index from `index_video_folder`.
@@ -206,9 +263,13 @@ def video_dataset(
       num_parallel_calls: clips decoded at once (OpenCV releases the GIL, so threads use separate cores).
       shuffle: shuffle the clips each epoch; default: only in "random" mode.
       report: collects the clips that fail at read time; they are also logged.
+      flow_cache: when set, each example also has `flow` float32 [T, H, W, 2], from the video's flow computed once
+        and kept in this cache (see `read_clip_with_flow`).
+      high_motion: in "random" mode with a flow cache, draw clip starts by the window's motion (Cross and Learn).
 
     Returns:
-      A dataset of `{"rgb": float32 [T, H, W, 3] in [0, 1], "label": int32, "clip_index": int32, "path": string}`.
+      A dataset of `{"rgb": float32 [T, H, W, 3] in [0, 1], "label": int32, "clip_index": int32, "path": string}`
+      (and `flow` with a flow cache).
 
     Raises:
       DataFolderError: the folder is missing or empty, or has no readable clip.
@@ -222,10 +283,14 @@ def video_dataset(
     if mode not in sampling.MODES:
         raise ValueError(f"mode must be one of {sampling.MODES}, got {mode!r}")
     sampling.clip_indices(1, clip_len, stride, "center", clips_per_video)  # validates the arguments
+    if high_motion and (flow_cache is None or mode != "random"):
+        raise ValueError("high_motion sampling needs a flow_cache and mode='random'")
     report = report if report is not None else DecodeReport()
     shuffle = mode == "random" if shuffle is None else shuffle
     clips = index.clips
     height, width = size
+    flow_shape = [clip_len, height, width, 2] if flow_cache is not None else [0]
+    empty_flow = np.zeros(flow_shape, np.float32)
 
     def load(position, clip_index, element_seed):
         clip = clips[int(position)]
@@ -236,11 +301,22 @@ def video_dataset(
                 clip.num_frames, clip_len, stride, mode, clips_per_video, rng
             )[int(clip_index)]
             offset = tuple(rng.uniform(size=2)) if mode == "random" else (0.5, 0.5)
-            return read_clip(clip, indices, size, offset, cache_dir), True
+            if flow_cache is None:
+                return read_clip(clip, indices, size, offset, cache_dir), empty_flow, True
+            rgb, flow = read_clip_with_flow(
+                clip,
+                indices,
+                size,
+                flow_cache,
+                offset,
+                cache_dir,
+                high_motion=(clip_len, stride, rng) if high_motion else None,
+            )
+            return rgb, flow, True
         # A run never dies on one bad file: any failure is reported and the example dropped by the filter below.
         except (ClipUnreadable, OSError, ValueError, cv2.error) as e:
             report.add(clip.path, str(e) or type(e).__name__)
-            return np.zeros([clip_len, height, width, 3], np.uint8), False
+            return np.zeros([clip_len, height, width, 3], np.uint8), empty_flow, False
 
     positions = np.repeat(np.arange(len(clips), dtype=np.int64), clips_per_video)
     clip_indices = np.tile(np.arange(clips_per_video, dtype=np.int32), len(clips))
@@ -258,26 +334,30 @@ def video_dataset(
     ds = tf.data.Dataset.zip((ds, seeds))
 
     def decode_map(example, element_seed):
-        rgb, ok = tf.numpy_function(
+        rgb, flow, ok = tf.numpy_function(
             load,
             [example["position"], example["clip_index"], element_seed],
-            [tf.uint8, tf.bool],
+            [tf.uint8, tf.float32, tf.bool],
             stateful=True,
         )
         rgb.set_shape([clip_len, height, width, 3])
+        flow.set_shape(flow_shape)
         ok.set_shape([])
-        return example, rgb, ok
+        return example, rgb, flow, ok
 
-    def is_ok(example, rgb, ok):
+    def is_ok(example, rgb, flow, ok):
         return ok
 
-    def to_example(example, rgb, ok):
-        return {
+    def to_example(example, rgb, flow, ok):
+        out = {
             "rgb": tf.cast(rgb, tf.float32) / 255.0,
             "label": example["label"],
             "clip_index": example["clip_index"],
             "path": example["path"],
         }
+        if flow_cache is not None:
+            out["flow"] = flow
+        return out
 
     ds = ds.map(decode_map, num_parallel_calls=num_parallel_calls)
     return ds.filter(is_ok).map(to_example, num_parallel_calls=num_parallel_calls)

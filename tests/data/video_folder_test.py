@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from edge_ssl.data import decode, sampling, video_folder
+from edge_ssl.data import decode, motion, sampling, video_folder
 from edge_ssl.data.folder_index import DataFolderError, DecodeReport
 
 H, W = 24, 32
@@ -301,6 +301,58 @@ class VideoDatasetTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(sorted(os.listdir(cache)), entries)
         for entry in entries:
             self.assertEqual(np.load(os.path.join(cache, entry)).dtype, np.uint8)
+
+    def _moving_frames(self, root: str) -> None:
+        """12 PNG frames of a smooth texture: still for frames 0-5, then moving 2 px right per frame."""
+        rng = np.random.default_rng(0)
+        texture = cv2.GaussianBlur(rng.uniform(0, 255, (48, 96)).astype(np.float32), (0, 0), 2.0)
+        texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        for i in range(12):
+            x0 = 2 * max(i - 5, 0)
+            grey = texture[8:40, x0 + 20 : x0 + 68][
+                :, ::-1
+            ]  # moving the window left moves the content right
+            write_image(
+                os.path.join(root, "a", "clip", f"{i:04d}.png"),
+                np.repeat(grey[:, :, None], 3, axis=2),
+            )
+
+    def test_flow_is_computed_once_per_video_and_follows_the_crop(self):
+        root = os.path.join(self.get_temp_dir(), "flowvids")
+        self._moving_frames(root)
+        cache = motion.FlowCache(os.path.join(self.get_temp_dir(), "flowcache"))
+        ds = video_folder.video_dataset(
+            root, clip_len=12, stride=1, size=(32, 48), mode="center", flow_cache=cache
+        )
+        (example,) = list(ds)
+        self.assertEqual(example["flow"].shape, (12, 32, 48, 2))
+        flow = example["flow"].numpy()[:, 8:-8, 8:-8]
+        self.assertAllClose(np.median(flow[7:, ..., 0]), 2.0, atol=0.3)
+        self.assertAllClose(np.median(np.abs(flow[1:6])), 0.0, atol=0.1)
+        self.assertEqual((cache.misses, cache.hits), (1, 0))
+        list(ds)
+        self.assertEqual((cache.misses, cache.hits), (1, 1))
+
+    def test_high_motion_sampling_draws_the_moving_windows(self):
+        root = os.path.join(self.get_temp_dir(), "hmvids")
+        self._moving_frames(root)
+        cache = motion.FlowCache(os.path.join(self.get_temp_dir(), "hmcache"))
+        ds = video_folder.video_dataset(
+            root,
+            clip_len=3,
+            size=(32, 48),
+            mode="random",
+            seed=0,
+            flow_cache=cache,
+            high_motion=True,
+        )
+        # Windows of 3 frames have motion into their 2nd and 3rd frames only from frame 6 on: starts >= 4.
+        moving = [float(np.abs(ex["flow"].numpy()[1:]).mean()) > 0.5 for ex in ds.repeat(20)]
+        self.assertEqual(sum(moving), 20)
+        with self.assertRaisesRegex(ValueError, "high_motion"):
+            video_folder.video_dataset(
+                root, clip_len=3, size=(32, 48), mode="center", high_motion=True
+            )
 
     def test_folder_without_readable_clips_raises(self):
         root = os.path.join(self.get_temp_dir(), "nothing readable")
