@@ -77,3 +77,31 @@ class MeanOverTime(keras.layers.Layer):
 
     def call(self, x):
         return tf.reduce_mean(x, axis=1)
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class MomentumBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization for a momentum (key) encoder: frozen for optimizers, batch statistics in training mode.
+
+    Keras's BatchNormalization switches to inference mode whenever `trainable` is False, so a key encoder frozen with
+    `trainable = False` would normalise with moving statistics that its forward passes never update. MoCo's key
+    encoder runs in training mode: it normalises with the batch's statistics and keeps its own moving statistics. This
+    layer honours `training` whatever `trainable` says, and keeps the moving-statistics updates that Keras drops for a
+    frozen layer; gamma and beta are still non-trainable and move only by the momentum update.
+    """
+
+    def _get_training_value(self, training=None):
+        if training is None:
+            training = keras.backend.learning_phase()
+        if isinstance(training, int):
+            training = bool(training)
+        return training
+
+    def add_update(self, updates):
+        # Keras skips the callable updates of a layer whose `trainable` is False; run them as for a trainable one.
+        trainable = self._trainable
+        self._trainable = True
+        try:
+            super().add_update(updates)
+        finally:
+            self._trainable = trainable
