@@ -115,8 +115,15 @@ def _momentum_targets(
     return keys, queries
 
 
+def _clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+    if type(layer) is keras.layers.BatchNormalization:  # pylint: disable=unidiomatic-typecheck
+        return layers.FrozenBatchStatsNormalization.from_config(layer.get_config())
+    return layer.__class__.from_config(layer.get_config())
+
+
 def _key_copy(query: keras.Model, name: str) -> keras.Model:
-    key = keras.models.clone_model(query)
+    """A frozen copy of `query` whose BN layers still use batch statistics when called with `training=True`."""
+    key = keras.models.clone_model(query, clone_function=_clone_layer)
     key._name = name  # pylint: disable=protected-access
     key.set_weights(query.get_weights())
     key.trainable = False  # no optimizer ever sees it: it moves only by the momentum update

@@ -77,3 +77,19 @@ class MeanOverTime(keras.layers.Layer):
 
     def call(self, x):
         return tf.reduce_mean(x, axis=1)
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class FrozenBatchStatsNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization whose `training=True` means batch statistics even when the layer is frozen.
+
+    A MoCo momentum (key) encoder is frozen (`trainable=False`: no optimizer may see it) yet runs in training mode, so
+    that keys are normalised with batch statistics like the queries. Keras makes a frozen BN layer ignore `training`
+    and use its moving statistics, which a key encoder never learns (they stay at mean 0, variance 1): its codes then
+    differ from the queries' in scale and offset at every layer and InfoNCE stays at chance.
+    """
+
+    def _get_training_value(self, training=None):
+        if training is None:
+            training = keras.backend.learning_phase()
+        return bool(training) if isinstance(training, int) else training
