@@ -213,14 +213,10 @@ class CrossAndLearn(base.Method):
         r = self.rgb_net(batch["rgb"], training=training)
         o = self.motion_net(batch["motion"], training=training)
         if c.negatives == "tuple":
-            half = tf.shape(r)[0] // 2
+            # Tuples are adjacent items (2i, 2i + 1), so splitting an even global batch over replicas into even
+            # shares keeps every tuple on one replica and the loss does not depend on the split.
             per = cross_modal.tuple_losses(
-                r[:half],
-                o[:half],
-                r[half : 2 * half],
-                o[half : 2 * half],
-                c.weight_cross,
-                c.epsilon,
+                r[0::2], o[0::2], r[1::2], o[1::2], c.weight_cross, c.epsilon
             )
             count = global_batch_size // 2
         else:

@@ -22,7 +22,7 @@ import tensorflow as tf
 from edge_ssl.data import augment
 from edge_ssl.keras import keras
 from edge_ssl.losses import contrastive, distributed
-from edge_ssl.methods import base
+from edge_ssl.methods import base, momentum
 from edge_ssl.models import layers, video_resnet
 
 MOTIONS = ("flow", "diff")
@@ -96,33 +96,6 @@ def _with_head(encoder: keras.Model, hidden: int, dim: int, name: str) -> keras.
     )
 
 
-def _momentum_targets(
-    query: keras.Model, key: keras.Model
-) -> tuple[list[tf.Variable], list[tf.Variable]]:
-    """(key weights, query weights) for every trainable query weight, matched layer by layer and by name.
-
-    BN moving statistics are not averaged: the key encoder's own forward passes update them, as in MoCo.
-    """
-    keys, queries = [], []
-    for q_layer, k_layer in zip(query.layers, key.layers):
-        k_by_name = {w.name.split("/")[-1]: w for w in k_layer.weights}
-        for q in q_layer.trainable_weights:
-            k = k_by_name.get(q.name.split("/")[-1])
-            if k is None or k.shape != q.shape:
-                raise ValueError(f"key encoder has no weight matching {q.name}")
-            keys.append(k)
-            queries.append(q)
-    return keys, queries
-
-
-def _key_copy(query: keras.Model, name: str) -> keras.Model:
-    key = keras.models.clone_model(query)
-    key._name = name  # pylint: disable=protected-access
-    key.set_weights(query.get_weights())
-    key.trainable = False  # no optimizer ever sees it: it moves only by the momentum update
-    return key
-
-
 class MoDist(base.Method):
     """Visual and motion pathways with momentum keys and queues; `backbone` is the visual pathway."""
 
@@ -139,11 +112,11 @@ class MoDist(base.Method):
         )
         self.visual_query = _with_head(self.visual, c.proj_hidden, c.proj_dim, "visual")
         self.motion_query = _with_head(self.motion, c.proj_hidden, c.proj_dim, "motion")
-        self.visual_key = _key_copy(self.visual_query, "visual_key")
-        self.motion_key = _key_copy(self.motion_query, "motion_key")
+        self.visual_key = momentum.key_copy(self.visual_query, "visual_key")
+        self.motion_key = momentum.key_copy(self.motion_query, "motion_key")
         self._momentum_pairs = [
-            _momentum_targets(self.visual_query, self.visual_key),
-            _momentum_targets(self.motion_query, self.motion_key),
+            momentum.momentum_targets(self.visual_query, self.visual_key),
+            momentum.momentum_targets(self.motion_query, self.motion_key),
         ]
         self.visual_queue = contrastive.KeyQueue(
             c.queue_size, c.proj_dim, seed=c.seed, name="visual_queue"

@@ -35,7 +35,7 @@ import tensorflow as tf
 from edge_ssl.data import augment, keypoints
 from edge_ssl.keras import keras
 from edge_ssl.losses import body_signals, contrastive, distributed
-from edge_ssl.methods import base, modist
+from edge_ssl.methods import base, momentum
 from edge_ssl.models import frame_resnet, layers
 
 # Loss weights per objective, from the paper's code (MoCoGazeIMULoss, MocoGazeLoss, MocoImuLoss).
@@ -243,21 +243,6 @@ def signal_heads(
     return keras.Model(inputs, out, name=name)
 
 
-def _key_copy(query: keras.Model, name: str) -> keras.Model:
-    """A momentum copy of `query`: no trainable variables, BN in training mode on its own batch statistics."""
-
-    def clone(layer):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            return layers.MomentumBatchNormalization.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    key = keras.models.clone_model(query, clone_function=clone)
-    key._name = name  # pylint: disable=protected-access
-    key.set_weights(query.get_weights())
-    key.trainable = False  # no optimizer ever sees it: it moves only by the momentum update
-    return key
-
-
 def _random_resized_crop(
     image: tf.Tensor,
     size: int,
@@ -302,10 +287,8 @@ class Muscles(base.Method):
             layers.L2Normalize(name="moco_l2")(projection),
             name="muscles_query",
         )
-        self.key = _key_copy(self.query, "muscles_key")
-        self._momentum_pairs = modist._momentum_targets(  # pylint: disable=protected-access
-            self.query, self.key
-        )
+        self.key = momentum.key_copy(self.query, "muscles_key")
+        self._momentum_pairs = momentum.momentum_targets(self.query, self.key)
         self.queue = contrastive.KeyQueue(c.queue_size, c.proj_dim, seed=c.seed, name="queue")
         self._map_shape = frame_resnet.layer4_shape(c.variant)
         terms = c.loss_weights

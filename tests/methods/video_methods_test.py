@@ -76,6 +76,22 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(key.numpy(), 0.9 * k0 + 0.1 * q1, rtol=1e-6, atol=1e-7)
         self.assertNotAllClose(queries[0], query_before[0])
 
+    def test_modist_key_encoders_normalise_with_batch_statistics_like_the_queries(self):
+        # Keys and queries start with the same weights, so in training mode they must give the same codes. A frozen
+        # Keras BN would use its never-updated moving statistics instead and the codes would differ.
+        method = _build("modist")
+        batch = _batch(method)
+        self.assertAllClose(
+            method.visual_key(batch["rgb1"], training=True),
+            method.visual_query(batch["rgb1"], training=True),
+            atol=1e-5,
+        )
+        self.assertAllClose(
+            method.motion_key(batch["motion1"], training=True),
+            method.motion_query(batch["motion1"], training=True),
+            atol=1e-5,
+        )
+
     def test_modist_queues_receive_the_keys_of_the_step(self):
         method = _build("modist")
         batch = _batch(method)
