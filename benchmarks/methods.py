@@ -17,10 +17,10 @@ from tensorflow.python.framework import (  # pylint: disable=g-direct-tensorflow
     convert_to_constants,
 )
 
-from edge_ssl.configs import cross_and_learn_small, cv_mim_small, modist_small
+from edge_ssl.configs import cross_and_learn_small, cv_mim_small, modist_small, muscles_small
 from edge_ssl.data import augment, motion, synthetic
-from edge_ssl.methods import cross_and_learn, cv_mim, modist
-from edge_ssl.models import caffenet, complexity, pose_encoder, video_resnet
+from edge_ssl.methods import cross_and_learn, cv_mim, modist, muscles
+from edge_ssl.models import caffenet, complexity, frame_resnet, pose_encoder, video_resnet
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 5, "Timed training steps per method.")
@@ -45,6 +45,8 @@ def encoders():
         )
     for size in ("tiny", "small", "paper"):
         yield f"CV-MIM pose encoder {size}", pose_encoder.pose_encoder(size)
+    for size in ("tiny", "small", "paper"):
+        yield f"Muscles frame ResNet {size}", frame_resnet.frame_resnet(size)
 
 
 def throughput(name, module, config, example_fn) -> tuple[str, float]:
@@ -83,12 +85,21 @@ def main(argv):
         keys = ("pose2d", "pose2d_pair", "pose3d", "view")
         return {k: np.stack([poses[i % len(poses)][k] for i in range(n)]) for k in keys}
 
+    def signal_clips(n):
+        keys = ("rgb", "moved", "gaze")
+        small = synthetic.get_config("small", performances=(2, 1, 1), num_cameras=2)
+        examples = list(synthetic.generate(small, "pretrain"))
+        out = {k: np.stack([examples[i % len(examples)][k] for i in range(n)]) for k in keys}
+        out["rgb"] = out["rgb"].astype("float32") / 255.0
+        return out
+
     rows = [
         throughput(
             "cross_and_learn small", cross_and_learn, cross_and_learn_small.get_config(), clips
         ),
         throughput("modist small", modist, modist_small.get_config(), clips),
         throughput("cv_mim small (poses)", cv_mim, cv_mim_small.get_config(), pose_examples),
+        throughput("muscles small", muscles, muscles_small.get_config(), signal_clips),
     ]
     print(f"\n{'training step':<48} {'examples/s':>12}")
     for name, rate in rows:
