@@ -12,7 +12,11 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent import futures
 
+import numpy as np
+import tensorflow as tf
 from absl import logging
+
+from edge_ssl.data import sampling
 
 
 class DataFolderError(ValueError):
@@ -198,3 +202,49 @@ def summarize(values: Iterable[float]) -> dict[str, float] | None:
     n = len(values)
     median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
     return {"min": values[0], "median": median, "max": values[-1]}
+
+
+def check_sampling(
+    index: FolderIndex, what: str, clip_len: int, stride: int, mode: str, clips_per_video: int
+) -> None:
+    """Raises before any decoding when a folder's dataset cannot be built: no readable clip, or bad sampling.
+
+    Args:
+      index: the folder's index.
+      what: what the clips are called in the message ("clips", "pose files").
+      clip_len, stride, mode, clips_per_video: the sampling arguments, see `edge_ssl.data.sampling`.
+
+    Raises:
+      DataFolderError: the index holds no readable clip.
+      ValueError: a bad sampling argument.
+    """
+    if not index.clips:
+        raise DataFolderError(
+            f"no readable {what} in {index.root} ({len(index.skipped)} entries skipped)"
+        )
+    if mode not in sampling.MODES:
+        raise ValueError(f"mode must be one of {sampling.MODES}, got {mode!r}")
+    sampling.clip_indices(1, clip_len, stride, "center", clips_per_video)  # validates the arguments
+
+
+def clip_table(index: FolderIndex, clips_per_video: int, shuffle: bool, seed: int | None):
+    """The examples to read, before decoding: a `tf.data.Dataset` of (entry, element seed).
+
+    Each entry is `{"position": index of the clip in index.clips, "clip_index": which of its clips, "label",
+    "path"}`; `clips_per_video` entries per clip, shuffled each epoch when `shuffle`. The element seed (int64) gives
+    each example its own random generator, so parallel decoders never share one and a fixed `seed` repeats the stream.
+    """
+    clips = index.clips
+    positions = np.repeat(np.arange(len(clips), dtype=np.int64), clips_per_video)
+    ds = tf.data.Dataset.from_tensor_slices(
+        {
+            "position": positions,
+            "clip_index": np.tile(np.arange(clips_per_video, dtype=np.int32), len(clips)),
+            "label": np.array([clips[i].label for i in positions], np.int32),
+            "path": np.array([clips[i].path for i in positions], dtype=object),
+        }
+    )
+    if shuffle:
+        ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((ds, seeds))

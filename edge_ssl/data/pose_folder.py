@@ -22,11 +22,10 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
-from edge_ssl.data import keypoints, sampling
+from edge_ssl.data import folder_index, keypoints, sampling
 from edge_ssl.data.folder_index import (
     Clip,
     ClipUnreadable,
-    DataFolderError,
     DecodeReport,
     FolderIndex,
     extension,
@@ -189,13 +188,7 @@ def pose_dataset(
       ValueError: bad sampling arguments.
     """
     index = source if isinstance(source, FolderIndex) else index_pose_folder(source)
-    if not index.clips:
-        raise DataFolderError(
-            f"no readable pose files in {index.root} ({len(index.skipped)} entries skipped)"
-        )
-    if mode not in sampling.MODES:
-        raise ValueError(f"mode must be one of {sampling.MODES}, got {mode!r}")
-    sampling.clip_indices(1, clip_len, stride, "center", clips_per_video)  # validates the arguments
+    folder_index.check_sampling(index, "pose files", clip_len, stride, mode, clips_per_video)
     report = report if report is not None else DecodeReport()
     shuffle = mode == "random" if shuffle is None else shuffle
     clips = index.clips
@@ -219,21 +212,7 @@ def pose_dataset(
                 False,
             )
 
-    positions = np.repeat(np.arange(len(clips), dtype=np.int64), clips_per_video)
-    clip_indices = np.tile(np.arange(clips_per_video, dtype=np.int32), len(clips))
-    ds = tf.data.Dataset.from_tensor_slices(
-        {
-            "position": positions,
-            "clip_index": clip_indices,
-            "label": np.array([clips[i].label for i in positions], np.int32),
-            "path": np.array([clips[i].path for i in positions], dtype=object),
-        }
-    )
-    if shuffle:
-        ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip(
-        (ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True))
-    )
+    ds = folder_index.clip_table(index, clips_per_video, shuffle, seed)
 
     def load_map(example, element_seed):
         pose2d, confidence, ok = tf.numpy_function(

@@ -37,11 +37,10 @@ import numpy as np
 import tensorflow as tf
 
 from edge_ssl import files
-from edge_ssl.data import decode, motion, sampling
+from edge_ssl.data import decode, folder_index, motion, sampling
 from edge_ssl.data.folder_index import (
     Clip,
     ClipUnreadable,
-    DataFolderError,
     DecodeReport,
     FolderIndex,
     extension,
@@ -276,13 +275,7 @@ def video_dataset(
       ValueError: bad sampling arguments.
     """
     index = source if isinstance(source, FolderIndex) else index_video_folder(source)
-    if not index.clips:
-        raise DataFolderError(
-            f"no readable clips in {index.root} ({len(index.skipped)} entries skipped)"
-        )
-    if mode not in sampling.MODES:
-        raise ValueError(f"mode must be one of {sampling.MODES}, got {mode!r}")
-    sampling.clip_indices(1, clip_len, stride, "center", clips_per_video)  # validates the arguments
+    folder_index.check_sampling(index, "clips", clip_len, stride, mode, clips_per_video)
     if high_motion and (flow_cache is None or mode != "random"):
         raise ValueError("high_motion sampling needs a flow_cache and mode='random'")
     report = report if report is not None else DecodeReport()
@@ -318,20 +311,7 @@ def video_dataset(
             report.add(clip.path, str(e) or type(e).__name__)
             return np.zeros([clip_len, height, width, 3], np.uint8), empty_flow, False
 
-    positions = np.repeat(np.arange(len(clips), dtype=np.int64), clips_per_video)
-    clip_indices = np.tile(np.arange(clips_per_video, dtype=np.int32), len(clips))
-    ds = tf.data.Dataset.from_tensor_slices(
-        {
-            "position": positions,
-            "clip_index": clip_indices,
-            "label": np.array([clips[i].label for i in positions], np.int32),
-            "path": np.array([clips[i].path for i in positions], dtype=object),
-        }
-    )
-    if shuffle:
-        ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, seeds))
+    ds = folder_index.clip_table(index, clips_per_video, shuffle, seed)
 
     def decode_map(example, element_seed):
         rgb, flow, ok = tf.numpy_function(
