@@ -72,6 +72,27 @@ class Method(tf.Module, abc.ABC):
         items.update({f"optimizer_{k}": v for k, v in self.optimizers.items()})
         return items
 
+    def variable_groups(self) -> dict[str, list[tf.Variable]]:
+        """The variables each optimizer updates, keyed like `optimizers`.
+
+        The default serves one optimizer over every encoder's trainable variables; methods with several optimizers
+        (CV-MIM) say which variables each one owns.
+        """
+        if len(self.optimizers) != 1:
+            raise NotImplementedError(
+                f"{self.name} has several optimizers: it must define variable_groups()"
+            )
+        (name,) = self.optimizers
+        return {name: [v for model in self.encoders.values() for v in model.trainable_variables]}
+
+    def build_optimizers(self) -> None:
+        """Creates every optimizer's slot variables now (call in the strategy's scope), so that restoring a checkpoint
+        fills them before the first step; created lazily, they would start from zero after a resume.
+        """
+        groups = self.variable_groups()
+        for name, optimizer in self.optimizers.items():
+            optimizer.build(groups[name])
+
     def embed(self, inputs: tf.Tensor) -> tf.Tensor:
         """Embeddings of a batch of inputs with the backbone in inference mode."""
         return self.backbone(inputs, training=False)

@@ -1,0 +1,90 @@
+"""Configs by (method, size), with `key=value` overrides from the command line."""
+
+import dataclasses
+import types
+import typing
+from collections.abc import Sequence
+from types import ModuleType
+
+from edge_ssl.configs import (
+    cross_and_learn_paper,
+    cross_and_learn_small,
+    cross_and_learn_tiny,
+    cv_mim_paper,
+    cv_mim_small,
+    cv_mim_tiny,
+    modist_paper,
+    modist_small,
+    modist_tiny,
+    muscles_paper,
+    muscles_small,
+    muscles_tiny,
+)
+from edge_ssl.methods import base
+
+SIZES = ("tiny", "small", "paper")
+CONFIGS_METHODS = ("cross_and_learn", "modist", "cv_mim", "muscles")
+CONFIGS: dict[tuple[str, str], ModuleType] = {
+    ("cross_and_learn", "tiny"): cross_and_learn_tiny,
+    ("cross_and_learn", "small"): cross_and_learn_small,
+    ("cross_and_learn", "paper"): cross_and_learn_paper,
+    ("modist", "tiny"): modist_tiny,
+    ("modist", "small"): modist_small,
+    ("modist", "paper"): modist_paper,
+    ("cv_mim", "tiny"): cv_mim_tiny,
+    ("cv_mim", "small"): cv_mim_small,
+    ("cv_mim", "paper"): cv_mim_paper,
+    ("muscles", "tiny"): muscles_tiny,
+    ("muscles", "small"): muscles_small,
+    ("muscles", "paper"): muscles_paper,
+}
+
+
+def _parse(text: str, annotation, name: str):
+    """`text` as a value of the field's type (int, float, bool, str, or one of them | None)."""
+    options = (
+        typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    )
+    if type(None) in options and text.lower() in ("none", "null"):
+        return None
+    for kind in options:
+        if kind is bool:
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+        elif kind in (int, float, str):
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+    raise ValueError(f"config override {name}={text!r}: not a valid {annotation}")
+
+
+def apply_overrides(config: base.MethodConfig, overrides: Sequence[str]) -> base.MethodConfig:
+    """`config` with `key=value` overrides applied (and validated by the config's own checks)."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    values = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"config override {item!r} is not key=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key not in fields or key in ("method",):
+            known = ", ".join(sorted(k for k in fields if k != "method"))
+            raise ValueError(
+                f"config override: {type(config).__name__} has no field {key!r}; fields: {known}"
+            )
+        values[key] = _parse(text.strip(), hints[key], key)
+    return dataclasses.replace(config, **values)
+
+
+def load(method: str, size: str, overrides: Sequence[str] = ()) -> base.MethodConfig:
+    """The `size` config of `method` ("tiny", "small" or "paper") with overrides applied."""
+    if (method, size) not in CONFIGS:
+        methods = sorted({m for m, _ in CONFIGS})
+        if method not in methods:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
+        raise ValueError(f"unknown config size {size!r}; choose one of {', '.join(SIZES)}")
+    return apply_overrides(CONFIGS[(method, size)].get_config(), overrides)
