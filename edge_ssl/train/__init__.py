@@ -1,0 +1,1 @@
+"""The pretraining engine: strategies, the training loop, checkpoints and summaries."""

@@ -1,0 +1,120 @@
+"""Where pretraining data comes from: the synthetic world, a user's folder, or a TFDS dataset, as the per-pipeline
+datasets the loop distributes (sharded, repeated, shuffled, augmented by the method's `prepare`)."""
+
+import os
+from collections.abc import Callable
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from edge_ssl.data import augment, motion, pose_folder, video_folder
+from edge_ssl.data.datasets import synthetic_world
+from edge_ssl.methods import base
+
+# The synthetic world's size for each config size.
+WORLD_SIZES = {"tiny": "tiny", "small": "small", "paper": "base"}
+SYNTHETIC_KEYS = (
+    "rgb",
+    "pose2d",
+    "pose2d_pair",
+    "pose3d",
+    "view",
+    "signals",
+    "moved",
+    "gaze",
+    "label",
+)
+
+
+class DataError(ValueError):
+    """The data cannot feed the method: missing, unreadable, or lacking keys the method needs."""
+
+
+def source_dataset(
+    data: str, method: base.Method, data_dir: str | None, split: str, cache_dir: str | None
+) -> tf.data.Dataset:
+    """The finite, unprepared dataset named by `data`, checked against what the method needs.
+
+    Args:
+      data: "synthetic" (the world sized for the config), an existing folder (videos, or poses for cv_mim), or a
+        TFDS name such as "synthetic_world/small".
+      method: the method to feed; its `input_keys` must all be available (flow is computed when missing).
+      data_dir: TFDS data directory (the synthetic world is built there on first use).
+      split: the TFDS split ("pretrain" for the synthetic world).
+      cache_dir: for folders: decoded frames and optical flow are cached here.
+
+    Raises:
+      DataError: before any training, with what is wrong.
+    """
+    needs = set(method.input_keys)
+    if data == "synthetic":
+        size = WORLD_SIZES[method.config.size]
+        return synthetic_world.load(size, split, data_dir=data_dir)
+    if os.path.isdir(data):
+        if needs <= {"pose2d"} or method.name == "cv_mim":
+            available = {"pose2d", "confidence"}
+            if not needs <= available:
+                raise DataError(
+                    f"{method.name} needs {sorted(needs - available)}, which a pose folder does not have "
+                    "(only the synthetic world provides them)"
+                )
+            return pose_folder.pose_dataset(
+                data, clip_len=16, mode="random", seed=method.config.seed
+            )
+        available = {"rgb", "flow"}
+        if not needs <= available:
+            raise DataError(
+                f"{method.name} needs {sorted(needs - available)}, which a video folder does not have "
+                "(body signals and 3D poses come only with the synthetic world)"
+            )
+        flow_cache = (
+            motion.FlowCache(os.path.join(cache_dir, "flow"))
+            if "flow" in needs and cache_dir
+            else None
+        )
+        if "flow" in needs and flow_cache is None:
+            raise DataError(
+                f"{method.name} needs optical flow: give a cache folder so it is computed once per video"
+            )
+        return video_folder.video_dataset(
+            data,
+            clip_len=16,
+            mode="random",
+            seed=method.config.seed,
+            cache_dir=os.path.join(cache_dir, "frames") if cache_dir else None,
+            flow_cache=flow_cache,
+        )
+    if data.startswith(("/", ".", "~")) or data.count("/") > 1:
+        raise DataError(f"data folder {data!r} does not exist")
+    try:
+        ds = tfds.load(data, split=split, data_dir=data_dir, download=False)
+    except Exception as e:  # TFDS raises several types for an unknown or unprepared dataset
+        raise DataError(f"--data={data!r}: no such folder, and TFDS cannot load it: {e}") from e
+    missing = (needs - {"flow"}) - set(ds.element_spec)
+    if missing:
+        raise DataError(f"{data} lacks {sorted(missing)}, which {method.name} needs")
+    return ds
+
+
+def make_dataset_fn(
+    source: tf.data.Dataset, method: base.Method, shuffle_buffer: int = 1024
+) -> Callable[[tf.distribute.InputContext, int], tf.data.Dataset]:
+    """Per input pipeline: its shard of `source`, repeated, shuffled, given seeds, prepared by the method.
+
+    Deterministic for a given seed, and `skip` examples are dropped before the (costly) preparation, so a resumed run
+    continues the stream where the interrupted one stopped.
+    """
+    needs_flow = "flow" in method.input_keys and "flow" not in source.element_spec
+    seed = method.config.seed
+
+    def dataset_fn(ctx: tf.distribute.InputContext, skip: int = 0) -> tf.data.Dataset:
+        ds = source.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
+        keys = set(method.input_keys)
+        ds = ds.map(lambda ex: {k: v for k, v in ex.items() if k in keys})
+        ds = ds.repeat().shuffle(shuffle_buffer, seed=seed + ctx.input_pipeline_id)
+        ds = augment.with_seeds(ds, seed + 1000 * (ctx.input_pipeline_id + 1)).skip(skip)
+        if needs_flow:
+            ds = ds.map(lambda ex, s: (motion.add_flow(ex), s), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(method.prepare, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return dataset_fn

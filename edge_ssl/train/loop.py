@@ -1,0 +1,293 @@
+"""The training loop for any Method: data, model, restore, loop, evaluation, in that order.
+
+The method owns its step (`train_step`, which may use several optimizers); this loop owns distribution (the step runs
+per replica under `strategy.run`, batches are split by `distribute_datasets_from_function`), checkpoints
+(`tf.train.CheckpointManager`: step and every method item; on resume the input pipeline skips what the finished
+steps consumed),
+summaries, progress, the NaN guard and clean stops on SIGTERM / SIGINT.
+
+Checkpoints are written by CheckpointManager, which writes a checkpoint's files first and moves the `checkpoint` index
+to it last, so a crash while writing leaves the previous checkpoint as the latest one.
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+
+import tensorflow as tf
+from absl import logging
+
+from edge_ssl import files
+from edge_ssl.methods import base
+
+RUN_FILE = "run.json"
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or Inf; the message names the step and the loss term."""
+
+
+class WorkdirError(ValueError):
+    """The work directory belongs to another run (another method, or another config)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    steps: int
+    global_batch_size: int
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    export_backbone: bool = True
+
+    def __post_init__(self):
+        for name in (
+            "steps",
+            "global_batch_size",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    losses: dict[str, float]
+    interrupted: bool
+    seconds: float
+    clips_per_second: float
+    checkpoint: str | None
+    backbone_dir: str | None
+
+
+def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
+    """Raises WorkdirError when `workdir` holds another method's run (nothing is written)."""
+    path = os.path.join(workdir, RUN_FILE)
+    if not os.path.exists(path):
+        if os.path.isdir(os.path.join(workdir, "checkpoints")):
+            raise WorkdirError(
+                f"{workdir} holds checkpoints but no {RUN_FILE}; use an empty --workdir"
+            )
+        return
+    with open(path, encoding="utf-8") as f:
+        previous = json.load(f)
+    if previous.get("method") != config.method:
+        raise WorkdirError(
+            f"{workdir} holds a {previous.get('method')!r} run; {config.method!r} needs another --workdir"
+        )
+    if previous.get("size") != config.size:
+        raise WorkdirError(
+            f"{workdir} holds a {config.method} run with config {previous.get('size')!r}, not {config.size!r}"
+        )
+
+
+def check_workdir(workdir: str, config: base.MethodConfig) -> bool:
+    """Claims `workdir` for this method, or checks an earlier claim; True when a run is being resumed.
+
+    Raises:
+      WorkdirError: the folder holds another method's run, or the same method with another config size.
+    """
+    check_workdir_compatible(workdir, config)
+    path = os.path.join(workdir, RUN_FILE)
+    if os.path.exists(path):
+        return True
+    record = {"method": config.method, "size": config.size, "config": dataclasses.asdict(config)}
+    files.write_json_atomic(path, record)
+    return False
+
+
+def make_step_fn(
+    method: base.Method, strategy: tf.distribute.Strategy, global_batch_size: int
+) -> Callable:
+    """One distributed step: the method's `train_step` on every replica, each loss summed over replicas.
+
+    Each replica returns its share of the global mean, so the sum is the loss of the global batch.
+    """
+
+    @tf.function
+    def step(batch):
+        per_replica = strategy.run(method.train_step, args=(batch, global_batch_size))
+        return {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for name, v in per_replica.items()
+        }
+
+    return step
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Yields a function telling whether SIGTERM or SIGINT arrived; handlers are restored afterwards."""
+    received = []
+
+    def handler(signum, frame):  # pylint: disable=unused-argument
+        received.append(signum)
+        logging.warning(
+            "received signal %d: saving a checkpoint and stopping after this step", signum
+        )
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: signals stay with their owner
+            pass
+    try:
+        yield lambda: bool(received)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _learning_rate(method: base.Method, step: int) -> float | None:
+    """The first optimizer's learning rate at `step` (a schedule is evaluated there)."""
+    for optimizer in method.optimizers.values():
+        lr = optimizer.learning_rate
+        return float(lr(step)) if callable(lr) else float(lr.numpy())
+    return None
+
+
+def export_backbone(method: base.Method, directory: str) -> str:
+    """Writes the backbone as a SavedModel at `directory`, replacing an older one only once the new one is whole."""
+    tmp = directory + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    method.backbone.save(tmp, save_format="tf", include_optimizer=False)
+    old = directory + ".old"
+    if os.path.exists(directory):
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def train(
+    method: base.Method,
+    dataset_fn: Callable[[tf.distribute.InputContext, int], tf.data.Dataset],
+    workdir: str,
+    options: TrainOptions,
+    strategy: tf.distribute.Strategy,
+    printer: Callable[[str], None] = print,
+) -> TrainResult:
+    """Trains `method` (built under `strategy.scope()`) until `options.steps`, resuming from `workdir` if it can.
+
+    Args:
+      method: the method, its variables created in the strategy's scope.
+      dataset_fn: (input context, examples to skip) -> an infinite, deterministic dataset of prepared, unbatched
+        examples for that input pipeline (already sharded for it), starting after the skipped ones; the loop batches
+        it by the per-replica batch size. On resume the loop skips what the finished steps consumed, so a resumed
+        run sees the same examples as an uninterrupted one.
+      workdir: where `run.json`, `checkpoints/`, `tensorboard/` and `backbone/` go.
+      options: steps, global batch, checkpoint and logging intervals.
+      strategy: the strategy the method was built under.
+      printer: where progress lines go (the terminal by default).
+
+    Returns:
+      What happened, with the last losses.
+
+    Raises:
+      NonFiniteLossError: a loss became NaN or Inf; the last good checkpoint is kept.
+      WorkdirError: the workdir holds another method's run.
+      ValueError: the global batch does not divide among the replicas.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if options.global_batch_size % replicas:
+        raise ValueError(
+            f"global batch {options.global_batch_size} does not divide among {replicas} replicas; "
+            f"use a multiple of {replicas}"
+        )
+    os.makedirs(workdir, exist_ok=True)
+    check_workdir(workdir, method.config)
+
+    # Restore: the step, and every item of the method (models, optimizers, momentum encoders, queues).
+    with strategy.scope():
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        method.build_optimizers()
+    checkpoint = tf.train.Checkpoint(step=step_var, **method.checkpoint_items())
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=options.keep_checkpoints
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        printer(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
+    start_step = int(step_var.numpy())
+
+    # Data, positioned after what the finished steps consumed.
+    def input_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+        batch = ctx.get_per_replica_batch_size(options.global_batch_size)
+        batches_per_step = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+        skip = start_step * batch * batches_per_step
+        return dataset_fn(ctx, skip).batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    iterator = iter(strategy.distribute_datasets_from_function(input_fn))
+
+    def save() -> str:
+        return manager.save(checkpoint_number=int(step_var.numpy()))
+
+    # Loop.
+    step_fn = make_step_fn(method, strategy, options.global_batch_size)
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    start = time.monotonic()
+    last_time, last_step = start, start_step
+    losses: dict[str, float] = {}
+    interrupted = False
+    path = manager.latest_checkpoint
+    with _stop_on_signals() as stop_requested, writer.as_default():
+        while int(step_var.numpy()) < options.steps:
+            step_start = time.monotonic()
+            values = step_fn(next(iterator))
+            losses = {name: float(v) for name, v in values.items()}
+            step = int(step_var.assign_add(1).numpy())
+            bad = [name for name, v in losses.items() if not math.isfinite(v)]
+            if bad:
+                raise NonFiniteLossError(
+                    f"step {step}: loss {bad[0]!r} is {losses[bad[0]]} ({', '.join(bad)} not finite); stopped "
+                    f"without saving; the last good checkpoint is {manager.latest_checkpoint or 'none'}"
+                )
+            step_time = time.monotonic() - step_start
+            if step % options.log_every == 0 or step == options.steps:
+                now = time.monotonic()
+                rate = (step - last_step) * options.global_batch_size / max(now - last_time, 1e-9)
+                last_time, last_step = now, step
+                for name, value in losses.items():
+                    tf.summary.scalar(f"loss/{name}", value, step=step)
+                lr = _learning_rate(method, step)
+                if lr is not None:
+                    tf.summary.scalar("learning_rate", lr, step=step)
+                tf.summary.scalar("clips_per_second", rate, step=step)
+                tf.summary.scalar("step_time", step_time, step=step)
+                eta = (options.steps - step) * options.global_batch_size / max(rate, 1e-9)
+                shown = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
+                printer(
+                    f"step {step}/{options.steps} {shown} | {rate:.1f} clips/s | eta {eta:.0f}s"
+                )
+            if step % options.checkpoint_every == 0:
+                path = save()
+            if stop_requested():
+                interrupted = True
+                break
+        if int(step_var.numpy()) != start_step and (
+            path is None or not path.endswith(f"-{int(step_var.numpy())}")
+        ):
+            path = save()
+    seconds = time.monotonic() - start
+    done = int(step_var.numpy())
+    backbone_dir = None
+    if options.export_backbone and not interrupted:
+        backbone_dir = export_backbone(method, os.path.join(workdir, "backbone"))
+    clips = (done - start_step) * options.global_batch_size / max(seconds, 1e-9)
+    result = TrainResult(done, losses, interrupted, seconds, clips, path, backbone_dir)
+    # Evaluation and summary: one screen.
+    printer(
+        f"{'stopped (signal)' if interrupted else 'finished'} at step {done}/{options.steps} in {seconds:.1f}s "
+        f"({clips:.1f} clips/s); checkpoint {path}; backbone {backbone_dir or '-'}"
+    )
+    return result
