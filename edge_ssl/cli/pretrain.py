@@ -13,6 +13,7 @@ exits cleanly; a NaN or Inf loss stops the run (exit status 3) naming the step a
 
 import sys
 
+import tensorflow as tf
 from absl import app, flags, logging
 
 from edge_ssl.configs import loader
@@ -48,7 +49,12 @@ flags.DEFINE_multi_string("config_override", [], "key=value overriding a config 
 flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
 flags.DEFINE_integer("log_every", 10, "Steps between progress lines and TensorBoard scalars.")
-flags.mark_flags_as_required(["method", "workdir", "steps"])
+flags.DEFINE_bool(
+    "deterministic",
+    False,
+    "Deterministic ops (tf.config.experimental.enable_op_determinism): a resumed run then ends with the same "
+    "weights as an uninterrupted one. Slower.",
+)
 
 NAN_EXIT = 3
 
@@ -59,6 +65,7 @@ def main(argv: list[str]) -> int:
     # The strategy first: logical CPUs and collectives must be set before TensorFlow runs anything.
     strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas)
     # Imported after the strategy exists, as they may create TensorFlow state.
+    from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
     from edge_ssl.methods import registry  # pylint: disable=g-import-not-at-top
     from edge_ssl.train import data, loop  # pylint: disable=g-import-not-at-top
 
@@ -80,6 +87,10 @@ def main(argv: list[str]) -> int:
                 f"{strategy.num_replicas_in_sync} replicas"
             )
         loop.check_workdir_compatible(FLAGS.workdir, config)
+        if FLAGS.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        # Initial weights and the shuffle order follow the config's seed (--config_override=seed=N).
+        keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             method = registry.get(FLAGS.method).build(config)
         source = data.source_dataset(
@@ -101,4 +112,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    flags.mark_flags_as_required(
+        ["method", "workdir", "steps"]
+    )  # here, so tests can import this module
     app.run(main)

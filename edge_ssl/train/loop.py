@@ -67,6 +67,8 @@ class TrainResult:
     clips_per_second: float
     checkpoint: str | None
     backbone_dir: str | None
+    # (step, losses) at every logged step of this process's run: the training curve.
+    history: list[tuple[int, dict[str, float]]] = dataclasses.field(default_factory=list)
 
 
 def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
@@ -156,6 +158,20 @@ def _learning_rate(method: base.Method, step: int) -> float | None:
     return None
 
 
+def _worker(strategy: tf.distribute.Strategy) -> tuple[bool, str]:
+    """(whether this process is the chief, a name for it). Single-process strategies are always the chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", None) or 0
+    if not task_type:
+        return True, "chief"
+    chief_is_worker_0 = "chief" not in resolver.cluster_spec().as_dict()
+    is_chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and chief_is_worker_0
+    )
+    return is_chief, f"{task_type}_{task_id}"
+
+
 def export_backbone(method: base.Method, directory: str) -> str:
     """Writes the backbone as a SavedModel at `directory`, replacing an older one only once the new one is whole."""
     tmp = directory + ".partial"
@@ -205,7 +221,16 @@ def train(
             f"use a multiple of {replicas}"
         )
     os.makedirs(workdir, exist_ok=True)
-    check_workdir(workdir, method.config)
+    # In a multi-worker run every worker saves (saving is collective), but only the chief's files are kept: the
+    # others write to a scratch folder removed at the end, and every worker restores from the chief's checkpoints.
+    is_chief, worker_name = _worker(strategy)
+    if is_chief:
+        check_workdir(workdir, method.config)
+        own_dir = workdir
+    else:
+        check_workdir_compatible(workdir, method.config)
+        own_dir = os.path.join(workdir, "workers", worker_name)
+    shared_checkpoints = os.path.join(workdir, "checkpoints")
 
     # Restore: the step, and every item of the method (models, optimizers, momentum encoders, queues).
     with strategy.scope():
@@ -213,11 +238,12 @@ def train(
         method.build_optimizers()
     checkpoint = tf.train.Checkpoint(step=step_var, **method.checkpoint_items())
     manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=options.keep_checkpoints
+        checkpoint, os.path.join(own_dir, "checkpoints"), max_to_keep=options.keep_checkpoints
     )
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).expect_partial()
-        printer(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
+    latest = tf.train.latest_checkpoint(shared_checkpoints)
+    if latest:
+        checkpoint.restore(latest).expect_partial()
+        printer(f"resumed from {latest} at step {int(step_var.numpy())}")
     start_step = int(step_var.numpy())
 
     # Data, positioned after what the finished steps consumed.
@@ -234,12 +260,17 @@ def train(
 
     # Loop.
     step_fn = make_step_fn(method, strategy, options.global_batch_size)
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    writer = (
+        tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+        if is_chief
+        else tf.summary.create_noop_writer()
+    )
     start = time.monotonic()
     last_time, last_step = start, start_step
     losses: dict[str, float] = {}
     interrupted = False
-    path = manager.latest_checkpoint
+    history: list[tuple[int, dict[str, float]]] = []
+    path = latest
     with _stop_on_signals() as stop_requested, writer.as_default():
         while int(step_var.numpy()) < options.steps:
             step_start = time.monotonic()
@@ -250,13 +281,14 @@ def train(
             if bad:
                 raise NonFiniteLossError(
                     f"step {step}: loss {bad[0]!r} is {losses[bad[0]]} ({', '.join(bad)} not finite); stopped "
-                    f"without saving; the last good checkpoint is {manager.latest_checkpoint or 'none'}"
+                    f"without saving; the last good checkpoint is {path or 'none'}"
                 )
             step_time = time.monotonic() - step_start
             if step % options.log_every == 0 or step == options.steps:
                 now = time.monotonic()
                 rate = (step - last_step) * options.global_batch_size / max(now - last_time, 1e-9)
                 last_time, last_step = now, step
+                history.append((step, losses))
                 for name, value in losses.items():
                     tf.summary.scalar(f"loss/{name}", value, step=step)
                 lr = _learning_rate(method, step)
@@ -282,12 +314,29 @@ def train(
     done = int(step_var.numpy())
     backbone_dir = None
     if options.export_backbone and not interrupted:
-        backbone_dir = export_backbone(method, os.path.join(workdir, "backbone"))
+        backbone_dir = export_backbone(method, os.path.join(own_dir, "backbone"))
     clips = (done - start_step) * options.global_batch_size / max(seconds, 1e-9)
-    result = TrainResult(done, losses, interrupted, seconds, clips, path, backbone_dir)
-    # Evaluation and summary: one screen.
-    printer(
-        f"{'stopped (signal)' if interrupted else 'finished'} at step {done}/{options.steps} in {seconds:.1f}s "
-        f"({clips:.1f} clips/s); checkpoint {path}; backbone {backbone_dir or '-'}"
-    )
+    if not is_chief:
+        shutil.rmtree(own_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(own_dir))  # "workers/", once the last scratch folder is gone
+        path = path and path.replace(own_dir, workdir)
+        backbone_dir = backbone_dir and os.path.join(workdir, "backbone")
+    result = TrainResult(done, losses, interrupted, seconds, clips, path, backbone_dir, history)
+    printer(summary(result, options, worker_name if not is_chief else None))
     return result
+
+
+def summary(result: TrainResult, options: TrainOptions, worker: str | None = None) -> str:
+    """The end-of-run summary: a few lines that fit on one screen."""
+    state = "stopped by a signal" if result.interrupted else "finished"
+    lines = [
+        f"{state}{f' ({worker})' if worker else ''} at step {result.step}/{options.steps} "
+        f"in {result.seconds:.1f}s, {result.clips_per_second:.1f} clips/s",
+        "  losses     " + " ".join(f"{k}={v:.5g}" for k, v in result.losses.items()),
+        f"  checkpoint {result.checkpoint or '-'}",
+        f"  backbone   {result.backbone_dir or '-'}",
+    ]
+    if result.interrupted:
+        lines.append("  run the same command again to resume")
+    return "\n".join(lines)

@@ -21,6 +21,9 @@ def split_cpu(num_replicas: int) -> None:
     if num_replicas < 2:
         return
     cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == num_replicas:
+        return  # already split this way (a second strategy in the same process)
     try:
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * num_replicas
