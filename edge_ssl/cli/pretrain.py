@@ -45,6 +45,13 @@ flags.DEFINE_enum("strategy", "auto", list(strategy_lib.STRATEGIES), "tf.distrib
 flags.DEFINE_integer(
     "num_cpu_replicas", 0, "Split the CPU into this many logical replicas (mirrored)."
 )
+flags.DEFINE_enum(
+    "precision",
+    None,
+    ["float32", "mixed_float16", "mixed_bfloat16"],
+    "Mixed precision (default: the config's, float32). mixed_float16 adds dynamic loss scaling.",
+)
+flags.DEFINE_float("clip_norm", None, "Clip each optimizer's global-batch gradient to this norm.")
 flags.DEFINE_multi_string("config_override", [], "key=value overriding a config field; repeatable.")
 flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
@@ -73,6 +80,10 @@ def main(argv: list[str]) -> int:
         overrides = list(FLAGS.config_override) + [f"steps={FLAGS.steps}"]
         if FLAGS.global_batch_size:
             overrides.append(f"global_batch_size={FLAGS.global_batch_size}")
+        if FLAGS.precision:
+            overrides.append(f"precision={FLAGS.precision}")
+        if FLAGS.clip_norm is not None:
+            overrides.append(f"clip_norm={FLAGS.clip_norm}")
         config = loader.load(FLAGS.method, FLAGS.config, overrides)
         options = loop.TrainOptions(
             steps=FLAGS.steps,

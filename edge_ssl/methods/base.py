@@ -9,12 +9,15 @@ step needs to resume (optimizers, momentum encoders, queues) is reachable from `
 """
 
 import abc
+import contextlib
 import dataclasses
 from typing import Any
 
 import tensorflow as tf
 
 from edge_ssl.keras import keras
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,10 +28,22 @@ class MethodConfig:
     size: str
     seed: int = 0
     steps: int = 1000  # total training steps, for learning-rate schedules
+    # Keras mixed-precision policy the method is built under: "float32", "mixed_float16" (GPUs; the optimizers get
+    # dynamic loss scaling) or "mixed_bfloat16" (TPUs, recent CPUs). Losses are always computed in float32.
+    precision: str = "float32"
+    clip_norm: float | None = (
+        None  # clip each optimizer's global-batch gradient to this global norm
+    )
 
     def __post_init__(self):
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.clip_norm is not None and self.clip_norm <= 0:
+            raise ValueError(f"clip_norm must be positive (or None), got {self.clip_norm}")
 
 
 class Method(tf.Module, abc.ABC):
@@ -98,20 +113,65 @@ class Method(tf.Module, abc.ABC):
         return self.backbone(inputs, training=False)
 
 
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Keras's global dtype policy set to `precision` inside the block (networks built there compute in it), and
+    restored afterwards, so building a mixed-precision method leaves later models in float32."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def f32(outputs):
+    """A network's outputs (a tensor or a structure of them) in float32: losses are computed in float32 whatever
+    precision the networks compute in."""
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs)
+
+
+def loss_scaled(
+    optimizer: keras.optimizers.Optimizer, config: MethodConfig
+) -> keras.optimizers.Optimizer:
+    """`optimizer`, wrapped with dynamic loss scaling when the config trains in float16 (so small gradients do not
+    underflow); unchanged otherwise. bfloat16 has float32's range and needs no scaling."""
+    if config.precision == "mixed_float16":
+        return keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
 def apply_gradients(
     optimizer: keras.optimizers.Optimizer,
     loss: tf.Tensor,
     tape: tf.GradientTape,
     variables: list[tf.Variable],
+    clip_norm: float | None = None,
 ) -> None:
     """Gradients of `loss` for `variables`, applied by `optimizer`; a variable without a gradient is an error.
 
     A missing gradient means the loss does not reach part of a trained network: a silent bug in a method.
+    With a loss-scaling optimizer (mixed_float16) the gradient is taken of the scaled loss and unscaled before use;
+    a step whose gradients overflow is skipped by the optimizer and the scale lowered. With `clip_norm` the gradients
+    are first summed over replicas, so the global-batch gradient is clipped, as on one device, and then applied
+    without a second aggregation.
     """
+    scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
+    if scaled:
+        with tape:  # the tape records again: the scaling is part of the differentiated graph
+            loss = optimizer.get_scaled_loss(loss)
     grads = tape.gradient(loss, variables)
     missing = [v.name for v, g in zip(variables, grads) if g is None]
     if missing:
         raise ValueError(
             f"no gradient reaches {len(missing)} trained variables, e.g. {missing[:3]}"
         )
-    optimizer.apply_gradients(zip(grads, variables))
+    if scaled:
+        grads = optimizer.get_unscaled_gradients(grads)
+    if clip_norm is None:
+        optimizer.apply_gradients(zip(grads, variables))
+        return
+    context = tf.distribute.get_replica_context()
+    grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+    optimizer.apply_gradients(zip(grads, variables), skip_gradients_aggregation=True)

@@ -159,8 +159,11 @@ class CrossAndLearn(base.Method):
             [max(int(config.decay_at * config.steps), 1)],
             [config.learning_rate, config.learning_rate * 0.1],
         )
-        self._optimizer = keras.optimizers.SGD(
-            schedule, momentum=config.momentum, weight_decay=config.weight_decay
+        self._optimizer = base.loss_scaled(
+            keras.optimizers.SGD(
+                schedule, momentum=config.momentum, weight_decay=config.weight_decay
+            ),
+            config,
         )
 
     @property
@@ -210,8 +213,8 @@ class CrossAndLearn(base.Method):
     def losses(self, batch, global_batch_size, training=True):
         """The named losses of `batch`, each this replica's share of the global mean."""
         c = self.config
-        r = self.rgb_net(batch["rgb"], training=training)
-        o = self.motion_net(batch["motion"], training=training)
+        r = base.f32(self.rgb_net(batch["rgb"], training=training))
+        o = base.f32(self.motion_net(batch["motion"], training=training))
         if c.negatives == "tuple":
             # Tuples are adjacent items (2i, 2i + 1), so splitting an even global batch over replicas into even
             # shares keeps every tuple on one replica and the loss does not depend on the split.
@@ -228,10 +231,13 @@ class CrossAndLearn(base.Method):
         variables = self.rgb_net.trainable_variables + self.motion_net.trainable_variables
         with tf.GradientTape() as tape:
             losses = self.losses(batch, global_batch_size)
-        base.apply_gradients(self._optimizer, losses["total"], tape, variables)
+        base.apply_gradients(
+            self._optimizer, losses["total"], tape, variables, self.config.clip_norm
+        )
         return losses
 
 
 def build(config: CrossAndLearnConfig) -> CrossAndLearn:
     """Cross and Learn from its config (see edge_ssl/configs/cross_and_learn_*.py)."""
-    return CrossAndLearn(config)
+    with base.precision_policy(config.precision):
+        return CrossAndLearn(config)

@@ -98,7 +98,7 @@ class CvMim(base.Method):
             self.encoder, c.pose_dim, name="cv_mim_backbone"
         )
         self._optimizers = {
-            name: keras.optimizers.Adagrad(c.learning_rate)
+            name: base.loss_scaled(keras.optimizers.Adagrad(c.learning_rate), c)
             for name in ("encoder", "estimators", "discriminator")
         }
 
@@ -168,9 +168,9 @@ class CvMim(base.Method):
         gm = lambda v: distributed.global_mean(v, global_batch_size)  # noqa: E731
         codes = {}
         for side in ("anchor", "positive"):
-            out = self.encoder(batch[side], training=training)
+            out = base.f32(self.encoder(batch[side], training=training))
             z_p, z_v = self._split(out["embedding"])
-            local = self.sub_encoder(out["fc0"], training=training)
+            local = base.f32(self.sub_encoder(out["fc0"], training=training))
             codes[side] = (z_p, z_v, local, out["embedding"])
         (zp_a, zv_a, local_a, emb_a), (zp_p, zv_p, local_p, emb_p) = (
             codes["anchor"],
@@ -183,11 +183,15 @@ class CvMim(base.Method):
         cross_view = c.view_weight * 2.0 * gm(mi.jsd_contrastive(zp_a, zp_p))
         fake_a, fake_p = tf.sigmoid(emb_a), tf.sigmoid(emb_p)
         prior = c.prior_weight * (
-            gm(mi.prior_loss(lambda x: self.discriminator(x, training=training), fake_a))
-            + gm(mi.prior_loss(lambda x: self.discriminator(x, training=training), fake_p))
+            gm(mi.prior_loss(lambda x: base.f32(self.discriminator(x, training=training)), fake_a))
+            + gm(
+                mi.prior_loss(lambda x: base.f32(self.discriminator(x, training=training)), fake_p)
+            )
         )
-        q_a, q_p = self.intra(zp_a, training=training), self.intra(zp_p, training=training)
-        q_x = self.inter(zv_a, training=training)
+        q_a, q_p = base.f32(self.intra(zp_a, training=training)), base.f32(
+            self.intra(zp_p, training=training)
+        )
+        q_x = base.f32(self.inter(zv_a, training=training))
         club = lambda y, q: mi.club_upper_bound(
             y, q["mu"], q["logvar"], global_batch_size
         )  # noqa: E731
@@ -198,8 +202,10 @@ class CvMim(base.Method):
 
         # The estimators fit q on codes the encoder cannot move through them.
         sg = tf.stop_gradient
-        e_a, e_p = self.intra(sg(zp_a), training=training), self.intra(sg(zp_p), training=training)
-        e_x = self.inter(sg(zv_a), training=training)
+        e_a, e_p = base.f32(self.intra(sg(zp_a), training=training)), base.f32(
+            self.intra(sg(zp_p), training=training)
+        )
+        e_x = base.f32(self.inter(sg(zv_a), training=training))
         ll = mi.gaussian_log_likelihood
         estimators = gm(
             -ll(sg(zv_a), e_a["mu"], e_a["logvar"])
@@ -207,7 +213,7 @@ class CvMim(base.Method):
             - 2.0 * ll(sg(zv_p), e_x["mu"], e_x["logvar"])
         )
         real = batch["prior_sample"]
-        disc = lambda x: self.discriminator(x, training=training)  # noqa: E731
+        disc = lambda x: base.f32(self.discriminator(x, training=training))  # noqa: E731
         discriminator = gm(mi.discriminator_loss(disc, real, fake_a, c.r1_weight)) + gm(
             mi.discriminator_loss(disc, real, fake_p, c.r1_weight)
         )
@@ -230,11 +236,14 @@ class CvMim(base.Method):
             ("estimators", "estimators"),
             ("discriminator", "discriminator"),
         ):
-            base.apply_gradients(self._optimizers[name], losses[loss_name], tape, groups[name])
+            base.apply_gradients(
+                self._optimizers[name], losses[loss_name], tape, groups[name], self.config.clip_norm
+            )
         del tape
         return losses
 
 
 def build(config: CvMimConfig) -> CvMim:
     """CV-MIM from its config (see edge_ssl/configs/cv_mim_*.py)."""
-    return CvMim(config)
+    with base.precision_policy(config.precision):
+        return CvMim(config)

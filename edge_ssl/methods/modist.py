@@ -136,8 +136,11 @@ class MoDist(base.Method):
             warmup_target=c.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
-        self._optimizer = keras.optimizers.SGD(
-            schedule, momentum=c.momentum, nesterov=True, weight_decay=c.weight_decay
+        self._optimizer = base.loss_scaled(
+            keras.optimizers.SGD(
+                schedule, momentum=c.momentum, nesterov=True, weight_decay=c.weight_decay
+            ),
+            c,
         )
 
     @property
@@ -207,10 +210,10 @@ class MoDist(base.Method):
     def losses(self, batch, global_batch_size, training=True):
         """Named losses (this replica's share of each global mean) and the keys to enqueue."""
         c = self.config
-        q_v = self.visual_query(batch["rgb1"], training=training)
-        q_m = self.motion_query(batch["motion1"], training=training)
-        k_v = tf.stop_gradient(self.visual_key(batch["rgb2"], training=training))
-        k_m = tf.stop_gradient(self.motion_key(batch["motion2"], training=training))
+        q_v = base.f32(self.visual_query(batch["rgb1"], training=training))
+        q_m = base.f32(self.motion_query(batch["motion1"], training=training))
+        k_v = tf.stop_gradient(base.f32(self.visual_key(batch["rgb2"], training=training)))
+        k_m = tf.stop_gradient(base.f32(self.motion_key(batch["motion2"], training=training)))
         per = {
             "visual_visual": contrastive.info_nce_queue(
                 q_v, k_v, self.visual_queue.keys, c.temperature
@@ -238,7 +241,9 @@ class MoDist(base.Method):
         variables = self.visual_query.trainable_variables + self.motion_query.trainable_variables
         with tf.GradientTape() as tape:
             losses, (k_v, k_m) = self.losses(batch, global_batch_size)
-        base.apply_gradients(self._optimizer, losses["total"], tape, variables)
+        base.apply_gradients(
+            self._optimizer, losses["total"], tape, variables, self.config.clip_norm
+        )
         for keys, queries in self._momentum_pairs:
             contrastive.momentum_update(keys, queries, self.config.key_momentum)
         self.visual_queue.enqueue(k_v)
@@ -248,4 +253,5 @@ class MoDist(base.Method):
 
 def build(config: MoDistConfig) -> MoDist:
     """MoDist from its config (see edge_ssl/configs/modist_*.py)."""
-    return MoDist(config)
+    with base.precision_policy(config.precision):
+        return MoDist(config)

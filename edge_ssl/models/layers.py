@@ -41,9 +41,14 @@ class SubtractSpatialMean(keras.layers.Layer):
 
 @keras.utils.register_keras_serializable("edge_ssl")
 class L2Normalize(keras.layers.Layer):
-    """Rows scaled to unit length: embeddings are L2-normalised float32 [B, D] (DESIGN.md)."""
+    """Rows scaled to unit length: embeddings are L2-normalised float32 [B, D] (DESIGN.md).
+
+    It computes in float32 even under a mixed-precision policy (unless given another dtype), so every embedding leaves
+    its network in float32.
+    """
 
     def __init__(self, epsilon: float = 1e-12, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
 
