@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import time
@@ -327,12 +328,17 @@ def train(
     return result
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def summary(result: TrainResult, options: TrainOptions, worker: str | None = None) -> str:
     """The end-of-run summary: a few lines that fit on one screen."""
     state = "stopped by a signal" if result.interrupted else "finished"
     lines = [
         f"{state}{f' ({worker})' if worker else ''} at step {result.step}/{options.steps} "
-        f"in {result.seconds:.1f}s, {result.clips_per_second:.1f} clips/s",
+        f"in {result.seconds:.1f}s, {result.clips_per_second:.1f} clips/s, peak memory {_peak_rss_mib():.0f} MiB",
         "  losses     " + " ".join(f"{k}={v:.5g}" for k, v in result.losses.items()),
         f"  checkpoint {result.checkpoint or '-'}",
         f"  backbone   {result.backbone_dir or '-'}",

@@ -1,0 +1,58 @@
+"""Tests for edge_ssl.train.data: where pretraining data comes from, and the per-pipeline datasets."""
+
+import os
+
+import tensorflow as tf
+
+from edge_ssl.configs import loader
+from edge_ssl.data import synthetic
+from edge_ssl.methods import registry
+from edge_ssl.train import data
+
+
+def _method(name: str, *overrides: str):
+    return registry.get(name).build(loader.load(name, "tiny", overrides))
+
+
+def _source():
+    return synthetic.as_dataset(synthetic.get_config("tiny", performances=(2, 0, 0)), "pretrain")
+
+
+class DataTest(tf.test.TestCase):
+
+    def test_skip_continues_the_stream_of_an_unskipped_pipeline(self):
+        method = _method("cross_and_learn")
+        dataset_fn = data.make_dataset_fn(_source(), method, shuffle_buffer=4)
+        ctx = tf.distribute.InputContext()
+        whole = list(dataset_fn(ctx, 0).take(9))
+        resumed = list(dataset_fn(ctx, 5).take(4))
+        for a, b in zip(whole[5:], resumed):
+            for key in a:
+                self.assertAllClose(a[key], b[key])
+        self.assertNotAllClose(whole[0]["rgb"], whole[1]["rgb"])
+
+    def test_shuffle_buffer_is_sized_to_memory(self):
+        video = {"rgb": tf.TensorSpec([16, 112, 112, 3], tf.float32)}
+        pose = {"pose2d": tf.TensorSpec([None, 17, 2], tf.float32)}
+        self.assertEqual(
+            data.shuffle_buffer_size(video, {"rgb"}), data.SHUFFLE_MEMORY // (16 * 112 * 112 * 12)
+        )
+        self.assertEqual(data.shuffle_buffer_size(pose, {"pose2d"}), 1024)
+        self.assertEqual(data.shuffle_buffer_size(video, {"rgb"}, memory=1), 16)
+
+    def test_bad_sources_are_clear_errors(self):
+        method = _method("muscles")
+        with self.assertRaisesRegex(data.DataError, "does not exist"):
+            data.source_dataset("./no/such/folder", method, None, "pretrain", None)
+        folder = self.get_temp_dir() + "/videos"
+        os.makedirs(folder, exist_ok=True)
+        with self.assertRaisesRegex(
+            data.DataError, r"muscles needs \[.*'gaze'.*\], which a video folder does not"
+        ):
+            data.source_dataset(folder, method, None, "pretrain", None)
+        with self.assertRaisesRegex(data.DataError, "needs optical flow: give a cache folder"):
+            data.source_dataset(folder, _method("modist", "motion=flow"), None, "pretrain", None)
+
+
+if __name__ == "__main__":
+    tf.test.main()
