@@ -91,6 +91,16 @@ def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
         raise WorkdirError(
             f"{workdir} holds a {config.method} run with config {previous.get('size')!r}, not {config.size!r}"
         )
+    teacher = getattr(config, "teacher", None)
+    previous_teacher = previous.get("config", {}).get("teacher")
+    if (
+        teacher
+        and previous_teacher
+        and os.path.abspath(previous_teacher) != os.path.abspath(teacher)
+    ):
+        raise WorkdirError(
+            f"{workdir} holds a student of teacher {previous_teacher!r}, not {teacher!r}; use another --workdir"
+        )
 
 
 def check_workdir(workdir: str, config: base.MethodConfig) -> bool:
