@@ -12,8 +12,8 @@ from edge_ssl.data import augment, motion, pose_folder, video_folder
 from edge_ssl.data.datasets import synthetic_world
 from edge_ssl.methods import base
 
-# The synthetic world's size for each config size.
-WORLD_SIZES = {"tiny": "tiny", "small": "small", "paper": "base"}
+# The synthetic world's size for each config size (students: tiny, small, base).
+WORLD_SIZES = {"tiny": "tiny", "small": "small", "paper": "base", "base": "base"}
 SYNTHETIC_KEYS = (
     "rgb",
     "pose2d",
