@@ -2,7 +2,9 @@
 
 Counted per example at the model's static input shape: a Conv/Dense output element costs (kernel volume x input
 channels / groups) multiply-adds; a depthwise convolution costs its kernel area per output element. FLOPs are twice
-the multiply-adds. Normalisation, activations, pooling and additions are not counted (a few percent at most).
+the multiply-adds. Normalisation, activations, pooling and additions are not counted (a few percent at most). A
+custom layer that computes a convolution itself (edge_ssl.models.temporal.CausalTemporalConv) reports its own count
+through a `multiply_adds()` method.
 """
 
 import math
@@ -13,6 +15,9 @@ _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 
 
 def _macs(layer) -> int:
+    own_count = getattr(layer, "multiply_adds", None)
+    if callable(own_count):
+        return int(own_count())
     out = layer.output_shape
     if isinstance(out, list):
         out = out[0]
