@@ -108,6 +108,10 @@ class Method(tf.Module, abc.ABC):
         for name, optimizer in self.optimizers.items():
             optimizer.build(groups[name])
 
+    def save_backbone(self, path: str) -> None:
+        """Writes the backbone as a SavedModel at `path` (the engine writes to a temporary folder, then renames)."""
+        self.backbone.save(path, save_format="tf", include_optimizer=False)
+
     def embed(self, inputs: tf.Tensor) -> tf.Tensor:
         """Embeddings of a batch of inputs with the backbone in inference mode."""
         return self.backbone(inputs, training=False)

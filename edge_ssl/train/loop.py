@@ -187,7 +187,7 @@ def export_backbone(method: base.Method, directory: str) -> str:
     """Writes the backbone as a SavedModel at `directory`, replacing an older one only once the new one is whole."""
     tmp = directory + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    method.backbone.save(tmp, save_format="tf", include_optimizer=False)
+    method.save_backbone(tmp)
     old = directory + ".old"
     if os.path.exists(directory):
         os.replace(directory, old)

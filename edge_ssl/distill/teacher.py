@@ -1,0 +1,191 @@
+"""A pretrained method, loaded frozen from its pretraining workdir, as a distillation teacher.
+
+A teacher gives, for one RGB window (and its optical flow when the teacher needs it), the inputs of each of its
+views, and embeds them with `training=False`:
+- `visual`: the method's backbone (MoDist's visual pathway, Cross and Learn's RGB stream averaged over frames,
+  Muscles' frame encoder averaged over frames).
+- `motion`: what the teacher saw in motion, for the student's motion-awareness term: MoDist's motion pathway on flow
+  (or frame differences), Cross and Learn's motion stream on its flow or difference stack at the window's centre.
+  Muscles has no motion pathway.
+Teachers' inputs have fixed sizes; the window is subsampled uniformly in time and resized to them, and flow vectors
+are scaled with the image. CV-MIM is a pose method: it cannot teach an RGB student and is refused.
+"""
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from edge_ssl.configs import loader
+from edge_ssl.data import augment
+from edge_ssl.keras import keras
+from edge_ssl.methods import base, registry
+from edge_ssl.models import layers
+from edge_ssl.train import loop
+
+RGB_TEACHERS = ("cross_and_learn", "modist", "muscles")
+
+
+class TeacherError(ValueError):
+    """The teacher workdir cannot be used: missing, not a pretraining run, or a method that cannot teach RGB."""
+
+
+def _uniform(x: tf.Tensor, count: int) -> tf.Tensor:
+    """`count` frames of `x` [T, ...] at uniformly spaced positions (the first and the last included)."""
+    length = tf.shape(x)[0]
+    positions = tf.linspace(0.0, tf.cast(length - 1, tf.float32), count)
+    return tf.gather(x, tf.cast(tf.round(positions), tf.int32))
+
+
+def _resized(example: dict[str, tf.Tensor], size: int) -> dict[str, tf.Tensor]:
+    return augment.resize(example, (size, size))
+
+
+def _differences(rgb: tf.Tensor) -> tf.Tensor:
+    """Frame differences with a zero first frame, as the data contract's `diff`."""
+    return tf.concat([tf.zeros_like(rgb[:1]), rgb[1:] - rgb[:-1]], axis=0)
+
+
+@dataclasses.dataclass
+class View:
+    """One embedding the teacher gives: a frozen model and how to build its input from a window."""
+
+    model: keras.Model
+    inputs: Callable[
+        [dict[str, tf.Tensor]], tf.Tensor
+    ]  # window {"rgb", optionally "flow"} -> one input
+
+
+@dataclasses.dataclass
+class Teacher:
+    method: base.Method
+    views: dict[str, View]
+    workdir: str
+    checkpoint: str
+
+    @property
+    def name(self) -> str:
+        return self.method.name
+
+    @property
+    def needs_flow(self) -> bool:
+        return "flow" in self.method.input_keys
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {name: int(view.model.output.shape[-1]) for name, view in self.views.items()}
+
+    def inputs(self, window: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Per example (inside `Dataset.map`): each view's input from an RGB window [T, H, W, 3] (and `flow`)."""
+        return {f"teacher_{name}": view.inputs(window) for name, view in self.views.items()}
+
+    def embed(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Each view's float32 embedding of a batch of `inputs`, in inference mode and without gradient."""
+        return {
+            name: tf.stop_gradient(base.f32(view.model(batch[f"teacher_{name}"], training=False)))
+            for name, view in self.views.items()
+        }
+
+    @property
+    def variables(self) -> list[tf.Variable]:
+        return [v for view in self.views.values() for v in view.model.variables]
+
+
+def _modist_views(method) -> dict[str, View]:
+    c = method.config
+    motion_key = "flow" if c.motion == "flow" else "diff"
+    motion_model = keras.Model(
+        method.motion.input, layers.L2Normalize(name="motion_embedding")(method.motion.output)
+    )
+
+    def visual(window):
+        return _uniform(_resized({"rgb": window["rgb"]}, c.input_size)["rgb"], c.frames)
+
+    def motion(window):
+        ex = _resized({k: v for k, v in window.items() if k in ("rgb", "flow")}, c.input_size)
+        if motion_key == "diff":
+            ex["diff"] = _differences(ex["rgb"])
+        return _uniform(ex[motion_key], c.flow_frames)
+
+    return {"visual": View(method.backbone, visual), "motion": View(motion_model, motion)}
+
+
+def _cross_and_learn_views(method) -> dict[str, View]:
+    c = method.config
+    motion_model = keras.Model(
+        method.motion_net.input,
+        layers.L2Normalize(name="motion_embedding")(method.motion_net.output),
+    )
+
+    def visual(window):
+        return _uniform(_resized({"rgb": window["rgb"]}, c.input_size)["rgb"], c.eval_frames)
+
+    def motion(window):
+        ex = _resized({k: v for k, v in window.items() if k in ("rgb", "flow")}, c.input_size)
+        centre = tf.shape(ex["rgb"])[0] // 2
+        if c.motion == "flow":
+            count, frames = c.flow_frames, ex["flow"]
+        else:
+            count, frames = c.num_differences, _differences(ex["rgb"])
+        start = tf.clip_by_value(centre - count // 2, 1, tf.shape(frames)[0] - count)
+        stack = frames[start : start + count]
+        return tf.concat(tf.unstack(stack, num=count, axis=0), axis=-1)
+
+    return {"visual": View(method.backbone, visual), "motion": View(motion_model, motion)}
+
+
+def _muscles_views(method) -> dict[str, View]:
+    c = method.config
+
+    def visual(window):
+        return _uniform(_resized({"rgb": window["rgb"]}, c.input_size)["rgb"], c.clip_frames)
+
+    return {"visual": View(method.backbone, visual)}
+
+
+VIEWS = {
+    "modist": _modist_views,
+    "cross_and_learn": _cross_and_learn_views,
+    "muscles": _muscles_views,
+}
+
+
+def read_run(workdir: str) -> dict:
+    """The `run.json` of a pretraining workdir, with a clear error when there is none."""
+    path = os.path.join(workdir, loop.RUN_FILE)
+    if not os.path.isdir(workdir):
+        raise TeacherError(f"teacher workdir {workdir!r} does not exist")
+    if not os.path.exists(path):
+        raise TeacherError(f"{workdir!r} is not a pretraining workdir: it has no {loop.RUN_FILE}")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_teacher(workdir: str) -> Teacher:
+    """The teacher pretrained in `workdir`, its latest checkpoint restored, every variable frozen.
+
+    Raises:
+      TeacherError: no such workdir, no run or checkpoint in it, or a method that cannot teach an RGB student.
+    """
+    run = read_run(workdir)
+    name = run.get("method")
+    if name not in RGB_TEACHERS:
+        raise TeacherError(
+            f"{workdir!r} holds a {name!r} run; an RGB student learns from {', '.join(RGB_TEACHERS)}"
+        )
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if latest is None:
+        raise TeacherError(f"{workdir!r} has no checkpoint yet; pretrain first")
+    config = loader.load(name, run["size"])
+    stored = {k: v for k, v in run.get("config", {}).items() if k != "method"}
+    fields = {f.name for f in dataclasses.fields(config)}
+    config = dataclasses.replace(config, **{k: v for k, v in stored.items() if k in fields})
+    method = registry.get(name).build(config)
+    checkpoint = tf.train.Checkpoint(**method.checkpoint_items())
+    checkpoint.restore(latest).expect_partial()
+    views = VIEWS[name](method)
+    for view in views.values():
+        view.model.trainable = False
+    return Teacher(method, views, workdir, latest)

@@ -1,0 +1,228 @@
+"""Tests for edge_ssl.distill: loading a teacher from its workdir, and distillation steps on the tiny world.
+
+A tiny MoDist teacher (visual and motion pathways, frame differences) is pretrained for a few steps with the engine
+once per test class; the student is the `tiny` variant.
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from edge_ssl.configs import loader
+from edge_ssl.data import augment, synthetic
+from edge_ssl.distill import distiller
+from edge_ssl.distill import teacher as teacher_lib
+from edge_ssl.fewshot import metrics
+from edge_ssl.keras import keras
+from edge_ssl.losses import distillation
+from edge_ssl.methods import registry
+from edge_ssl.train import loop
+
+BATCH = 8
+KNN_PERFORMANCES = 12  # held-out performances (x3 cameras) for the k-NN check
+KNN_MARGIN = (
+    0.15  # the student's k-NN accuracy on held-out classes is at most this much below the teacher's
+)
+
+
+def _world(split: str, performances=(4, 2, 2)):
+    return synthetic.as_dataset(synthetic.get_config("tiny", performances=performances), split)
+
+
+def _pretrain(method_name: str, workdir: str, steps: int = 3) -> str:
+    keras.utils.set_random_seed(0)
+    config = loader.load(method_name, "tiny", [f"global_batch_size={BATCH}", f"steps={steps}"])
+    method = registry.get(method_name).build(config)
+
+    def dataset_fn(ctx, skip=0):
+        ds = augment.with_seeds(_world("pretrain").cache().repeat(), 1).skip(skip)
+        return ds.map(method.prepare)
+
+    options = loop.TrainOptions(steps=steps, global_batch_size=BATCH, export_backbone=False)
+    loop.train(
+        method, dataset_fn, workdir, options, tf.distribute.get_strategy(), printer=lambda _: None
+    )
+    return workdir
+
+
+def _distiller(teacher_dir: str, **overrides) -> distiller.Distiller:
+    keras.utils.set_random_seed(1)
+    fields = {
+        "teacher": teacher_dir,
+        "size": "tiny",
+        "global_batch_size": BATCH,
+        "steps": 20,
+        **overrides,
+    }
+    return distiller.build(distiller.DistillConfig(**fields))
+
+
+def _batches(method, split="pretrain", count=1, seed=2):
+    ds = augment.with_seeds(_world(split).cache().repeat(), seed).map(method.prepare).batch(BATCH)
+    return list(ds.take(count))
+
+
+class TeacherTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.teacher_dir = _pretrain(
+            "modist", os.path.join(tf.compat.v1.test.get_temp_dir(), "teacher")
+        )
+
+    def test_teacher_restores_the_pretrained_weights(self):
+        teacher = teacher_lib.load_teacher(self.teacher_dir)
+        reader = tf.train.load_checkpoint(teacher.checkpoint)
+        keys = [k for k in reader.get_variable_to_shape_map() if k.startswith("encoder_visual/")]
+        self.assertNotEmpty(keys)
+        self.assertEqual(sorted(teacher.views), ["motion", "visual"])
+        self.assertEqual(teacher.dims["visual"], teacher.method.backbone.output.shape[-1])
+        stored = {k: reader.get_tensor(k) for k in keys}
+        restored = {v.name: v.numpy() for v in teacher.method.encoders["visual"].variables}
+        # every stored visual-pathway tensor equals some restored variable of the same shape
+        for value in stored.values():
+            self.assertTrue(
+                any(r.shape == value.shape and np.array_equal(r, value) for r in restored.values())
+            )
+
+    def test_bad_teacher_workdirs_are_clear_errors(self):
+        with self.assertRaisesRegex(teacher_lib.TeacherError, "does not exist"):
+            teacher_lib.load_teacher(self.get_temp_dir() + "/nothing")
+        empty = self.get_temp_dir() + "/empty"
+        os.makedirs(empty)
+        with self.assertRaisesRegex(teacher_lib.TeacherError, "not a pretraining workdir"):
+            teacher_lib.load_teacher(empty)
+        pose = self.get_temp_dir() + "/pose"
+        os.makedirs(pose)
+        with open(os.path.join(pose, loop.RUN_FILE), "w", encoding="utf-8") as f:
+            json.dump({"method": "cv_mim", "size": "tiny"}, f)
+        with self.assertRaisesRegex(
+            teacher_lib.TeacherError, "'cv_mim' run; an RGB student learns from"
+        ):
+            teacher_lib.load_teacher(pose)
+        fresh = self.get_temp_dir() + "/fresh"
+        os.makedirs(fresh)
+        with open(os.path.join(fresh, loop.RUN_FILE), "w", encoding="utf-8") as f:
+            json.dump({"method": "modist", "size": "tiny"}, f)
+        with self.assertRaisesRegex(teacher_lib.TeacherError, "no checkpoint yet"):
+            teacher_lib.load_teacher(fresh)
+
+
+class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
+
+    @parameterized.parameters(("cross_and_learn", {"visual", "motion"}), ("muscles", {"visual"}))
+    def test_teacher_views_feed_a_distillation_step(self, name, views):
+        teacher_dir = _pretrain(name, os.path.join(self.get_temp_dir(), name), steps=1)
+        method = _distiller(teacher_dir)
+        self.assertEqual(set(method.teacher.views), views)
+        batch = _batches(method)[0]
+        for view in views:
+            self.assertEqual(
+                batch[f"teacher_{view}"].shape[1:], method.teacher.views[view].model.input_shape[1:]
+            )
+        losses = tf.function(lambda b: method.train_step(b, BATCH))(batch)
+        self.assertEqual("motion" in losses, "motion" in views)
+        self.assertTrue(all(np.isfinite(v.numpy()) for v in losses.values()))
+
+
+class DistillerTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.teacher_dir = _pretrain(
+            "modist", os.path.join(tf.compat.v1.test.get_temp_dir(), "teacher")
+        )
+
+    def test_teacher_is_frozen_and_the_student_learns(self):
+        method = _distiller(self.teacher_dir)
+        teacher_before = [v.numpy().copy() for v in method.teacher.variables]
+        student_before = [v.numpy().copy() for v in method.student.trainable_variables]
+        method.build_optimizers()
+        optimized = {id(v) for v in method.variable_groups()["adamw"]}
+        self.assertFalse(optimized & {id(v) for v in method.teacher.variables})
+        step = tf.function(lambda b: method.train_step(b, BATCH))
+        for batch in _batches(method, count=3):
+            losses = step(batch)
+        self.assertEqual(set(losses), {"embedding", "motion", "relational", "total"})
+        for before, after in zip(teacher_before, method.teacher.variables):
+            self.assertAllEqual(
+                before, after.numpy()
+            )  # bit-identical, BN moving statistics included
+        moved = [
+            not np.array_equal(b, a.numpy())
+            for b, a in zip(student_before, method.student.trainable_variables)
+        ]
+        self.assertTrue(all(moved))
+
+    def test_prepare_gives_the_student_rgb_only_and_the_teacher_its_views(self):
+        method = _distiller(self.teacher_dir)
+        example = next(iter(_world("pretrain")))
+        prepared = method.prepare(example, tf.constant([3, 4]))
+        self.assertEqual(set(prepared), {"rgb", "teacher_visual", "teacher_motion"})
+        self.assertEqual(prepared["rgb"].shape, method.student.input_shape[1:])
+        self.assertEqual(
+            prepared["teacher_visual"].shape, method.teacher.views["visual"].model.input_shape[1:]
+        )
+        self.assertEqual(
+            prepared["teacher_motion"].shape, method.teacher.views["motion"].model.input_shape[1:]
+        )
+
+    def test_labels_feed_the_logit_term_and_class_prototypes(self):
+        method = _distiller(self.teacher_dir, num_classes=synthetic.NUM_ACTIONS)
+        self.assertIn("label", method.input_keys)
+        batch = _batches(method)[0]
+        losses = tf.function(lambda b: method.train_step(b, BATCH))(batch)
+        self.assertIn("logits", losses)
+        present = np.unique(batch["label"].numpy())
+        norms = np.linalg.norm(method.prototypes.numpy(), axis=-1)
+        self.assertTrue(np.all(norms[present] > 0))
+        absent = np.setdiff1d(np.arange(synthetic.NUM_ACTIONS), present)
+        self.assertTrue(np.all(norms[absent] == 0))
+
+    def test_a_short_run_brings_the_student_close_to_the_teacher(self):
+        method = _distiller(self.teacher_dir, steps=60, warmup_fraction=0.0, learning_rate=3e-3)
+        random_student = _distiller(self.teacher_dir)
+        held_out = _batches(method, split="heldout", count=2, seed=9)
+
+        def closeness(m):
+            values = []
+            for batch in held_out:
+                target = m.teacher.embed(batch)["visual"]
+                projected = m.heads["visual"](m.student(batch["rgb"], training=False))
+                values.append(1.0 - distillation.cosine_regression(projected, target).numpy())
+            return float(np.mean(values))
+
+        before = closeness(random_student)
+        step = tf.function(lambda b: method.train_step(b, BATCH))
+        for batch in _batches(method, count=60, seed=5):
+            step(batch)
+        after = closeness(method)
+        message = f"cosine to the teacher: random {before:.3f}, distilled {after:.3f}"
+        self.assertGreater(after, 0.6, message)
+        self.assertGreater(after, before + 0.4, message)
+
+        # k-NN on the held-out classes (one performance's camera views never vote for each other).
+        world = synthetic.get_config("tiny", performances=(0, 0, KNN_PERFORMANCES))
+        clips = augment.with_seeds(synthetic.as_dataset(world, "heldout"), 4).map(
+            lambda ex, seed: (method.prepare(ex, seed), ex["label"], ex["performance_id"])
+        )
+        student, teacher, labels, groups = [], [], [], []
+        for inputs, label, group in clips.batch(BATCH):
+            student.append(method.student(inputs["rgb"], training=False).numpy())
+            teacher.append(method.teacher.embed(inputs)["visual"].numpy())
+            labels.append(label.numpy())
+            groups.append(group.numpy())
+        labels, groups = np.concatenate(labels), np.concatenate(groups)
+        student_knn = metrics.knn_accuracy(np.concatenate(student), labels, groups)
+        teacher_knn = metrics.knn_accuracy(np.concatenate(teacher), labels, groups)
+        print(f"k-NN on held-out classes: teacher {teacher_knn:.3f}, student {student_knn:.3f}")
+        self.assertGreaterEqual(student_knn, teacher_knn - KNN_MARGIN)
+
+
+if __name__ == "__main__":
+    tf.test.main()
