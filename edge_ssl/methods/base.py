@@ -129,6 +129,19 @@ def precision_policy(precision: str):
         keras.mixed_precision.set_global_policy(previous)
 
 
+def warmup_cosine(
+    learning_rate: float, steps: int, warmup_fraction: float
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Linear warm-up from 0 over `warmup_fraction` of `steps`, then cosine decay to 0 at `steps`."""
+    warmup = int(warmup_fraction * steps)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else learning_rate,
+        decay_steps=max(steps - warmup, 1),
+        warmup_target=learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
 def f32(outputs):
     """A network's outputs (a tensor or a structure of them) in float32: losses are computed in float32 whatever
     precision the networks compute in."""

@@ -129,13 +129,7 @@ class MoDist(base.Method):
             layers.L2Normalize(name="embedding")(self.visual.output),
             name="modist_backbone",
         )
-        warmup = int(c.warmup_fraction * c.steps)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else c.learning_rate,
-            decay_steps=max(c.steps - warmup, 1),
-            warmup_target=c.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
+        schedule = base.warmup_cosine(c.learning_rate, c.steps, c.warmup_fraction)
         self._optimizer = base.loss_scaled(
             keras.optimizers.SGD(
                 schedule, momentum=c.momentum, nesterov=True, weight_decay=c.weight_decay
