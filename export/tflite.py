@@ -1,0 +1,144 @@
+"""TFLite (LiteRT) forms of a student SavedModel: fp32, fp16, dynamic range and full int8, both signatures.
+
+The student's SavedModel (`edge_ssl.models.student.Student.save`) has `serving_default` (clip [B, T, S, S, 3] ->
+embedding) and `step` (frame + state tensors -> embedding + new state). Both go into one `.tflite` file, builtin ops
+only (the Python LiteRT runtime has no Flex delegate). Full int8 calibrates on representative clips: each clip feeds
+the clip signature, and is streamed through the Keras step so that the step signature is calibrated on the states
+real streams reach, not on random ones. With `int8_io` the inputs and outputs are int8 too (the runner quantizes and
+dequantizes them); otherwise they stay float32 around an int8 graph.
+
+`TFLiteModel` runs a converted model with `ai_edge_litert` (never `tf.lite.Interpreter`): whole clips, and streams.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert import interpreter as litert
+
+QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+FILE_NAMES = {q: f"model_{q}.tflite" for q in QUANTIZATIONS}
+SIGNATURES = ("serving_default", "step")
+
+Representative = Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]]
+
+
+class ExportError(ValueError):
+    """The model cannot be converted as asked (missing calibration data, unknown quantization, a Flex op)."""
+
+
+def representative_data(student, clips: Iterable[np.ndarray]) -> Representative:
+    """Calibration inputs for both signatures from clips [T, S, S, 3] (float32 in [0, 1]).
+
+    Args:
+      student: the `edge_ssl.models.student.Student` whose step produces the states.
+      clips: a re-iterable collection of clips (a list or an array), each of the student's clip shape.
+    """
+
+    def generate():
+        for clip in clips:
+            clip = np.asarray(clip, np.float32)[None]
+            yield "serving_default", {"clip": clip}
+            state = student.init_state(1)
+            for t in range(clip.shape[1]):
+                frame = clip[:, t]
+                yield "step", {"frame": frame, **{k: np.asarray(v) for k, v in state.items()}}
+                _, state = student.step(frame, state)
+
+    return generate
+
+
+def convert(
+    saved_model_dir: str,
+    quantization: str,
+    representative: Representative | None = None,
+    int8_io: bool = False,
+) -> bytes:
+    """The `.tflite` bytes of the SavedModel's `serving_default` and `step` signatures.
+
+    Raises:
+      ExportError: an unknown quantization, int8 without representative data, int8_io without int8, or a
+        conversion that fails (the converter's message is kept).
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ExportError(
+            f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}"
+        )
+    if quantization == "int8" and representative is None:
+        raise ExportError("int8 needs representative clips to calibrate on")
+    if int8_io and quantization != "int8":
+        raise ExportError("int8 inputs and outputs need quantization='int8'")
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=list(SIGNATURES)
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != "fp32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    try:
+        return converter.convert()
+    except (
+        Exception
+    ) as e:  # the converter raises ConverterError and others, with the op that failed
+        raise ExportError(f"TFLite {quantization} conversion failed: {e}") from e
+
+
+class TFLiteModel:
+    """A converted student run with LiteRT: `embed(clips)` through `serving_default`, `stream(clip)` through `step`."""
+
+    def __init__(self, model: bytes | str, num_threads: int | None = None):
+        kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": model}
+        self.interpreter = litert.Interpreter(num_threads=num_threads, **kwargs)
+        self.signatures = self.interpreter.get_signature_list()
+        missing = set(SIGNATURES) - set(self.signatures)
+        if missing:
+            raise ExportError(f"the model lacks the {sorted(missing)} signature(s)")
+        self._runners = {name: self.interpreter.get_signature_runner(name) for name in SIGNATURES}
+
+    @staticmethod
+    def _quantize(value: np.ndarray, detail: dict) -> np.ndarray:
+        if detail["dtype"] == np.float32:
+            return np.asarray(value, np.float32)
+        scale, zero = detail["quantization"]
+        info = np.iinfo(detail["dtype"])
+        return np.clip(np.round(value / scale + zero), info.min, info.max).astype(detail["dtype"])
+
+    @staticmethod
+    def _dequantize(value: np.ndarray, detail: dict) -> np.ndarray:
+        if detail["dtype"] == np.float32:
+            return value
+        scale, zero = detail["quantization"]
+        return (value.astype(np.float32) - zero) * scale
+
+    def _run(self, name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        runner = self._runners[name]
+        details_in, details_out = runner.get_input_details(), runner.get_output_details()
+        outputs = runner(**{k: self._quantize(v, details_in[k]) for k, v in inputs.items()})
+        return {k: self._dequantize(v, details_out[k]) for k, v in outputs.items()}
+
+    def embed(self, clips: np.ndarray) -> np.ndarray:
+        """Embeddings [N, D] of clips [N, T, S, S, 3], one clip per invocation (the signature's batch is 1)."""
+        return np.concatenate(
+            [self._run("serving_default", {"clip": c[None]})["embedding"] for c in clips]
+        )
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """The zero state of one stream, from the step signature's inputs."""
+        details = self._runners["step"].get_input_details()
+        return {k: np.zeros(d["shape"], np.float32) for k, d in details.items() if k != "frame"}
+
+    def stream(self, clip: np.ndarray) -> np.ndarray:
+        """The embedding [D] after streaming clip [T, S, S, 3] frame by frame from the zero state."""
+        state = self.initial_state()
+        for frame in clip:
+            outputs = self._run("step", {"frame": frame[None], **state})
+            embedding = outputs.pop("embedding")
+            state = outputs
+        return embedding[0]

@@ -1,0 +1,94 @@
+"""Tests for export.tflite and export.parity on the tiny student: every quantization, both signatures, streaming."""
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from edge_ssl.keras import keras
+from edge_ssl.models import student as student_lib
+from export import parity, tflite
+
+LABELS = np.array([0, 0, 1, 1, 2, 2])
+
+
+class TFLiteTest(tf.test.TestCase, parameterized.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        keras.utils.set_random_seed(0)
+        cls.student = student_lib.build_student("tiny")
+        cls.path = tf.compat.v1.test.get_temp_dir() + "/student"
+        cls.student.save(cls.path)
+        # Three "classes" the random student can tell apart (dark, mid, bright), two noisy clips each.
+        rng = np.random.default_rng(0)
+        levels = np.array([0.15, 0.5, 0.85])[LABELS][:, None, None, None, None]
+        noise = rng.uniform(-0.1, 0.1, size=(6, 8, 32, 32, 3))
+        cls.clips = np.clip(levels + noise, 0.0, 1.0).astype("float32")
+        cls.reference = cls.student(cls.clips).numpy()
+
+    @parameterized.parameters(*tflite.QUANTIZATIONS)
+    def test_conversion_keeps_both_signatures_and_passes_its_parity_thresholds(self, quantization):
+        model = tflite.TFLiteModel(
+            tflite.convert(
+                self.path, quantization, tflite.representative_data(self.student, self.clips[:4])
+            )
+        )
+        self.assertContainsSubset(set(tflite.SIGNATURES), set(model.signatures))
+        embeddings = model.embed(self.clips)
+        figures = parity.compare(self.reference, embeddings, LABELS)
+        self.assertEqual(figures.failures(parity.DEFAULT_THRESHOLDS[quantization]), [], figures)
+        # The streamed artifact against the whole-clip artifact.
+        streamed = model.stream(self.clips[0])
+        tolerance = 1e-5 if quantization != "int8" else 0.05
+        self.assertAllClose(streamed, embeddings[0], atol=tolerance)
+
+    def test_int8_graph_is_integer_and_int8_io_is_quantized_by_the_runner(self):
+        content = tflite.convert(
+            self.path,
+            "int8",
+            tflite.representative_data(self.student, self.clips[:4]),
+            int8_io=True,
+        )
+        model = tflite.TFLiteModel(content)
+        frame = model._runners["step"].get_input_details()[
+            "frame"
+        ]  # pylint: disable=protected-access
+        self.assertEqual(frame["dtype"], np.int8)
+        figures = parity.compare(self.reference, model.embed(self.clips), LABELS)
+        self.assertGreater(figures.mean_cosine, 0.98, figures)
+        ops = {
+            op["op_name"] for op in model.interpreter._get_ops_details()
+        }  # pylint: disable=protected-access
+        self.assertIn("CONV_2D", ops)
+        self.assertNotIn("FlexConv3D", ops)
+
+    def test_bad_requests_are_clear_errors(self):
+        with self.assertRaisesRegex(tflite.ExportError, "unknown quantization 'int4'"):
+            tflite.convert(self.path, "int4")
+        with self.assertRaisesRegex(tflite.ExportError, "int8 needs representative clips"):
+            tflite.convert(self.path, "int8")
+        with self.assertRaisesRegex(tflite.ExportError, "need quantization='int8'"):
+            tflite.convert(self.path, "fp16", int8_io=True)
+
+
+class ParityTest(tf.test.TestCase):
+
+    def test_figures_by_hand(self):
+        reference = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.1, 1.0]])
+        candidate = np.array([[1.0, 0.0], [0.0, 1.0], [0.1, 1.0], [0.1, 1.0]])
+        figures = parity.compare(reference, candidate, np.array([0, 1, 0, 1]))
+        self.assertAlmostEqual(figures.max_abs, 0.9)
+        self.assertAlmostEqual(figures.min_cosine, 0.2 / (1 + 0.01))
+        self.assertEqual(figures.agreement, 0.75)  # the third clip now lands on class 1
+        failures = figures.failures(parity.DEFAULT_THRESHOLDS["int8"])
+        self.assertLen(failures, 2)
+        self.assertIn("top-1 agreement 75.0% < 97%", failures[1])
+
+    def test_shape_mismatch_is_an_error(self):
+        with self.assertRaisesRegex(ValueError, "two \\[N, D\\] arrays of one shape"):
+            parity.compare(np.zeros([3, 4]), np.zeros([3, 5]))
+
+
+if __name__ == "__main__":
+    tf.test.main()
