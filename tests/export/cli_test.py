@@ -1,0 +1,52 @@
+"""Tests for the export CLI: a tiny student exported end to end on the synthetic world, and a bad --model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+from absl import app
+from absl.testing import flagsaver
+
+from edge_ssl.keras import keras
+from edge_ssl.models import student as student_lib
+from export import cli
+
+
+class ExportCliTest(tf.test.TestCase):
+
+    def test_exports_a_distillation_workdir(self):
+        workdir = self.get_temp_dir() + "/run"
+        keras.utils.set_random_seed(0)
+        student_lib.build_student("tiny").save(os.path.join(workdir, "backbone"))
+        out = self.get_temp_dir() + "/artifacts"
+        command = [
+            sys.executable,
+            "-m",
+            "export.cli",
+            f"--model={workdir}",
+            f"--output_dir={out}",
+            f"--data_dir={self.get_temp_dir()}/tfds",
+            "--num_representative=4",
+            "--num_heldout=12",
+            "--quantizations=fp32,int8",
+        ]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="2")
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stdout[-2000:] + result.stderr[-3000:])
+        self.assertRegex(result.stdout, r"int8 +max abs \S+ +mean cosine 0\.9\d+")
+        with open(os.path.join(out, "model_card.json"), encoding="utf-8") as f:
+            card = json.load(f)
+        self.assertEqual(set(card["artifacts"]), {"saved_model", "fp32", "int8", "onnx"})
+        self.assertEqual(card["artifacts"]["int8"]["parity"]["count"], 12)
+        self.assertEqual(card["source"], os.path.join(workdir, "backbone"))
+
+    def test_a_model_that_is_not_a_student_is_a_usage_error(self):
+        with flagsaver.flagsaver(model=self.get_temp_dir(), output_dir=self.get_temp_dir() + "/o"):
+            with self.assertRaisesRegex(app.UsageError, "neither a distillation workdir"):
+                cli.main(["cli"])
+
+
+if __name__ == "__main__":
+    tf.test.main()
