@@ -95,7 +95,11 @@ class TFLiteModel:
 
     def __init__(self, model: bytes | str, num_threads: int | None = None):
         kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": model}
-        self.interpreter = litert.Interpreter(num_threads=num_threads, **kwargs)
+        where = "the model bytes" if isinstance(model, bytes) else model
+        try:
+            self.interpreter = litert.Interpreter(num_threads=num_threads, **kwargs)
+        except (ValueError, RuntimeError) as e:
+            raise ExportError(f"{where} is not a readable TFLite model: {e}") from e
         self.signatures = self.interpreter.get_signature_list()
         missing = set(SIGNATURES) - set(self.signatures)
         if missing:

@@ -63,6 +63,29 @@ class TFLiteTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIn("CONV_2D", ops)
         self.assertNotIn("FlexConv3D", ops)
 
+    def test_a_perturbed_artifact_fails_parity(self):
+        perturbed = student_lib.build_student("tiny")
+        perturbed.model.set_weights(
+            [
+                w + 0.05 * np.random.default_rng(3).standard_normal(w.shape)
+                for w in self.student.model.get_weights()
+            ]
+        )
+        path = self.get_temp_dir() + "/perturbed"
+        perturbed.save(path)
+        model = tflite.TFLiteModel(tflite.convert(path, "fp32"))
+        figures = parity.compare(self.reference, model.embed(self.clips), LABELS)
+        self.assertNotEmpty(figures.failures(parity.DEFAULT_THRESHOLDS["fp32"]))
+
+    def test_corrupt_tflite_file_is_a_clear_error(self):
+        path = self.get_temp_dir() + "/corrupt.tflite"
+        with open(path, "wb") as f:
+            f.write(b"not a flatbuffer" * 8)
+        with self.assertRaisesRegex(
+            tflite.ExportError, "corrupt.tflite is not a readable TFLite model"
+        ):
+            tflite.TFLiteModel(path)
+
     def test_bad_requests_are_clear_errors(self):
         with self.assertRaisesRegex(tflite.ExportError, "unknown quantization 'int4'"):
             tflite.convert(self.path, "int4")

@@ -1,4 +1,4 @@
-"""Tests for the export CLI: a tiny student exported end to end on the synthetic world, and a bad --model."""
+"""Tests for `python -m export`: a tiny student exported end to end on the synthetic world, and bad input."""
 
 import json
 import os
@@ -11,7 +11,7 @@ from absl.testing import flagsaver
 
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
-from export import cli
+from export import __main__ as export_main
 
 
 class ExportCliTest(tf.test.TestCase):
@@ -24,13 +24,13 @@ class ExportCliTest(tf.test.TestCase):
         command = [
             sys.executable,
             "-m",
-            "export.cli",
+            "export",
             f"--model={workdir}",
             f"--output_dir={out}",
             f"--data_dir={self.get_temp_dir()}/tfds",
             "--num_representative=4",
             "--num_heldout=12",
-            "--quantizations=fp32,int8",
+            "--formats=tflite_fp32,tflite_int8,onnx",
         ]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="2")
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -42,10 +42,26 @@ class ExportCliTest(tf.test.TestCase):
         self.assertEqual(card["artifacts"]["int8"]["parity"]["count"], 12)
         self.assertEqual(card["source"], os.path.join(workdir, "backbone"))
 
+    def test_unknown_format_empty_folder_and_missing_model_are_usage_errors(self):
+        workdir = self.get_temp_dir() + "/w"
+        student_lib.build_student("tiny").save(os.path.join(workdir, "backbone"))
+        out = self.get_temp_dir() + "/o2"
+        with flagsaver.flagsaver(model=workdir, output_dir=out, formats=["tflite_int4"]):
+            with self.assertRaisesRegex(app.UsageError, r"unknown format\(s\) \['tflite_int4'\]"):
+                export_main.main(["export"])
+        empty = self.get_temp_dir() + "/empty"
+        os.makedirs(empty)
+        with flagsaver.flagsaver(model=workdir, output_dir=out, representative_data=empty):
+            with self.assertRaisesRegex(app.UsageError, "folder .*empty"):
+                export_main.main(["export"])
+        with flagsaver.flagsaver(model="/no/model", output_dir=out):
+            with self.assertRaisesRegex(app.UsageError, "neither a distillation workdir"):
+                export_main.main(["export"])
+
     def test_a_model_that_is_not_a_student_is_a_usage_error(self):
         with flagsaver.flagsaver(model=self.get_temp_dir(), output_dir=self.get_temp_dir() + "/o"):
             with self.assertRaisesRegex(app.UsageError, "neither a distillation workdir"):
-                cli.main(["cli"])
+                export_main.main(["export"])
 
 
 if __name__ == "__main__":
