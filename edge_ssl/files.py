@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -37,3 +38,17 @@ def write_json_atomic(path: str, data: Any) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, sort_keys=True)
             f.write("\n")
+
+
+def replace_directory(finished: str, directory: str) -> None:
+    """Moves the whole folder `finished` to `directory`, replacing an older one only now that the new one is whole.
+
+    The old folder is renamed aside first and removed last, so at every moment either the old or the new one is at
+    `directory` (two renames: not atomic together, but never half-written).
+    """
+    old = directory + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(directory):
+        os.replace(directory, old)
+    os.replace(finished, directory)
+    shutil.rmtree(old, ignore_errors=True)

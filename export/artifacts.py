@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 
+from edge_ssl import files
 from edge_ssl.models import student as student_lib
 from export import lint
 from export import onnx as onnx_export
@@ -228,11 +229,7 @@ def export_student(
             f"parity failed, nothing written to {output_dir} (the attempt is in {partial}):\n  "
             + "\n  ".join(failed)
         )
-    old = output_dir + ".old"
-    if os.path.exists(output_dir):
-        os.replace(output_dir, old)
-    os.replace(partial, output_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    files.replace_directory(partial, output_dir)
     return card
 
 

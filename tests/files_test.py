@@ -29,6 +29,23 @@ class FilesTest(tf.test.TestCase):
             self.assertEqual(json.load(f), {"version": 1})
         self.assertEqual(os.listdir(folder), ["card.json"])
 
+    def test_replace_directory_swaps_a_whole_folder_and_leaves_nothing_aside(self):
+        root = self.get_temp_dir() + "/swap"
+        target, new = os.path.join(root, "model"), os.path.join(root, "model.partial")
+        os.makedirs(target)
+        with open(os.path.join(target, "old.txt"), "w", encoding="utf-8") as f:
+            f.write("old")
+        os.makedirs(new)
+        with open(os.path.join(new, "new.txt"), "w", encoding="utf-8") as f:
+            f.write("new")
+        files.replace_directory(new, target)
+        self.assertEqual(os.listdir(target), ["new.txt"])
+        self.assertEqual(sorted(os.listdir(root)), ["model"])
+        fresh = os.path.join(root, "fresh.partial")
+        os.makedirs(fresh)
+        files.replace_directory(fresh, os.path.join(root, "fresh"))
+        self.assertEqual(sorted(os.listdir(root)), ["fresh", "model"])
+
 
 if __name__ == "__main__":
     tf.test.main()

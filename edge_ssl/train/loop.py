@@ -188,11 +188,7 @@ def export_backbone(method: base.Method, directory: str) -> str:
     tmp = directory + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     method.save_backbone(tmp)
-    old = directory + ".old"
-    if os.path.exists(directory):
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    files.replace_directory(tmp, directory)
     return directory
 
 
