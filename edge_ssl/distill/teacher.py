@@ -181,10 +181,26 @@ def load_teacher(workdir: str) -> Teacher:
     config = loader.load(name, run["size"])
     stored = {k: v for k, v in run.get("config", {}).items() if k != "method"}
     fields = {f.name for f in dataclasses.fields(config)}
-    config = dataclasses.replace(config, **{k: v for k, v in stored.items() if k in fields})
+    # JSON turns tuples into lists; give tuple fields their type back.
+    values = {
+        k: tuple(v) if isinstance(getattr(config, k), tuple) and isinstance(v, list) else v
+        for k, v in stored.items()
+        if k in fields
+    }
+    try:
+        config = dataclasses.replace(config, **values)
+    except (TypeError, ValueError) as e:
+        raise TeacherError(
+            f"{workdir!r}: its run.json config does not build a {name} config: {e}"
+        ) from e
     method = registry.get(name).build(config)
     checkpoint = tf.train.Checkpoint(**method.checkpoint_items())
-    checkpoint.restore(latest).expect_partial()
+    try:
+        status = checkpoint.restore(latest)
+        status.assert_existing_objects_matched()  # every network weight came from the checkpoint
+    except (AssertionError, ValueError) as e:
+        raise TeacherError(f"{latest} does not match the {name}/{run['size']} networks: {e}") from e
+    status.expect_partial()  # optimizer slots are not needed to teach
     views = VIEWS[name](method)
     for view in views.values():
         view.model.trainable = False

@@ -6,6 +6,7 @@ once per test class; the student is the `tiny` variant.
 
 import json
 import os
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -104,6 +105,17 @@ class TeacherTest(tf.test.TestCase):
             teacher_lib.TeacherError, "'cv_mim' run; an RGB student learns from"
         ):
             teacher_lib.load_teacher(pose)
+        mismatched = self.get_temp_dir() + "/mismatched"
+        shutil.copytree(self.teacher_dir, mismatched)
+        with open(os.path.join(mismatched, loop.RUN_FILE), encoding="utf-8") as f:
+            run = json.load(f)
+        run["config"]["proj_dim"] = 7  # the checkpoint's heads project to another size
+        with open(os.path.join(mismatched, loop.RUN_FILE), "w", encoding="utf-8") as f:
+            json.dump(run, f)
+        with self.assertRaisesRegex(
+            teacher_lib.TeacherError, "does not match the modist/tiny networks"
+        ):
+            teacher_lib.load_teacher(mismatched)
         fresh = self.get_temp_dir() + "/fresh"
         os.makedirs(fresh)
         with open(os.path.join(fresh, loop.RUN_FILE), "w", encoding="utf-8") as f:
