@@ -205,8 +205,12 @@ def export_student(
         if not entry["passed"]:
             failed.append(f"{file}: {'; '.join(entry['failures'])}")
     if options.onnx:
-        clip = onnx_export.convert_clip(student, options.onnx_batch)
-        step = onnx_export.convert_step(student, options.onnx_batch)
+        try:
+            clip = onnx_export.convert_clip(student, options.onnx_batch)
+            step = onnx_export.convert_step(student, options.onnx_batch)
+        except Exception as e:  # tf2onnx raises many types, with the op it could not convert
+            write_card()
+            raise ArtifactError(f"ONNX conversion failed: {e}") from e
         onnx.save(clip, os.path.join(partial, "model.onnx"))
         onnx.save(step, os.path.join(partial, "model_step.onnx"))
         runner = onnx_export.OnnxModel(clip, step)
