@@ -101,11 +101,7 @@ def run(argv: Sequence[str], make_config: Callable[[list[str]], object], build: 
             keep_checkpoints=FLAGS.keep_checkpoints,
             log_every=FLAGS.log_every,
         )
-        if options.global_batch_size % strategy.num_replicas_in_sync:
-            raise ValueError(
-                f"--global_batch_size={options.global_batch_size} does not divide among "
-                f"{strategy.num_replicas_in_sync} replicas"
-            )
+        loop.check_global_batch(options.global_batch_size, strategy)  # before building anything
         loop.check_workdir_compatible(FLAGS.workdir, config)
         if FLAGS.deterministic:
             tf.config.experimental.enable_op_determinism()

@@ -72,6 +72,16 @@ class TrainResult:
     history: list[tuple[int, dict[str, float]]] = dataclasses.field(default_factory=list)
 
 
+def check_global_batch(global_batch_size: int, strategy: tf.distribute.Strategy) -> None:
+    """Raises ValueError when the global batch does not divide evenly among the strategy's replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise ValueError(
+            f"--global_batch_size={global_batch_size} does not divide among {replicas} replicas; "
+            f"use a multiple of {replicas}"
+        )
+
+
 def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
     """Raises WorkdirError when `workdir` holds another method's run (nothing is written)."""
     path = os.path.join(workdir, RUN_FILE)
@@ -221,12 +231,7 @@ def train(
       WorkdirError: the workdir holds another method's run.
       ValueError: the global batch does not divide among the replicas.
     """
-    replicas = strategy.num_replicas_in_sync
-    if options.global_batch_size % replicas:
-        raise ValueError(
-            f"global batch {options.global_batch_size} does not divide among {replicas} replicas; "
-            f"use a multiple of {replicas}"
-        )
+    check_global_batch(options.global_batch_size, strategy)
     os.makedirs(workdir, exist_ok=True)
     # In a multi-worker run every worker saves (saving is collective), but only the chief's files are kept: the
     # others write to a scratch folder removed at the end, and every worker restores from the chief's checkpoints.
