@@ -93,37 +93,45 @@ class Teacher:
         return [v for view in self.views.values() for v in view.model.variables]
 
 
+def _visual_view(method, size: int, frames: int) -> View:
+    """The method's backbone on the window, resized to `size` and subsampled to `frames` frames."""
+
+    def inputs(window):
+        return _uniform(_resized({"rgb": window["rgb"]}, size)["rgb"], frames)
+
+    return View(method.backbone, inputs)
+
+
+def _normalized(encoder: keras.Model) -> keras.Model:
+    """`encoder` with its output L2-normalised: an embedding like the backbone's."""
+    return keras.Model(encoder.input, layers.L2Normalize(name="motion_embedding")(encoder.output))
+
+
+def _motion_window(window: dict[str, tf.Tensor], size: int) -> dict[str, tf.Tensor]:
+    """The window's RGB (and flow, when present) resized to `size`, flow vectors scaled with the image."""
+    return _resized({k: v for k, v in window.items() if k in ("rgb", "flow")}, size)
+
+
 def _modist_views(method) -> dict[str, View]:
     c = method.config
-    motion_key = "flow" if c.motion == "flow" else "diff"
-    motion_model = keras.Model(
-        method.motion.input, layers.L2Normalize(name="motion_embedding")(method.motion.output)
-    )
-
-    def visual(window):
-        return _uniform(_resized({"rgb": window["rgb"]}, c.input_size)["rgb"], c.frames)
 
     def motion(window):
-        ex = _resized({k: v for k, v in window.items() if k in ("rgb", "flow")}, c.input_size)
-        if motion_key == "diff":
+        ex = _motion_window(window, c.input_size)
+        if c.motion == "diff":
             ex["diff"] = _differences(ex["rgb"])
-        return _uniform(ex[motion_key], c.flow_frames)
+        return _uniform(ex[c.motion], c.flow_frames)
 
-    return {"visual": View(method.backbone, visual), "motion": View(motion_model, motion)}
+    return {
+        "visual": _visual_view(method, c.input_size, c.frames),
+        "motion": View(_normalized(method.motion), motion),
+    }
 
 
 def _cross_and_learn_views(method) -> dict[str, View]:
     c = method.config
-    motion_model = keras.Model(
-        method.motion_net.input,
-        layers.L2Normalize(name="motion_embedding")(method.motion_net.output),
-    )
-
-    def visual(window):
-        return _uniform(_resized({"rgb": window["rgb"]}, c.input_size)["rgb"], c.eval_frames)
 
     def motion(window):
-        ex = _resized({k: v for k, v in window.items() if k in ("rgb", "flow")}, c.input_size)
+        ex = _motion_window(window, c.input_size)
         centre = tf.shape(ex["rgb"])[0] // 2
         if c.motion == "flow":
             count, frames = c.flow_frames, ex["flow"]
@@ -133,16 +141,15 @@ def _cross_and_learn_views(method) -> dict[str, View]:
         stack = frames[start : start + count]
         return tf.concat(tf.unstack(stack, num=count, axis=0), axis=-1)
 
-    return {"visual": View(method.backbone, visual), "motion": View(motion_model, motion)}
+    return {
+        "visual": _visual_view(method, c.input_size, c.eval_frames),
+        "motion": View(_normalized(method.motion_net), motion),
+    }
 
 
 def _muscles_views(method) -> dict[str, View]:
     c = method.config
-
-    def visual(window):
-        return _uniform(_resized({"rgb": window["rgb"]}, c.input_size)["rgb"], c.clip_frames)
-
-    return {"visual": View(method.backbone, visual)}
+    return {"visual": _visual_view(method, c.input_size, c.clip_frames)}
 
 
 VIEWS = {
