@@ -82,11 +82,22 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _check(name: str, figures: parity.Parity, thresholds: parity.Thresholds) -> dict:
+def _check(
+    name: str,
+    figures: parity.Parity,
+    thresholds: parity.Thresholds,
+    stream_max_abs: float,
+    stream_tolerance: float,
+) -> dict:
+    """An artifact's card entry: its parity figures against the Keras model and its streamed-vs-whole-clip
+    difference, each against its bound, and whether it passed."""
     failures = figures.failures(thresholds)
+    if stream_max_abs > stream_tolerance:
+        failures.append(f"streamed vs whole clip {stream_max_abs:.3g} > {stream_tolerance}")
     return {
         "parity": figures.to_dict(),
         "thresholds": dataclasses.asdict(thresholds),
+        "stream_max_abs": stream_max_abs,
         "failures": failures,
         "passed": not failures,
         "artifact": name,
@@ -168,7 +179,6 @@ def export_student(
         with open(os.path.join(partial, CARD), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2)
 
-    failed = []
     student.save(os.path.join(partial, "saved_model"))
     card["artifacts"]["saved_model"] = {
         "file": "saved_model",
@@ -191,19 +201,13 @@ def export_student(
             f.write(content)
         model = tflite.TFLiteModel(content)
         embeddings = model.embed(heldout)
-        entry = _check(
-            file, parity.compare(reference, embeddings, labels), options.thresholds[quantization]
+        card["artifacts"][quantization] = _check(
+            file,
+            parity.compare(reference, embeddings, labels),
+            options.thresholds[quantization],
+            float(np.max(np.abs(model.stream(heldout[0]) - embeddings[0]))),
+            options.stream_tolerance[quantization],
         )
-        streamed = model.stream(heldout[0])
-        entry["stream_max_abs"] = float(np.max(np.abs(streamed - embeddings[0])))
-        if entry["stream_max_abs"] > options.stream_tolerance[quantization]:
-            entry["failures"].append(
-                f"streamed vs whole clip {entry['stream_max_abs']:.3g} > {options.stream_tolerance[quantization]}"
-            )
-            entry["passed"] = False
-        card["artifacts"][quantization] = entry
-        if not entry["passed"]:
-            failed.append(f"{file}: {'; '.join(entry['failures'])}")
     if options.onnx:
         try:
             clip = onnx_export.convert_clip(student, options.onnx_batch)
@@ -216,18 +220,23 @@ def export_student(
         runner = onnx_export.OnnxModel(clip, step)
         embeddings = runner.embed(heldout)
         entry = _check(
-            "model.onnx", parity.compare(reference, embeddings, labels), options.onnx_thresholds
+            "model.onnx",
+            parity.compare(reference, embeddings, labels),
+            options.onnx_thresholds,
+            float(np.max(np.abs(runner.stream(heldout[:1]) - embeddings[:1]))),
+            options.stream_tolerance["onnx"],
         )
-        entry["step_file"] = "model_step.onnx"
-        entry["batch"] = options.onnx_batch
-        entry["stream_max_abs"] = float(np.max(np.abs(runner.stream(heldout[:1]) - embeddings[:1])))
-        if entry["stream_max_abs"] > options.stream_tolerance["onnx"]:
-            entry["failures"].append(f"streamed vs whole clip {entry['stream_max_abs']:.3g}")
-            entry["passed"] = False
-        card["artifacts"]["onnx"] = entry
-        if not entry["passed"]:
-            failed.append(f"model.onnx: {'; '.join(entry['failures'])}")
+        card["artifacts"]["onnx"] = {
+            **entry,
+            "step_file": "model_step.onnx",
+            "batch": options.onnx_batch,
+        }
     write_card()
+    failed = [
+        f"{entry['artifact']}: {'; '.join(entry['failures'])}"
+        for entry in card["artifacts"].values()
+        if not entry.get("passed", True)
+    ]
     if failed:
         raise ArtifactError(
             f"parity failed, nothing written to {output_dir} (the attempt is in {partial}):\n  "
