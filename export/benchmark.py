@@ -51,35 +51,20 @@ def _litert(path: str, threads: int, mode: str, clip: np.ndarray):
 
     model = tflite.TFLiteModel(path, num_threads=threads)
     if mode == "clip":
-        return lambda: model._run(
-            "serving_default", {"clip": clip[None]}
-        )  # pylint: disable=protected-access
+        return lambda: model.run("serving_default", {"clip": clip[None]})
     state = model.initial_state()
-    return lambda: model._run(
-        "step", {"frame": clip[None, 0], **state}
-    )  # pylint: disable=protected-access
+    return lambda: model.run("step", {"frame": clip[None, 0], **state})
 
 
 def _onnxruntime(directory: str, threads: int, mode: str, clip: np.ndarray):
-    import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+    from export import onnx as onnx_export  # pylint: disable=g-import-not-at-top
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    name = "model.onnx" if mode == "clip" else "model_step.onnx"
-    session = ort.InferenceSession(
-        os.path.join(directory, name), options, providers=["CPUExecutionProvider"]
-    )
     if mode == "clip":
-        feed = {"clip": clip[None]}
-    else:
-        feed = {"frame": clip[None, 0]}
-        for node in session.get_inputs():
-            if node.name != "frame":
-                feed[node.name] = np.zeros(
-                    [1 if not isinstance(d, int) else d for d in node.shape], np.float32
-                )
-    return lambda: session.run(None, feed)
+        model = onnx_export.OnnxModel(clip=os.path.join(directory, "model.onnx"), threads=threads)
+        return lambda: model.clip_session.run(None, {"clip": clip[None]})
+    model = onnx_export.OnnxModel(step=os.path.join(directory, "model_step.onnx"), threads=threads)
+    feed = {"frame": clip[None, 0], **model.initial_state(1)}
+    return lambda: model.step_session.run(None, feed)
 
 
 def _keras(directory: str, mode: str, clip: np.ndarray):

@@ -60,19 +60,26 @@ def convert_step(student, batch: int | None = 1, opset: int = MIN_OPSET) -> onnx
 
 
 class OnnxModel:
-    """ONNX Runtime sessions for a clip graph and a step graph (either may be None)."""
+    """ONNX Runtime sessions for a clip graph and a step graph (either may be None), on `threads` threads (ONNX
+    Runtime's default when None)."""
 
     def __init__(
         self,
         clip: onnx.ModelProto | str | None = None,
         step: onnx.ModelProto | str | None = None,
         providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int | None = None,
     ):
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+
         def session(model):
             if model is None:
                 return None
             content = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
-            return ort.InferenceSession(content, providers=list(providers))
+            return ort.InferenceSession(content, options, providers=list(providers))
 
         self.clip_session = session(clip)
         self.step_session = session(step)

@@ -121,7 +121,8 @@ class TFLiteModel:
         scale, zero = detail["quantization"]
         return (value.astype(np.float32) - zero) * scale
 
-    def _run(self, name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One invocation of signature `name`; float inputs and outputs (int8 ones are (de)quantized here)."""
         runner = self._runners[name]
         details_in, details_out = runner.get_input_details(), runner.get_output_details()
         outputs = runner(**{k: self._quantize(v, details_in[k]) for k, v in inputs.items()})
@@ -130,7 +131,7 @@ class TFLiteModel:
     def embed(self, clips: np.ndarray) -> np.ndarray:
         """Embeddings [N, D] of clips [N, T, S, S, 3], one clip per invocation (the signature's batch is 1)."""
         return np.concatenate(
-            [self._run("serving_default", {"clip": c[None]})["embedding"] for c in clips]
+            [self.run("serving_default", {"clip": c[None]})["embedding"] for c in clips]
         )
 
     def initial_state(self) -> dict[str, np.ndarray]:
@@ -142,7 +143,7 @@ class TFLiteModel:
         """The embedding [D] after streaming clip [T, S, S, 3] frame by frame from the zero state."""
         state = self.initial_state()
         for frame in clip:
-            outputs = self._run("step", {"frame": frame[None], **state})
+            outputs = self.run("step", {"frame": frame[None], **state})
             embedding = outputs.pop("embedding")
             state = outputs
         return embedding[0]
