@@ -49,8 +49,7 @@ def _run(strategy, workdir, steps):
     stream = _prepared_batches(method)
 
     def dataset_fn(ctx, skip=0):
-        self_check = ctx.num_input_pipelines == 1
-        assert self_check, "one input pipeline on one machine"
+        assert ctx.num_input_pipelines == 1, "one input pipeline on one machine"
         return tf.data.Dataset.from_tensor_slices(stream).repeat().skip(skip)
 
     options = loop.TrainOptions(
