@@ -6,7 +6,7 @@ Two graphs, like the SavedModel's two signatures:
   `embedding` and the new state as `next_<state name>` (ONNX forbids an output named like an input; a caller feeds
   `next_x` back as `x`).
 The batch is static (`batch=1`, what a TensorRT engine for one camera wants) or dynamic (`batch=None`, for
-optimisation profiles). Opset 17 or newer.
+optimisation profiles). Opset 17 or newer. `OnnxModel` needs no TensorFlow (the converters import it when called).
 """
 
 from collections.abc import Sequence
@@ -14,8 +14,6 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 import onnxruntime as ort
-import tensorflow as tf
-import tf2onnx
 
 MIN_OPSET = 17
 NEXT = "next_"
@@ -30,9 +28,18 @@ def _check_opset(opset: int) -> None:
         raise OnnxExportError(f"opset {opset} is too old; use {MIN_OPSET} or newer")
 
 
+def _converter():
+    """TensorFlow and tf2onnx, imported only when converting (a device runs `OnnxModel` without them)."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tf2onnx  # pylint: disable=g-import-not-at-top
+
+    return tf, tf2onnx
+
+
 def convert_clip(student, batch: int | None = 1, opset: int = MIN_OPSET) -> onnx.ModelProto:
     """The whole-clip model as ONNX, input `clip`, output `embedding`."""
     _check_opset(opset)
+    tf, tf2onnx = _converter()
     spec = tf.TensorSpec([batch, *student.model.input_shape[1:]], tf.float32, name="clip")
 
     @tf.function(input_signature=[spec])
@@ -46,6 +53,7 @@ def convert_clip(student, batch: int | None = 1, opset: int = MIN_OPSET) -> onnx
 def convert_step(student, batch: int | None = 1, opset: int = MIN_OPSET) -> onnx.ModelProto:
     """The streaming step as ONNX: inputs `frame` and the state; outputs `embedding` and `next_<state>`."""
     _check_opset(opset)
+    tf, tf2onnx = _converter()
     specs = student.step_specs(batch)
     names = list(specs)
     signature = [tf.TensorSpec(s.shape, s.dtype, name=name) for name, s in specs.items()]

@@ -8,12 +8,12 @@ real streams reach, not on random ones. With `int8_io` the inputs and outputs ar
 dequantizes them); otherwise they stay float32 around an int8 graph.
 
 `TFLiteModel` runs a converted model with `ai_edge_litert` (never `tf.lite.Interpreter`): whole clips, and streams.
+It needs no TensorFlow (the converter imports it when called), so a device with LiteRT alone runs artifacts.
 """
 
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
-import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -68,6 +68,8 @@ def convert(
         raise ExportError("int8 needs representative clips to calibrate on")
     if int8_io and quantization != "int8":
         raise ExportError("int8 inputs and outputs need quantization='int8'")
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     converter = tf.lite.TFLiteConverter.from_saved_model(
         saved_model_dir, signature_keys=list(SIGNATURES)
     )
