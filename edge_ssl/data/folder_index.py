@@ -4,7 +4,12 @@ Layout (DESIGN.md, "User data formats"): every non-hidden folder directly under 
 classes sorted by name, label = position in that order. Hidden entries (names starting with ".", such as .DS_Store)
 are ignored everywhere; anything else that is not a clip is reported in `skipped` with its reason, never dropped
 silently.
+
+TensorFlow is imported only by the functions that build `tf.data` pipelines: indexing and reading clips need
+OpenCV and NumPy alone, so the few-shot runner reads folders on a device without TensorFlow.
 """
+
+from __future__ import annotations
 
 import dataclasses
 import os
@@ -13,7 +18,6 @@ from collections.abc import Callable, Iterable
 from concurrent import futures
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from edge_ssl.data import sampling
@@ -234,6 +238,8 @@ def clip_table(index: FolderIndex, clips_per_video: int, shuffle: bool, seed: in
     "path"}`; `clips_per_video` entries per clip, shuffled each epoch when `shuffle`. The element seed (int64) gives
     each example its own random generator, so parallel decoders never share one and a fixed `seed` repeats the stream.
     """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
+
     clips = index.clips
     positions = np.repeat(np.arange(len(clips), dtype=np.int64), clips_per_video)
     ds = tf.data.Dataset.from_tensor_slices(

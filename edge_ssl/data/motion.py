@@ -7,7 +7,12 @@ Conventions, shared with the example contract in DESIGN.md:
   per-frame scale (Cross and Learn keeps flow as JPEGs with a per-frame normalisation factor; we keep the same
   8-bit-with-scale idea in a compressed .npz, which is lossless beyond the quantisation). The mean flow magnitude of
   every frame is stored beside it, and Cross and Learn's high-motion sampling draws windows by it.
+
+TensorFlow is imported only by the graph functions (frame differences, `add_flow`), so the flow cache and
+OpenCV flow run without it.
 """
+
+from __future__ import annotations
 
 import dataclasses
 import hashlib
@@ -15,7 +20,6 @@ import os
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from edge_ssl import files
 
@@ -36,6 +40,8 @@ def frame_differences(rgb: tf.Tensor) -> tf.Tensor:
       float [..., T, H, W, C], in [-1, 1] when `rgb` is in [0, 1]. Built from a slice, a subtraction and a concat,
       ops every edge runtime has, so students can compute it in their own graph.
     """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
+
     rgb = tf.convert_to_tensor(rgb)
     zero = tf.zeros_like(rgb[..., :1, :, :, :])
     return tf.concat([zero, rgb[..., 1:, :, :, :] - rgb[..., :-1, :, :, :]], axis=-4)
@@ -51,6 +57,8 @@ def difference_stack(rgb: tf.Tensor, num_differences: int = 4) -> tf.Tensor:
     Returns:
       float [..., H, W, 3 * num_differences], channel block k holding frame k+1 minus frame k.
     """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
+
     rgb = tf.convert_to_tensor(rgb)
     if rgb.shape[-4] is not None and rgb.shape[-4] != num_differences + 1:
         raise ValueError(
@@ -108,6 +116,8 @@ def add_flow(example: dict[str, tf.Tensor], method: str = "dis") -> dict[str, tf
 
     For data read from files, prefer `FlowCache`, which computes each video's flow once.
     """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
+
     rgb = example["rgb"]
     frames = tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0), tf.uint8)
     flow = tf.numpy_function(

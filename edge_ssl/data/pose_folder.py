@@ -14,13 +14,17 @@ Validation (each failure skips the file with its reason): a file np.load cannot 
 loaded with `allow_pickle=False`, so a pose file can never run code), a .npz without `keypoints`, a shape other than
 [T, 17, 2|3], T = 0, a non-numeric dtype, NaN or Inf. Sampling is `edge_ssl.data.sampling`'s, as for video: a clip
 shorter than `clip_len` frames repeats its last frame.
+
+TensorFlow is imported only by the functions that build `tf.data` pipelines: indexing and reading clips need
+OpenCV and NumPy alone, so the few-shot runner reads folders on a device without TensorFlow.
 """
+
+from __future__ import annotations
 
 import os
 import zipfile
 
 import numpy as np
-import tensorflow as tf
 
 from edge_ssl.data import folder_index, keypoints, sampling
 from edge_ssl.data.folder_index import (
@@ -162,7 +166,7 @@ def pose_dataset(
     mode: str = "random",
     clips_per_video: int = 1,
     seed: int | None = None,
-    num_parallel_calls: int = tf.data.AUTOTUNE,
+    num_parallel_calls: int | None = None,
     shuffle: bool | None = None,
     report: DecodeReport | None = None,
 ) -> tf.data.Dataset:
@@ -175,7 +179,7 @@ def pose_dataset(
       mode: "random", "uniform" or "center" (see `edge_ssl.data.sampling`).
       clips_per_video: clips per file, each its own example with its `clip_index`.
       seed: seeds shuffling and random starts.
-      num_parallel_calls: files loaded at once.
+      num_parallel_calls: files loaded at once; None: tf.data.AUTOTUNE.
       shuffle: shuffle each epoch; default: only in "random" mode.
       report: collects the files that fail at read time; they are also logged.
 
@@ -187,6 +191,10 @@ def pose_dataset(
       DataFolderError: the folder is missing or empty, or has no readable clip.
       ValueError: bad sampling arguments.
     """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
+
+    if num_parallel_calls is None:
+        num_parallel_calls = tf.data.AUTOTUNE
     index = source if isinstance(source, FolderIndex) else index_pose_folder(source)
     folder_index.check_sampling(index, "pose files", clip_len, stride, mode, clips_per_video)
     report = report if report is not None else DecodeReport()

@@ -26,7 +26,12 @@ Rules:
     One entry serves every sampling of the video (any mode, stride or clip), so the key is what its content depends on:
     the file's absolute path, modification time and size, and the scaled frame size. An entry that does not load or
     has the wrong shape is recomputed.
+
+TensorFlow is imported only by the functions that build `tf.data` pipelines: indexing and reading clips need
+OpenCV and NumPy alone, so the few-shot runner reads folders on a device without TensorFlow.
 """
+
+from __future__ import annotations
 
 import hashlib
 import json
@@ -34,7 +39,6 @@ import os
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from edge_ssl import files
 from edge_ssl.data import decode, folder_index, motion, sampling
@@ -241,7 +245,7 @@ def video_dataset(
     clips_per_video: int = 1,
     seed: int | None = None,
     cache_dir: str | None = None,
-    num_parallel_calls: int = tf.data.AUTOTUNE,
+    num_parallel_calls: int | None = None,
     shuffle: bool | None = None,
     report: DecodeReport | None = None,
     flow_cache: motion.FlowCache | None = None,
@@ -259,7 +263,7 @@ def video_dataset(
       seed: seeds shuffling, random starts and random crops; a fixed seed gives the same stream each run (each epoch
         still differs from the one before).
       cache_dir: folder for the decoded-frame cache; None decodes every time.
-      num_parallel_calls: clips decoded at once (OpenCV releases the GIL, so threads use separate cores).
+      num_parallel_calls: clips decoded at once (OpenCV releases the GIL, so threads use separate cores); None: tf.data.AUTOTUNE.
       shuffle: shuffle the clips each epoch; default: only in "random" mode.
       report: collects the clips that fail at read time; they are also logged.
       flow_cache: when set, each example also has `flow` float32 [T, H, W, 2], from the video's flow computed once
@@ -274,6 +278,10 @@ def video_dataset(
       DataFolderError: the folder is missing or empty, or has no readable clip.
       ValueError: bad sampling arguments.
     """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
+
+    if num_parallel_calls is None:
+        num_parallel_calls = tf.data.AUTOTUNE
     index = source if isinstance(source, FolderIndex) else index_video_folder(source)
     folder_index.check_sampling(index, "clips", clip_len, stride, mode, clips_per_video)
     if high_motion and (flow_cache is None or mode != "random"):
