@@ -6,6 +6,8 @@ artifact passed:
 - `model_fp32.tflite`, `model_fp16.tflite`, `model_int8.tflite` (and `model_dynamic.tflite` when asked): both
   signatures, int8 calibrated on representative clips and the states their streams reach;
 - `model.onnx` (clip graph) and `model_step.onnx` (streaming step), static batch 1 unless asked otherwise;
+- `head_trainer.tflite`: a linear head with `train`/`infer`/`save`/`restore` signatures (builtin ops), which the
+  few-shot runner trains inside LiteRT on the device;
 - `model_card.json`: input spec and preprocessing, embedding size, the streaming state, the source, per artifact its
   parity figures against the Keras model on held-out clips (and the streamed artifact against the whole-clip one),
   the lint result, and the versions of the stack.
@@ -26,20 +28,20 @@ from edge_ssl import files
 from edge_ssl.models import student as student_lib
 from export import lint
 from export import onnx as onnx_export
-from export import parity, tflite
+from export import parity, tflite, trainable_head
+from export.card import (  # pylint: disable=unused-import
+    CARD,
+    CARD_VERSION,
+    ArtifactError,
+    read_card,
+)
 
-CARD = "model_card.json"
-CARD_VERSION = 1
 LINT_TARGETS = {
     "fp32": "tflite_builtin",
     "fp16": "tflite_builtin",
     "dynamic": "tflite_builtin",
     "int8": "tflite_int8",
 }
-
-
-class ArtifactError(RuntimeError):
-    """The export stopped: a lint error, a failed conversion or parity past its thresholds; the message says which."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +233,14 @@ def export_student(
             "step_file": "model_step.onnx",
             "batch": options.onnx_batch,
         }
+    # The few-shot runner trains its linear head inside LiteRT with this model, where TensorFlow may be missing.
+    with open(os.path.join(partial, trainable_head.FILE_NAME), "wb") as f:
+        f.write(trainable_head.build(int(student.embedding_dim)))
+    card["artifacts"]["head_trainer"] = {
+        "file": trainable_head.FILE_NAME,
+        "max_classes": trainable_head.DEFAULT_MAX_CLASSES,
+        "signatures": list(trainable_head.SIGNATURES),
+    }
     write_card()
     failed = [
         f"{entry['artifact']}: {'; '.join(entry['failures'])}"
@@ -244,14 +254,3 @@ def export_student(
         )
     files.replace_directory(partial, output_dir)
     return card
-
-
-def read_card(artifact_dir: str) -> dict:
-    """The model card of an artifact directory, with a clear error when there is none."""
-    path = os.path.join(artifact_dir, CARD)
-    if not os.path.exists(path):
-        raise ArtifactError(
-            f"{artifact_dir} has no {CARD}: not an artifact directory written by export"
-        )
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)

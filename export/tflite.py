@@ -93,9 +93,18 @@ def convert(
 
 
 class TFLiteModel:
-    """A converted student run with LiteRT: `embed(clips)` through `serving_default`, `stream(clip)` through `step`."""
+    """A converted model run with LiteRT: `embed(clips)` through `serving_default`, `stream(clip)` through `step`.
 
-    def __init__(self, model: bytes | str, num_threads: int | None = None):
+    `required` names the signatures the file must have (a student's two by default; a pose encoder or a classifier
+    may have `serving_default` alone).
+    """
+
+    def __init__(
+        self,
+        model: bytes | str,
+        num_threads: int | None = None,
+        required: tuple[str, ...] = SIGNATURES,
+    ):
         kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": model}
         where = "the model bytes" if isinstance(model, bytes) else model
         try:
@@ -103,10 +112,12 @@ class TFLiteModel:
         except (ValueError, RuntimeError) as e:
             raise ExportError(f"{where} is not a readable TFLite model: {e}") from e
         self.signatures = self.interpreter.get_signature_list()
-        missing = set(SIGNATURES) - set(self.signatures)
+        missing = set(required) - set(self.signatures)
         if missing:
             raise ExportError(f"the model lacks the {sorted(missing)} signature(s)")
-        self._runners = {name: self.interpreter.get_signature_runner(name) for name in SIGNATURES}
+        self._runners = {
+            name: self.interpreter.get_signature_runner(name) for name in self.signatures
+        }
 
     @staticmethod
     def _quantize(value: np.ndarray, detail: dict) -> np.ndarray:
