@@ -14,7 +14,7 @@ VENV="$ROOT/.venv"
 STAMP="$VENV/.edge_ssl_installed"
 RC_VENV="$ROOT/.bazelrc.venv"
 REQUIRED_PYTHON="3.11"
-PACKAGES="tensorflow tf_keras tensorflow_datasets cv2 onnx onnxruntime tf2onnx ai_edge_litert numpy absl tensorboard"
+PACKAGES="tensorflow tf_keras tensorflow_datasets cv2 onnx onnxruntime tf2onnx ai_edge_litert numpy absl tensorboard matplotlib"
 FIND_PACKAGES="import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in '$PACKAGES'.split()))"
 
 say() { printf '[run.sh] %s\n' "$*" >&2; }
