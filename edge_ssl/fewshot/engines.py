@@ -1,0 +1,224 @@
+"""Embedding engines for the few-shot runner: one artifact directory, four runtimes, one interface.
+
+`open_engine(artifact_dir, card, engine, precision, num_threads)` gives an `Engine` whose `embed(inputs)` maps the
+model's inputs [N, ...] (clips [N, T, S, S, 3] for a video student, keypoints [N, 17, 2] for the pose encoder) to
+L2-normalised embeddings [N, D]:
+- `litert`: `model_<precision>.tflite` with `ai_edge_litert` (no TensorFlow needed);
+- `onnxruntime`: `model.onnx` with ONNX Runtime (no TensorFlow needed);
+- `tensorrt`: `model_<fp16|int8>.plan`, an engine built on this device from `model.onnx` (`python -m export`);
+- `tf`: the SavedModel's `serving_default` signature;
+- `auto`: TensorRT where a TensorRT engine and the `tensorrt` module are both here, else LiteRT, else ONNX Runtime,
+  else TensorFlow.
+Nothing here imports TensorFlow unless the `tf` engine is asked for.
+"""
+
+import dataclasses
+import hashlib
+import importlib.util
+import os
+
+import numpy as np
+
+ENGINES = ("auto", "tf", "litert", "onnxruntime", "tensorrt")
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
+_MODULES = {
+    "tf": "tensorflow",
+    "litert": "ai_edge_litert",
+    "onnxruntime": "onnxruntime",
+    "tensorrt": "tensorrt",
+}
+
+
+class EngineError(RuntimeError):
+    """The engine cannot run this artifact here (not installed, its file missing); the message says what to do."""
+
+
+def installed(engine: str) -> bool:
+    """Whether the runtime behind `engine` can be imported (found, not imported: milliseconds)."""
+    return importlib.util.find_spec(_MODULES[engine]) is not None
+
+
+def tflite_file(artifact_dir: str, precision: str) -> str:
+    """The artifact's `model_<precision>.tflite`; for `auto` the first of int8, fp16, fp32 that exists."""
+    order = ("int8", "fp16", "fp32") if precision == "auto" else (precision,)
+    for p in order:
+        path = os.path.join(artifact_dir, f"model_{p}.tflite")
+        if os.path.exists(path):
+            return path
+    names = ", ".join(f"model_{p}.tflite" for p in order)
+    raise EngineError(f"{artifact_dir} has no {names}; export it with --formats=tflite_{order[0]}")
+
+
+def _engine_file(artifact_dir: str, precision: str) -> str | None:
+    order = ("int8", "fp16") if precision in ("auto", "fp32") else (precision,)
+    for p in order:
+        path = os.path.join(artifact_dir, f"model_{p}.plan")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a file, or of every file under a folder (names and contents), for cache keys."""
+    digest = hashlib.sha256()
+    paths = [path]
+    if os.path.isdir(path):
+        paths = sorted(
+            os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
+        )
+    for p in paths:
+        digest.update(os.path.relpath(p, path).encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class Engine:
+    """A loaded embedding model.
+
+    Attributes:
+      name: the runtime (`litert`, `onnxruntime`, `tensorrt`, `tf`).
+      path: the file or folder it runs.
+      precision: fp32, fp16 or int8: what the file holds.
+      input_name: the model's input (`clip` or `keypoints`).
+      digest: sha256 of `path`, the model part of embedding cache keys.
+    """
+
+    name: str
+    path: str
+    precision: str
+    input_name: str
+    digest: str
+    _run: object = dataclasses.field(repr=False, default=None)
+
+    def embed(self, inputs: np.ndarray) -> np.ndarray:
+        """Embeddings [N, D] of inputs [N, ...] (float32)."""
+        inputs = np.asarray(inputs, np.float32)
+        return np.concatenate([self._run(inputs[i : i + 1]) for i in range(len(inputs))])
+
+
+def _litert(path: str, input_name: str, num_threads: int | None):
+    from export import tflite  # pylint: disable=g-import-not-at-top  (LiteRT only)
+
+    model = tflite.TFLiteModel(path, num_threads=num_threads, required=("serving_default",))
+    return lambda x: model.run("serving_default", {input_name: x})["embedding"]
+
+
+def _onnxruntime(path: str, input_name: str, num_threads: int | None):
+    import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+
+    options = ort.SessionOptions()
+    if num_threads:
+        options.intra_op_num_threads, options.inter_op_num_threads = num_threads, 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(["embedding"], {input_name: x})[0]
+
+
+def _tensorrt(path: str, input_name: str):
+    from export import tensorrt  # pylint: disable=g-import-not-at-top
+
+    model = tensorrt.TensorRTModel(path)
+    return lambda x: model({input_name: x})["embedding"]
+
+
+def _tf(path: str, input_name: str, num_threads: int | None):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    if num_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(num_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    function = tf.saved_model.load(path).signatures["serving_default"]
+    return lambda x: function(**{input_name: tf.constant(x)})["embedding"].numpy()
+
+
+def choose(artifact_dir: str, engine: str, precision: str) -> str:
+    """The engine `auto` stands for here, or `engine` itself after checking its runtime is installed."""
+    if engine not in ENGINES:
+        raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if precision not in PRECISIONS:
+        raise EngineError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if engine == "auto":
+        if installed("tensorrt") and _engine_file(artifact_dir, precision):
+            return "tensorrt"
+        for candidate, exists in (
+            (
+                "litert",
+                any(
+                    os.path.exists(os.path.join(artifact_dir, f"model_{p}.tflite"))
+                    for p in PRECISIONS
+                ),
+            ),
+            ("onnxruntime", os.path.exists(os.path.join(artifact_dir, "model.onnx"))),
+            ("tf", os.path.isdir(os.path.join(artifact_dir, "saved_model"))),
+        ):
+            if exists and installed(candidate):
+                return candidate
+        raise EngineError(
+            f"no engine can run {artifact_dir}: it needs a .tflite with ai-edge-litert, model.onnx with onnxruntime, "
+            "or saved_model/ with tensorflow installed"
+        )
+    if not installed(engine):
+        package = {
+            "tf": "tensorflow",
+            "litert": "ai-edge-litert",
+            "onnxruntime": "onnxruntime",
+        }.get(engine)
+        how = (
+            f"pip install {package}"
+            if package
+            else "install TensorRT 10 from NVIDIA (JetPack ships it)"
+        )
+        raise EngineError(
+            f"--engine={engine} needs the {_MODULES[engine]} module, which is not installed ({how})"
+        )
+    return engine
+
+
+def open_engine(
+    artifact_dir: str,
+    card: dict,
+    engine: str = "auto",
+    precision: str = "auto",
+    num_threads: int | None = None,
+) -> Engine:
+    """Loads the artifact's embedding model on the chosen runtime.
+
+    Args:
+      artifact_dir: the artifact directory (from `python -m export`).
+      card: its model card.
+      engine: one of ENGINES.
+      precision: which `.tflite` (or TensorRT engine) to run; `auto` takes int8, then fp16, then fp32 (the others
+        are fp32 or what their file holds).
+      num_threads: CPU threads for LiteRT, ONNX Runtime and TensorFlow (their default when None).
+
+    Raises:
+      EngineError: an unknown engine or precision, a runtime that is not installed, or a missing file.
+    """
+    engine = choose(artifact_dir, engine, precision)
+    input_name = next(iter(card["input"])) if card.get("kind") == "pose_encoder" else "clip"
+    if engine == "litert":
+        path = tflite_file(artifact_dir, precision)
+        run = _litert(path, input_name, num_threads)
+        quantization = os.path.basename(path)[len("model_") : -len(".tflite")]
+    elif engine == "onnxruntime":
+        path = os.path.join(artifact_dir, "model.onnx")
+        if not os.path.exists(path):
+            raise EngineError(f"{artifact_dir} has no model.onnx; export it with --formats=onnx")
+        run, quantization = _onnxruntime(path, input_name, num_threads), "fp32"
+    elif engine == "tensorrt":
+        path = _engine_file(artifact_dir, precision)
+        if path is None:
+            raise EngineError(
+                f"{artifact_dir} has no TensorRT engine (model_fp16.plan or model_int8.plan); build one on this "
+                f"device: python -m export --model=... --output_dir={artifact_dir} --formats=tensorrt_fp16"
+            )
+        run = _tensorrt(path, input_name)
+        quantization = os.path.basename(path)[len("model_") : -len(".plan")]
+    else:
+        path = os.path.join(artifact_dir, "saved_model")
+        if not os.path.isdir(path):
+            raise EngineError(f"{artifact_dir} has no saved_model/ for --engine=tf")
+        run, quantization = _tf(path, input_name, num_threads), "fp32"
+    return Engine(engine, path, quantization, input_name, file_digest(path), run)

@@ -1,0 +1,401 @@
+"""The few-shot runner: a labeled folder and an artifact directory in, a classifier and its evaluation out.
+
+`run(RunConfig(...))` is what `python -m edge_ssl.cli.finetune` calls. In order:
+1. checks everything a user can get wrong before any heavy work: the output folder, the model card, the modality,
+   the engine and head, the folders, the classes (one class only, a class only in `eval_dir`), the shots;
+2. embeds the clips on the chosen engine through the content-keyed cache, with a progress line;
+3. fits the head (`prototype`, `linear` in LiteRT, or `finetune` in TensorFlow) and evaluates it: on `eval_dir`,
+   on the clips `--shots` left over, or in `episodes` mode on N-way K-shot episodes of one folder;
+4. writes into `<output_dir>.partial`, renamed to `output_dir` only when complete: `classifier.tflite` (the
+   exported embedding model with the head appended, int8 when the source is), `labels.txt`, `metrics.json`,
+   `confusion.png` and `report.md`.
+
+Imports no TensorFlow unless the `tf` engine or the `finetune` head is used.
+"""
+
+import dataclasses
+import json
+import os
+import resource
+import shutil
+import time
+
+import numpy as np
+
+from edge_ssl import files
+from edge_ssl.data import episodes as episodes_lib
+from edge_ssl.fewshot import engines, heads, labeled, metrics, report
+from export import classifier, trainable_head
+from export.card import ArtifactError, read_card
+
+MODALITIES = ("video", "pose")
+
+
+class RunnerError(ValueError):
+    """A setting or input the run cannot use; raised before heavy work where possible. The message says what to do."""
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """The runner's settings (the CLI's flags)."""
+
+    model: str
+    train_dir: str
+    output_dir: str
+    eval_dir: str | None = None
+    modality: str | None = None  # None: the model card's
+    engine: str = "auto"
+    precision: str = "auto"
+    head: str = "linear"
+    shots: int | None = None
+    epochs: int = 100
+    learning_rate: float = 0.01
+    weight_decay: float = 1e-4
+    batch_size: int = 0  # 0: the whole support set per step
+    seed: int = 0
+    num_threads: int | None = None
+    clips_per_video: int = 1
+    stride: int = 1
+    episodes: int = 0  # > 0: episodic evaluation on train_dir
+    ways: int = 5
+    queries: int = 15
+    cache_dir: str | None = None  # None: no embedding cache
+    overwrite: bool = False
+
+
+def _peak_memory_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _check_settings(config: RunConfig) -> dict:
+    """Every check that needs no data read; returns the model card."""
+    if os.path.exists(config.output_dir) and not config.overwrite:
+        raise RunnerError(
+            f"--output_dir={config.output_dir} exists; choose a new folder or pass --overwrite to replace it"
+        )
+    try:
+        card = read_card(config.model)
+    except ArtifactError as e:
+        raise RunnerError(str(e)) from e
+    model_modality = card.get("modality", "video")
+    modality = config.modality or model_modality
+    if modality not in MODALITIES:
+        raise RunnerError(f"--modality must be one of {MODALITIES}, got {modality!r}")
+    if modality != model_modality:
+        raise RunnerError(
+            f"--modality={modality} does not match the model: {config.model} embeds {model_modality} "
+            f"(its model card says so)"
+        )
+    config.modality = modality
+    if config.head not in heads.HEADS:
+        raise RunnerError(f"--head must be one of {heads.HEADS}, got {config.head!r}")
+    if config.head == "finetune":
+        if config.engine not in ("auto", "tf"):
+            raise RunnerError(
+                f"--head=finetune trains the model's last block in TensorFlow: use --engine=tf (or auto), not "
+                f"--engine={config.engine}"
+            )
+        if modality != "video":
+            raise RunnerError(
+                "--head=finetune is for video students; use prototype or linear for pose"
+            )
+        config.engine = "tf"
+    for name, value, low in (
+        ("epochs", config.epochs, 1),
+        ("clips_per_video", config.clips_per_video, 1),
+        ("stride", config.stride, 1),
+        ("batch_size", config.batch_size, 0),
+        ("episodes", config.episodes, 0),
+    ):
+        if value < low:
+            raise RunnerError(f"--{name} must be >= {low}, got {value}")
+    if config.learning_rate <= 0 or config.weight_decay < 0:
+        raise RunnerError(
+            f"--learning_rate must be > 0 and --weight_decay >= 0, got {config.learning_rate}, "
+            f"{config.weight_decay}"
+        )
+    if config.episodes:
+        if config.eval_dir:
+            raise RunnerError(
+                "episodic evaluation draws support and queries from --train_dir; drop --eval_dir"
+            )
+        if config.shots is None:
+            raise RunnerError("--episodes needs --shots (support clips per class in each episode)")
+        if config.head == "finetune":
+            raise RunnerError(
+                "--episodes works with --head=prototype or linear (finetune trains per run)"
+            )
+    try:
+        engines.choose(config.model, config.engine, config.precision)
+    except engines.EngineError as e:
+        raise RunnerError(str(e)) from e
+    return card
+
+
+def _check_classes(train: "labeled.FolderIndex", evaluation, config: RunConfig) -> None:
+    counts = train.clips_per_class()
+    usable = [name for name, n in counts.items() if n > 0]
+    if len(usable) < 2:
+        raise RunnerError(
+            f"{config.train_dir} has {len(usable)} class with readable clips ({', '.join(usable) or 'none'}); "
+            "a classifier needs at least 2"
+        )
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:
+        raise RunnerError(
+            f"class(es) {', '.join(repr(e) for e in empty)} in {config.train_dir} have no readable clip "
+            f"({len(train.skipped)} entries skipped; see the data doctor)"
+        )
+    if evaluation is not None:
+        extra = sorted(set(evaluation.classes) - set(train.classes))
+        if extra:
+            raise RunnerError(
+                f"class(es) {', '.join(repr(e) for e in extra)} are in --eval_dir but not in --train_dir: the "
+                "classifier cannot predict a class it never saw"
+            )
+    if config.episodes:
+        try:
+            episodes_lib.check_episode_settings(
+                [c.label for c in train.clips],
+                config.ways,
+                config.shots,
+                config.queries,
+                train.classes,
+            )
+        except ValueError as e:
+            raise RunnerError(f"{config.train_dir}: {e}") from e
+
+
+def _fit_linear_head(trainer, embeddings, labels, num_classes, config):
+    start = time.perf_counter()
+    history = trainer.fit(
+        embeddings,
+        labels,
+        num_classes,
+        epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        batch_size=config.batch_size or None,
+        seed=config.seed,
+    )
+    weights, bias = trainer.weights()
+    return weights, bias, history, time.perf_counter() - start
+
+
+def _fit(config, trainer, embeddings, labels, num_classes):
+    """(W, b, loss history, seconds) of the configured head."""
+    if config.head == "prototype":
+        start = time.perf_counter()
+        weights, bias = heads.prototype_head(embeddings, labels, num_classes)
+        return weights, bias, [], time.perf_counter() - start
+    return _fit_linear_head(trainer, embeddings, labels, num_classes, config)
+
+
+def _episodes(config, data: labeled.Embedded, trainer) -> dict:
+    """Mean accuracy and its 95% CI over seeded N-way K-shot episodes, plus per-class figures pooled over them."""
+    drawn = episodes_lib.sample_episodes(
+        data.labels,
+        config.episodes,
+        config.ways,
+        config.shots,
+        config.queries,
+        config.seed,
+        data.classes,
+    )
+    accuracies, fit_seconds = [], []
+    num_classes = len(data.classes)
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for episode in drawn:
+        weights, bias, _, seconds = _fit(
+            config, trainer, data.embeddings[episode.support], episode.support_labels, config.ways
+        )
+        fit_seconds.append(seconds)
+        predicted = heads.logits(weights, bias, data.embeddings[episode.query]).argmax(axis=1)
+        accuracies.append(float(np.mean(predicted == episode.query_labels)))
+        np.add.at(confusion, (episode.classes[episode.query_labels], episode.classes[predicted]), 1)
+    mean, ci95 = metrics.mean_with_ci95(accuracies)
+    return {
+        "mode": "episodes",
+        "episodes": config.episodes,
+        "ways": config.ways,
+        "shots": config.shots,
+        "queries": config.queries,
+        "mean_accuracy": mean,
+        "ci95": ci95,
+        "accuracy": mean,
+        "episode_accuracies": accuracies,
+        "fit_seconds_mean": float(np.mean(fit_seconds)),
+        **report.per_class(confusion, data.classes),
+    }
+
+
+def _evaluate(weights, bias, data: labeled.Embedded | None, classes: list[str]) -> dict:
+    if data is None or len(data.labels) == 0:
+        return {
+            "accuracy": None,
+            "evaluated_on": "nothing (no --eval_dir and no clips left over by --shots)",
+        }
+    labels = np.array([classes.index(data.classes[l]) for l in data.labels])
+    predicted = heads.logits(weights, bias, data.embeddings).argmax(axis=1)
+    confusion = np.zeros((len(classes), len(classes)), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    return {
+        "accuracy": float(np.mean(predicted == labels)),
+        "num_evaluated": int(len(labels)),
+        **report.per_class(confusion, classes),
+    }
+
+
+def run(config: RunConfig) -> dict:
+    """Runs the few-shot fine-tuning and evaluation; returns the metrics written to `metrics.json`.
+
+    Raises:
+      RunnerError: a bad setting or input, with what to do about it; nothing is written then.
+    """
+    started = time.perf_counter()
+    card = _check_settings(config)
+    try:
+        train_index = labeled.index_folder(config.train_dir, config.modality)
+        eval_index = (
+            labeled.index_folder(config.eval_dir, config.modality) if config.eval_dir else None
+        )
+    except labeled.LabeledDataError as e:
+        raise RunnerError(str(e)) from e
+    _check_classes(train_index, eval_index, config)
+    try:
+        support, left_over = (
+            (list(train_index.clips), [])
+            if config.episodes
+            else labeled.select_shots(train_index, config.shots, config.seed)
+        )
+    except labeled.LabeledDataError as e:
+        raise RunnerError(str(e)) from e
+    classes = train_index.classes
+    trainer = None
+    if config.head == "linear":
+        try:
+            trainer = heads.head_trainer(
+                config.model, int(card["embedding_dim"]), len(classes), config.cache_dir
+            )
+        except trainable_head.HeadError as e:
+            raise RunnerError(str(e)) from e
+    try:
+        engine = engines.open_engine(
+            config.model, card, config.engine, config.precision, config.num_threads
+        )
+    except engines.EngineError as e:
+        raise RunnerError(str(e)) from e
+
+    def embed(index, clips, what):
+        return labeled.embed_clips(
+            index.root,
+            index.classes,
+            clips,
+            config.modality,
+            engine.embed,
+            engine.digest,
+            card,
+            config.cache_dir,
+            config.clips_per_video,
+            config.stride,
+            what,
+        )
+
+    timings = {}
+    start = time.perf_counter()
+    train = embed(train_index, support, "embedding training clips")
+    evaluation = None
+    if eval_index is not None:
+        evaluation = embed(eval_index, eval_index.clips, "embedding evaluation clips")
+    elif left_over:
+        evaluation = embed(train_index, left_over, "embedding held-out clips")
+    timings["embed_seconds"] = time.perf_counter() - start
+    skipped = train.skipped + (evaluation.skipped if evaluation else [])
+    skipped += list(train_index.skipped) + (list(eval_index.skipped) if eval_index else [])
+
+    results: dict = {
+        "model": os.path.abspath(config.model),
+        "engine": engine.name,
+        "engine_file": os.path.basename(engine.path),
+        "precision": engine.precision,
+        "modality": config.modality,
+        "head": config.head,
+        "classes": classes,
+        "num_train": int(len(train.labels)),
+        "num_skipped": len(skipped),
+        "skipped": [{"path": p, "reason": r} for p, r in skipped],
+        "cached_embeddings": train.cached + (evaluation.cached if evaluation else 0),
+        "settings": {
+            k: v for k, v in dataclasses.asdict(config).items() if k not in ("model", "output_dir")
+        },
+    }
+    partial = config.output_dir.rstrip("/") + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    try:
+        if config.episodes:
+            results.update(_episodes(config, train, trainer))
+            # The delivered classifier is still fitted on every clip of the folder.
+        if config.head == "finetune":
+            from edge_ssl.fewshot import (
+                finetune,  # pylint: disable=g-import-not-at-top  (TensorFlow)
+            )
+
+            outcome = finetune.finetune(config, card, train, classes, partial)
+            weights, bias, history = outcome.weights, outcome.bias, outcome.history
+            timings["fit_seconds"] = outcome.seconds
+            if evaluation is not None:
+                evaluation.embeddings = outcome.embed(evaluation)
+            classifier_source = outcome.tflite
+            source_name = f"the fine-tuned student ({outcome.quantization})"
+        else:
+            weights, bias, history, timings["fit_seconds"] = _fit(
+                config, trainer, train.embeddings, train.labels, len(classes)
+            )
+            classifier_source = _classifier_source(config.model, engine)
+            source_name = os.path.basename(classifier_source)
+        if not config.episodes:
+            results.update(_evaluate(weights, bias, evaluation, classes))
+            results["mode"] = (
+                "eval_dir" if eval_index is not None else "held_out" if left_over else "train_only"
+            )
+        results["train_accuracy"] = float(
+            np.mean(heads.logits(weights, bias, train.embeddings).argmax(axis=1) == train.labels)
+        )
+        results["loss_history"] = history
+        with open(classifier_source, "rb") as f:
+            content = classifier.attach_head(f.read(), weights, bias, classes)
+        with open(os.path.join(partial, "classifier.tflite"), "wb") as f:
+            f.write(content)
+        if config.head == "finetune":
+            finetune.cleanup(partial)
+        results["classifier"] = {
+            "file": "classifier.tflite",
+            "source": source_name,
+            "outputs": ["embedding", "logits", "probabilities"],
+            "per_frame": config.modality == "pose",
+        }
+        with open(os.path.join(partial, "labels.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(classes) + "\n")
+        timings["total_seconds"] = time.perf_counter() - started
+        results["timings"] = timings
+        results["peak_memory_mib"] = _peak_memory_mib()
+        results["outputs"] = report.write(partial, results)
+        files.write_json_atomic(os.path.join(partial, "metrics.json"), results)
+    except BaseException:
+        shutil.rmtree(
+            partial, ignore_errors=True
+        )  # never leave a folder that could pass for a result
+        raise
+    files.replace_directory(partial, config.output_dir)
+    return results
+
+
+def _classifier_source(artifact_dir: str, engine: engines.Engine) -> str:
+    """The `.tflite` the head is appended to: the engine's own when it runs LiteRT, else the one of its precision."""
+    if engine.name == "litert":
+        return engine.path
+    try:
+        return engines.tflite_file(artifact_dir, engine.precision)
+    except engines.EngineError:
+        return engines.tflite_file(artifact_dir, "auto")

@@ -1,0 +1,252 @@
+"""Tests for edge_ssl.fewshot.runner: heads, engines, outputs, the cache, episodes and every bad input a user meets."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import tensorflow as tf
+
+from edge_ssl.fewshot import runner
+from export import classifier, tflite
+from tests.fewshot import fixtures
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class RunnerTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        base = tf.compat.v1.test.get_temp_dir()
+        cls.artifact = os.path.join(base, "artifact")
+        fixtures.export_tiny_student(cls.artifact)
+        cls.train = fixtures.write_video_folder(os.path.join(base, "train"), 4)
+        cls.eval = fixtures.write_video_folder(os.path.join(base, "eval"), 2, seed=7)
+
+    def config(self, **kwargs) -> runner.RunConfig:
+        defaults = dict(
+            model=self.artifact,
+            train_dir=self.train,
+            output_dir=os.path.join(self.get_temp_dir(), "out"),
+            eval_dir=self.eval,
+            engine="litert",
+            cache_dir=os.path.join(self.get_temp_dir(), "cache"),
+            epochs=50,
+            learning_rate=0.05,
+        )
+        defaults.update(kwargs)
+        return runner.RunConfig(**defaults)
+
+    def _classifier_predictions(self, path: str, folder: str) -> tuple[np.ndarray, np.ndarray]:
+        """(true labels, predictions) of classifier.tflite on every clip of `folder`, read as the runner reads them."""
+        from edge_ssl.fewshot import labeled  # pylint: disable=g-import-not-at-top
+
+        model = tflite.TFLiteModel(path)
+        index = labeled.index_folder(folder, "video")
+        labels, predicted = [], []
+        for clip in index.clips:
+            clip_input = labeled.read_video_inputs(clip, fixtures.FRAMES, fixtures.SIZE, 1, 1)
+            predicted.append(
+                int(model.run("serving_default", {"clip": clip_input})["logits"].argmax())
+            )
+            labels.append(clip.label)
+        return np.array(labels), np.array(predicted)
+
+    def test_linear_head_writes_every_output_and_its_classifier_gives_the_reported_confusion(self):
+        config = self.config(head="linear", shots=3)
+        results = runner.run(config)
+        out = config.output_dir
+        for name in (
+            "classifier.tflite",
+            "labels.txt",
+            "metrics.json",
+            "confusion.png",
+            "report.md",
+        ):
+            self.assertTrue(os.path.exists(os.path.join(out, name)), name)
+        self.assertFalse(os.path.exists(out + ".partial"))
+        with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
+            metrics = json.load(f)
+        self.assertEqual(metrics["mode"], "eval_dir")
+        self.assertEqual(metrics["num_train"], 12)
+        self.assertEqual(metrics["num_evaluated"], 8)
+        self.assertEqual(metrics["engine_file"], "model_int8.tflite")
+        self.assertGreater(metrics["accuracy"], 0.5)  # four colour classes; chance is 0.25
+        self.assertEqual(set(metrics["per_class_accuracy"]), set(fixtures.COLOURS))
+        with open(os.path.join(out, "labels.txt"), encoding="utf-8") as f:
+            self.assertEqual(f.read().split(), results["classes"])
+        with open(os.path.join(out, "classifier.tflite"), "rb") as f:
+            self.assertEqual(classifier.read_labels(f.read()), results["classes"])
+        labels, predicted = self._classifier_predictions(
+            os.path.join(out, "classifier.tflite"), self.eval
+        )
+        confusion = np.zeros((4, 4), int)
+        np.add.at(confusion, (labels, predicted), 1)
+        self.assertAllEqual(confusion, metrics["confusion_matrix"])
+        with open(os.path.join(out, "confusion.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        with open(os.path.join(out, "report.md"), encoding="utf-8") as f:
+            report = f.read()
+        self.assertIn(f"{metrics['accuracy']:.1%}", report)
+
+    def test_prototype_head_on_onnxruntime_evaluates_the_clips_shots_leave_over(self):
+        results = runner.run(
+            self.config(head="prototype", engine="onnxruntime", shots=2, eval_dir=None)
+        )
+        self.assertEqual(results["mode"], "held_out")
+        self.assertEqual((results["num_train"], results["num_evaluated"]), (8, 8))
+        self.assertEqual(results["engine_file"], "model.onnx")
+        self.assertEqual(results["loss_history"], [])
+        self.assertGreater(results["accuracy"], 0.5)
+
+    def test_second_run_embeds_nothing_again_unless_a_clip_changed(self):
+        train = os.path.join(self.get_temp_dir(), "train_copy")
+        shutil.copytree(self.train, train)
+        first = runner.run(self.config(train_dir=train, head="prototype", eval_dir=None))
+        self.assertEqual(first["cached_embeddings"], 0)
+        second = runner.run(
+            self.config(train_dir=train, head="linear", eval_dir=None, overwrite=True)
+        )
+        self.assertEqual(second["cached_embeddings"], 16)
+        fixtures.write_video(
+            os.path.join(train, "red", "clip0.mp4"), (0, 0, 255), np.random.default_rng(9)
+        )
+        third = runner.run(
+            self.config(train_dir=train, head="linear", eval_dir=None, overwrite=True)
+        )
+        self.assertEqual(third["cached_embeddings"], 15)
+
+    def test_episodes_give_a_seeded_mean_and_confidence_interval(self):
+        config = dict(head="prototype", eval_dir=None, episodes=6, ways=3, shots=1, queries=2)
+        first = runner.run(self.config(**config))
+        second = runner.run(
+            self.config(**config, output_dir=os.path.join(self.get_temp_dir(), "again"))
+        )
+        self.assertEqual(first["mode"], "episodes")
+        self.assertLen(first["episode_accuracies"], 6)
+        self.assertEqual(first["episode_accuracies"], second["episode_accuracies"])
+        mean = np.mean(first["episode_accuracies"])
+        self.assertAllClose(first["mean_accuracy"], mean)
+        if np.std(first["episode_accuracies"]) > 0:
+            self.assertGreater(first["ci95"], 0.0)
+        else:
+            self.assertEqual(first["ci95"], 0.0)
+        self.assertEqual(np.sum(first["confusion_matrix"]), 6 * 3 * 2)
+
+    def test_a_corrupt_clip_is_a_counted_skip(self):
+        train = os.path.join(self.get_temp_dir(), "train_broken")
+        shutil.copytree(self.train, train)
+        with open(os.path.join(train, "dark", "broken.mp4"), "wb") as f:
+            f.write(b"\x00\x01 not a video")
+        results = runner.run(self.config(train_dir=train, head="prototype"))
+        self.assertEqual(results["num_skipped"], 1)
+        self.assertEqual(results["skipped"][0]["path"], os.path.join(train, "dark", "broken.mp4"))
+        self.assertEqual(results["num_train"], 16)
+
+    def test_finetune_head_trains_in_tensorflow_and_ships_an_int8_classifier(self):
+        config = self.config(head="finetune", engine="auto", shots=2, epochs=3)
+        results = runner.run(config)
+        self.assertEqual(results["engine"], "tf")
+        self.assertEqual(results["classifier"]["source"], "the fine-tuned student (int8)")
+        self.assertLen(results["loss_history"], 3)
+        self.assertEqual(
+            sorted(os.listdir(config.output_dir)),
+            sorted(
+                ["classifier.tflite", "labels.txt", "metrics.json", "confusion.png", "report.md"]
+            ),
+        )
+        labels, predicted = self._classifier_predictions(
+            os.path.join(config.output_dir, "classifier.tflite"), self.eval
+        )
+        self.assertAllClose(np.mean(labels == predicted), results["accuracy"])
+
+    def _assert_refused(self, pattern: str, **kwargs):
+        config = self.config(**kwargs)
+        with self.assertRaisesRegex(runner.RunnerError, pattern):
+            runner.run(config)
+        self.assertFalse(os.path.exists(config.output_dir))
+        self.assertFalse(os.path.exists(config.output_dir + ".partial"))
+
+    def test_bad_inputs_are_clear_errors_before_any_work(self):
+        no_card = os.path.join(self.get_temp_dir(), "no_card")
+        os.makedirs(no_card)
+        self._assert_refused("has no model_card.json", model=no_card)
+        self._assert_refused("--modality=pose does not match the model", modality="pose")
+        self._assert_refused(r"--shots=5 needs 5 readable clips per class.*'bright' has 4", shots=5)
+        extra = os.path.join(self.get_temp_dir(), "eval_extra")
+        fixtures.write_video_folder(extra, 1, classes=("bright", "green"))
+        os.rename(os.path.join(extra, "green"), os.path.join(extra, "jump"))
+        self._assert_refused(r"'jump' are in --eval_dir but not in --train_dir", eval_dir=extra)
+        single = fixtures.write_video_folder(
+            os.path.join(self.get_temp_dir(), "one"), 2, classes=("red",)
+        )
+        self._assert_refused(
+            "has 1 class with readable clips.*at least 2", train_dir=single, eval_dir=None
+        )
+        self._assert_refused("--engine=tensorrt needs the tensorrt module", engine="tensorrt")
+        self._assert_refused("--head=finetune .* use --engine=tf", head="finetune", engine="litert")
+        self._assert_refused("--episodes needs --shots", episodes=3, eval_dir=None)
+        self._assert_refused("drop --eval_dir", episodes=3, shots=1)
+        self._assert_refused(
+            r"5-way episodes need 5 classes", episodes=3, shots=1, queries=1, eval_dir=None, ways=5
+        )
+        self._assert_refused(
+            "does not exist", train_dir=os.path.join(self.get_temp_dir(), "missing")
+        )
+        self._assert_refused("--epochs must be >= 1", epochs=0)
+        taken = os.path.join(self.get_temp_dir(), "taken")
+        os.makedirs(taken)
+        with self.assertRaisesRegex(
+            runner.RunnerError, "exists; choose a new folder or pass --overwrite"
+        ):
+            runner.run(self.config(output_dir=taken))
+        self.assertEqual(os.listdir(taken), [])
+
+    def test_litert_engine_runs_where_tensorflow_cannot_be_imported(self):
+        out = os.path.join(self.get_temp_dir(), "no_tf")
+        script = textwrap.dedent("""
+            import sys
+            sys.modules["tensorflow"] = None  # any `import tensorflow` now raises ImportError
+            from absl import app
+            from edge_ssl.cli import finetune
+            sys.argv = ["finetune"] + sys.argv[1:]
+            try:
+                app.run(finetune.main)
+            finally:
+                loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "tensorflow"]
+                assert not loaded, loaded
+            """)
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                f"--model={self.artifact}",
+                f"--train_dir={self.train}",
+                f"--eval_dir={self.eval}",
+                f"--output_dir={out}",
+                "--engine=litert",
+                "--head=linear",
+                "--no_cache",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
+            metrics = json.load(f)
+        self.assertEqual((metrics["engine"], metrics["head"]), ("litert", "linear"))
+        self.assertIn("accuracy", result.stdout)
+
+
+if __name__ == "__main__":
+    tf.test.main()
