@@ -69,6 +69,16 @@ flags.DEFINE_string(
     None,
     "Embedding cache, keyed by clip content and model; default: ~/.cache/edge_ssl/embeddings.",
 )
+flags.DEFINE_bool(
+    "cross_view",
+    False,
+    "Pose: CV-MIM's single-shot cross-view protocol on --train_dir (views from file names or views.csv).",
+)
+flags.DEFINE_integer(
+    "sequence_length",
+    32,
+    "Pose: frames per sequence for the temporal classifier (--head=finetune).",
+)
 flags.DEFINE_bool("no_cache", False, "Embed every clip again, ignoring and not writing the cache.")
 
 
@@ -103,6 +113,8 @@ def main(argv):
         queries=FLAGS.queries,
         cache_dir=None if FLAGS.no_cache else (FLAGS.cache_dir or _default_cache()),
         overwrite=FLAGS.overwrite,
+        cross_view=FLAGS.cross_view,
+        sequence_length=FLAGS.sequence_length,
     )
     try:
         results = runner.run(config)
@@ -118,6 +130,8 @@ def main(argv):
         summary = "not evaluated (no --eval_dir and no clips left over by --shots)"
     else:
         summary = f"accuracy {results['accuracy']:.1%} on {results['num_evaluated']} clips"
+    if "cross_view" in results:
+        summary += f"; single-shot cross-view mean accuracy {results['cross_view']['mean']:.1%}"
     print(
         f"{summary}; {results['num_skipped']} inputs skipped; wrote {FLAGS.output_dir} "
         f"(engine {results['engine']}, {results['engine_file']})"

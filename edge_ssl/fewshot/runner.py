@@ -61,6 +61,8 @@ class RunConfig:
     queries: int = 15
     cache_dir: str | None = None  # None: no embedding cache
     overwrite: bool = False
+    cross_view: bool = False  # pose: CV-MIM's single-shot cross-view protocol on train_dir
+    sequence_length: int = 32  # pose: frames the temporal classifier sees
 
 
 def _peak_memory_mib() -> float:
@@ -89,23 +91,29 @@ def _check_settings(config: RunConfig) -> dict:
     config.modality = modality
     if config.head not in heads.HEADS:
         raise RunnerError(f"--head must be one of {heads.HEADS}, got {config.head!r}")
-    if config.head == "finetune":
+    if config.head == "finetune" and modality == "video":
         if config.engine not in ("auto", "tf"):
             raise RunnerError(
                 f"--head=finetune trains the model's last block in TensorFlow: use --engine=tf (or auto), not "
                 f"--engine={config.engine}"
             )
-        if modality != "video":
-            raise RunnerError(
-                "--head=finetune is for video students; use prototype or linear for pose"
-            )
         config.engine = "tf"
+    if (config.head == "finetune" or config.cross_view) and not engines.installed("tf"):
+        raise RunnerError(
+            "--head=finetune and --cross_view train in TensorFlow, which is not installed here; use "
+            "--head=prototype or --head=linear (they train in LiteRT)"
+        )
+    if config.cross_view and modality != "pose":
+        raise RunnerError(
+            "--cross_view is CV-MIM's protocol for pose folders; the model embeds video"
+        )
     for name, value, low in (
         ("epochs", config.epochs, 1),
         ("clips_per_video", config.clips_per_video, 1),
         ("stride", config.stride, 1),
         ("batch_size", config.batch_size, 0),
         ("episodes", config.episodes, 0),
+        ("sequence_length", config.sequence_length, 1),
     ):
         if value < low:
             raise RunnerError(f"--{name} must be >= {low}, got {value}")
@@ -191,7 +199,7 @@ def _fit(config, trainer, embeddings, labels, num_classes):
     return _fit_linear_head(trainer, embeddings, labels, num_classes, config)
 
 
-def _episodes(config, data: labeled.Embedded, trainer) -> dict:
+def evaluate_episodes(config: RunConfig, data: labeled.Embedded, trainer) -> dict:
     """Mean accuracy and its 95% CI over seeded N-way K-shot episodes, plus per-class figures pooled over them."""
     drawn = episodes_lib.sample_episodes(
         data.labels,
@@ -229,14 +237,16 @@ def _episodes(config, data: labeled.Embedded, trainer) -> dict:
     }
 
 
-def _evaluate(weights, bias, data: labeled.Embedded | None, classes: list[str]) -> dict:
+def _evaluate(
+    predicted: np.ndarray | None, data: labeled.Embedded | None, classes: list[str]
+) -> dict:
+    """Accuracy, per-class accuracy and confusion of `predicted` (indices into `classes`) on `data`."""
     if data is None or len(data.labels) == 0:
         return {
             "accuracy": None,
             "evaluated_on": "nothing (no --eval_dir and no clips left over by --shots)",
         }
     labels = np.array([classes.index(data.classes[l]) for l in data.labels])
-    predicted = heads.logits(weights, bias, data.embeddings).argmax(axis=1)
     confusion = np.zeros((len(classes), len(classes)), np.int64)
     np.add.at(confusion, (labels, predicted), 1)
     return {
@@ -334,12 +344,27 @@ def run(config: RunConfig) -> dict:
     os.makedirs(partial)
     try:
         if config.episodes:
-            results.update(_episodes(config, train, trainer))
+            results.update(evaluate_episodes(config, train, trainer))
             # The delivered classifier is still fitted on every clip of the folder.
-        if config.head == "finetune":
-            from edge_ssl.fewshot import (
-                finetune,  # pylint: disable=g-import-not-at-top  (TensorFlow)
+        predict, content = None, None
+        if config.head == "finetune" and config.modality == "pose":
+            # TensorFlow is imported here only: the other heads run without it.
+            from edge_ssl.fewshot import temporal  # pylint: disable=g-import-not-at-top
+
+            fitted = temporal.fit(config, train, len(classes), partial, config.sequence_length)
+            history, timings["fit_seconds"], predict = (
+                fitted.history,
+                fitted.seconds,
+                fitted.predict,
             )
+            with open(fitted.tflite, "rb") as f:
+                content = f.read()
+            os.remove(fitted.tflite)
+            source_name = (
+                f"the pose encoder + CV-MIM's temporal classifier ({config.sequence_length} frames)"
+            )
+        elif config.head == "finetune":
+            from edge_ssl.fewshot import finetune  # pylint: disable=g-import-not-at-top
 
             outcome = finetune.finetune(config, card, train, classes, partial)
             weights, bias, history = outcome.weights, outcome.bias, outcome.history
@@ -354,26 +379,47 @@ def run(config: RunConfig) -> dict:
             )
             classifier_source = _classifier_source(config.model, engine)
             source_name = os.path.basename(classifier_source)
+        if predict is None:
+
+            def predict(data):
+                return heads.logits(weights, bias, data.embeddings).argmax(axis=1)
+
         if not config.episodes:
-            results.update(_evaluate(weights, bias, evaluation, classes))
+            results.update(
+                _evaluate(predict(evaluation) if evaluation else None, evaluation, classes)
+            )
             results["mode"] = (
                 "eval_dir" if eval_index is not None else "held_out" if left_over else "train_only"
             )
-        results["train_accuracy"] = float(
-            np.mean(heads.logits(weights, bias, train.embeddings).argmax(axis=1) == train.labels)
-        )
+        results["train_accuracy"] = float(np.mean(predict(train) == train.labels))
         results["loss_history"] = history
-        with open(classifier_source, "rb") as f:
-            content = classifier.attach_head(f.read(), weights, bias, classes)
+        if config.cross_view:
+            from edge_ssl.fewshot import temporal  # pylint: disable=g-import-not-at-top
+
+            try:
+                results["cross_view"] = temporal.cross_view_protocol(
+                    config, train, config.sequence_length
+                )
+            except ValueError as e:
+                raise RunnerError(f"{config.train_dir}: {e}") from e
+        sequence_classifier = content is not None
+        if not sequence_classifier:
+            with open(classifier_source, "rb") as f:
+                content = classifier.attach_head(f.read(), weights, bias, classes)
         with open(os.path.join(partial, "classifier.tflite"), "wb") as f:
             f.write(content)
-        if config.head == "finetune":
+        if config.head == "finetune" and config.modality == "video":
             finetune.cleanup(partial)
         results["classifier"] = {
             "file": "classifier.tflite",
             "source": source_name,
             "outputs": ["embedding", "logits", "probabilities"],
-            "per_frame": config.modality == "pose",
+            "input": (
+                {"keypoints": [1, config.sequence_length, 17, 2]}
+                if sequence_classifier
+                else card["input"]
+            ),
+            "per_frame": config.modality == "pose" and not sequence_classifier,
         }
         with open(os.path.join(partial, "labels.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(classes) + "\n")
@@ -383,9 +429,8 @@ def run(config: RunConfig) -> dict:
         results["outputs"] = report.write(partial, results)
         files.write_json_atomic(os.path.join(partial, "metrics.json"), results)
     except BaseException:
-        shutil.rmtree(
-            partial, ignore_errors=True
-        )  # never leave a folder that could pass for a result
+        # Never leave a folder that could pass for a result.
+        shutil.rmtree(partial, ignore_errors=True)
         raise
     files.replace_directory(partial, config.output_dir)
     return results
