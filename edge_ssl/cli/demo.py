@@ -1,26 +1,38 @@
-"""The main job: runs every pipeline stage that edge_ssl has so far, on this machine, and reports each one.
+"""The main job: the whole pipeline on this machine, from the synthetic world to a few-shot classifier and a report.
 
-Stages land with the roadmap (data, methods, pretraining, distillation, export, runner). Today the demo checks the
-installed stack and builds the synthetic world as a TFDS dataset (skipped when it is already built), then writes what
-it found to `--output_dir/demo.json`.
+Builds the synthetic world, pretrains a teacher (MoDist by default), distills the student, exports it (TFLite fp32
+and int8, ONNX; a TensorRT engine where TensorRT is installed), runs the few-shot runner on the held-out classes and
+writes DIR/report/report.md with the results table and plots. Each stage is skipped when its output exists and its
+inputs did not change, so an interrupted demo resumes (training stages from their last checkpoint).
 
 Example:
-  ./run.sh demo --output_dir=/tmp/edge_ssl_demo
-  python -m edge_ssl.cli.demo --output_dir=/tmp/edge_ssl_demo --world=tiny
+  ./run.sh demo --output_dir=out/demo            # the results table: about 25 minutes on 2 CPU cores
+  ./run.sh demo --output_dir=out/demo_quick --quick   # tiny everything: a few minutes, to see it work
 """
 
 import os
+import sys
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 
-from edge_ssl import environment, files
-from edge_ssl.data import synthetic
-from edge_ssl.data.datasets import synthetic_world
+from edge_ssl import environment
+from edge_ssl.configs import loader
+from edge_ssl.demo import pipeline
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "out/demo", "Folder for the demo's outputs (made when missing).")
-flags.DEFINE_enum("world", "small", ["tiny", "small"], "Size of the synthetic world to build.")
+flags.DEFINE_string(
+    "output_dir", "out/demo", "Folder for every stage's output and the report (made when missing)."
+)
+flags.DEFINE_bool(
+    "quick", False, "Tiny world, models and step counts: minutes instead of tens of minutes."
+)
+flags.DEFINE_enum(
+    "method",
+    "modist",
+    [m for m in loader.CONFIGS_METHODS if m != "cv_mim"],
+    "Teacher's self-supervised method (an RGB method: the student sees video).",
+)
 flags.DEFINE_string(
     "data_dir",
     None,
@@ -28,52 +40,23 @@ flags.DEFINE_string(
 )
 
 
-def _stage(number: int, total: int, title: str) -> float:
-    print(f"[{number}/{total}] {title}", flush=True)
-    return time.monotonic()
-
-
-def build_world(size: str, data_dir: str) -> dict:
-    """Builds (or finds) `synthetic_world/<size>` in `data_dir`; returns its splits' sizes and classes."""
-
-    builder = synthetic_world.SyntheticWorld(config=size, data_dir=data_dir)
-    already = os.path.isdir(builder.data_dir)
-    builder.download_and_prepare()
-    info = builder.info
-    return {
-        "name": f"synthetic_world/{size}",
-        "data_dir": data_dir,
-        "reused": bool(already),
-        "splits": {name: split.num_examples for name, split in info.splits.items()},
-        "seen_classes": list(synthetic.SEEN_ACTIONS),
-        "heldout_classes": list(synthetic.HELDOUT_ACTIONS),
-    }
-
-
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    report = {}
-    total = 2
-    start = _stage(1, total, "stack: versions, Keras 2, TensorRT and accelerators")
-    report["environment"] = environment.describe()
-    for key, value in report["environment"].items():
+    print("stack:")
+    for key, value in environment.describe().items():
         print(f"      {key:<24} {value}")
-    start = _stage(2, total, f"data: the synthetic world ({FLAGS.world}) as a TFDS dataset")
-    data_dir = FLAGS.data_dir or os.path.join(FLAGS.output_dir, "tensorflow_datasets")
-    world = build_world(FLAGS.world, data_dir)
-    world["seconds"] = round(time.monotonic() - start, 1)
-    report["world"] = world
-    splits = ", ".join(f"{name} {count}" for name, count in sorted(world["splits"].items()))
-    print(
-        f"      {'reused' if world['reused'] else 'built'} {world['name']} in {world['seconds']} s: {splits} clips"
-    )
-    print(f"      held out of pretraining: {', '.join(world['heldout_classes'])}")
-    path = os.path.join(FLAGS.output_dir, "demo.json")
-    files.write_json_atomic(path, report)
-    logging.info("wrote %s", path)
-    print(f"report: {path}")
+    settings = pipeline.QUICK if FLAGS.quick else pipeline.DEFAULT
+    demo = pipeline.Demo(FLAGS.output_dir, settings, FLAGS.method, FLAGS.data_dir)
+    start = time.monotonic()
+    try:
+        result = demo.run()
+    except pipeline.DemoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"done in {time.monotonic() - start:.0f} s; report: {result['report']}")
+    return 0
 
 
 if __name__ == "__main__":

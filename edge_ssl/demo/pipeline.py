@@ -1,0 +1,448 @@
+"""The end-to-end demo: synthetic world -> pretrained teacher -> distilled student -> exported artifacts -> few-shot
+results, and a report.
+
+Every stage goes through the same public entry points a user runs (the pretrain, distill, export and finetune CLIs in
+subprocesses, so each stage also shows how to run it alone), and each is skipped when its output exists and its
+inputs did not change (`edge_ssl.demo.stages`). Stages:
+  world      the synthetic world as a TFDS dataset
+  heldout    its held-out classes written as a video folder (what a user's labeled clips look like)
+  teacher    self-supervised pretraining (MoDist by default)
+  student    distillation into a streaming RGB-only student
+  export     TFLite fp32 and int8, ONNX (and a TensorRT engine where TensorRT is installed)
+  random     a randomly initialised student of the same size, exported the same way: the baseline
+  fewshot    5-way 1-shot and 5-shot episodes for random init, the teacher, the student fp32 and int8; one runner
+             run (5 shots, linear head) whose confusion matrix goes into the report
+  latency    per-backend latency of the student artifact (export.benchmark)
+  report     DIR/report/report.md with the results table and the plots
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from edge_ssl import environment
+from edge_ssl.demo import stages
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NUM_STAGES = 9
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How big each stage is. `QUICK` for a first look (and the tests), `DEFAULT` for the results table."""
+
+    world: str
+    config: str
+    pretrain_steps: int
+    student: str
+    distill_steps: int
+    episodes: int
+    queries: int
+    latency_runs: int
+    export_flags: tuple[str, ...] = ()
+    shots: tuple[int, ...] = (1, 5)
+    ways: int = 5
+
+
+QUICK = Settings(
+    world="tiny",
+    config="tiny",
+    pretrain_steps=30,
+    student="tiny",
+    distill_steps=30,
+    episodes=20,
+    queries=5,
+    latency_runs=10,
+    # A 30-step tiny student on 60 held-out clips: one int8 disagreement is 1.7 points, so the 97% default
+    # would fail on noise; the quick run says so in its report.
+    export_flags=("--num_heldout=60", "--int8_min_agreement=0.9"),
+)
+DEFAULT = Settings(
+    world="small",
+    config="small",
+    pretrain_steps=400,
+    student="small",
+    distill_steps=300,
+    episodes=100,
+    queries=15,
+    latency_runs=30,
+    export_flags=("--num_heldout=100",),
+)
+
+
+class DemoError(RuntimeError):
+    """A stage failed; the message names it and where its log is."""
+
+
+def _keep_line(line: str) -> bool:
+    """The lines of a stage's subprocess worth showing on the terminal (progress, results, errors)."""
+    text = line.strip()
+    return bool(text) and (
+        text.startswith(
+            ("step ", "error", "wrote", "accuracy", "5-way", "  fp32", "  int8", "  onnx")
+        )
+        or " ways" in text
+        or "-way " in text
+    )
+
+
+def run_module(module: str, args: list[str], log_path: str, printer: Callable[[str], None]) -> None:
+    """`python -m module args` with the package importable; its output goes to `log_path`, the progress lines to
+    `printer`. Raises DemoError naming the log when it fails."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    command = [sys.executable, "-m", module, *args]
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
+        )
+        tail: list[str] = []
+        for line in process.stdout:
+            log.write(line)
+            tail = (tail + [line.rstrip()])[-15:]
+            if _keep_line(line):
+                printer("      " + line.rstrip())
+        status = process.wait()
+    if status != 0:
+        raise DemoError(
+            f"`python -m {module}` failed with status {status}; its output is in {log_path}. Last lines:\n"
+            + "\n".join(tail)
+        )
+
+
+@dataclasses.dataclass
+class Demo:
+    """One demo run: where it writes, how big it is, which method teaches, and where the world lives."""
+
+    output_dir: str
+    settings: Settings
+    method: str = "modist"
+    data_dir: str | None = None
+    printer: Callable[[str], None] = print
+
+    def __post_init__(self):
+        self.data_dir = self.data_dir or os.path.join(self.output_dir, "tensorflow_datasets")
+        self.pipeline = stages.Pipeline(self.output_dir, NUM_STAGES, self.printer)
+
+    def _module(self, folder: str, module: str, *args: str) -> None:
+        run_module(module, list(args), os.path.join(folder, "log.txt"), self.printer)
+
+    # The stages, in order. Each returns the JSON-ready result stored in its stage.json.
+
+    def world(self, folder: str) -> dict:
+        from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
+        from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
+
+        del folder
+        builder = synthetic_world.SyntheticWorld(config=self.settings.world, data_dir=self.data_dir)
+        builder.download_and_prepare()
+        return {
+            "name": f"synthetic_world/{self.settings.world}",
+            "data_dir": self.data_dir,
+            "splits": {name: split.num_examples for name, split in builder.info.splits.items()},
+            "seen_classes": list(synthetic.SEEN_ACTIONS),
+            "heldout_classes": list(synthetic.HELDOUT_ACTIONS),
+        }
+
+    def heldout(self, folder: str) -> dict:
+        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+        from edge_ssl.data import world_folder  # pylint: disable=g-import-not-at-top
+        from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
+
+        ds = synthetic_world.load(self.settings.world, "heldout", data_dir=self.data_dir)
+        counts = world_folder.write_folders(tfds.as_numpy(ds), folder)
+        return {"folder": os.path.join(folder, "video"), "clips_per_class": counts}
+
+    def teacher(self, folder: str) -> dict:
+        self._module(
+            folder,
+            "edge_ssl.cli.pretrain",
+            f"--method={self.method}",
+            f"--config={self.settings.config}",
+            "--data=synthetic",
+            f"--data_dir={self.data_dir}",
+            f"--workdir={os.path.join(folder, 'workdir')}",
+            f"--steps={self.settings.pretrain_steps}",
+            f"--log_every={max(1, self.settings.pretrain_steps // 20)}",
+        )
+        return {"workdir": os.path.join(folder, "workdir")}
+
+    def student(self, folder: str, teacher_workdir: str) -> dict:
+        self._module(
+            folder,
+            "edge_ssl.cli.distill",
+            f"--teacher={teacher_workdir}",
+            f"--student={self.settings.student}",
+            "--data=synthetic",
+            f"--data_dir={self.data_dir}",
+            f"--workdir={os.path.join(folder, 'workdir')}",
+            f"--steps={self.settings.distill_steps}",
+            f"--log_every={max(1, self.settings.distill_steps // 20)}",
+        )
+        return {"workdir": os.path.join(folder, "workdir")}
+
+    def export(self, folder: str, student_workdir: str) -> dict:
+        formats = ["tflite_fp32", "tflite_int8", "onnx"]
+        if environment.package_version("tensorrt") != "not installed":
+            formats.append("tensorrt_fp16")
+        artifact = os.path.join(folder, "artifact")
+        self._module(
+            folder,
+            "export",
+            f"--model={student_workdir}",
+            f"--output_dir={artifact}",
+            f"--formats={','.join(formats)}",
+            f"--data_dir={self.data_dir}",
+            *self.settings.export_flags,
+        )
+        with open(os.path.join(artifact, "model_card.json"), encoding="utf-8") as f:
+            card = json.load(f)
+        return {"artifact": artifact, "formats": formats, "parity": _parity(card)}
+
+    def random(self, folder: str) -> dict:
+        from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
+        from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
+
+        keras.utils.set_random_seed(0)
+        saved = os.path.join(folder, "saved_model")
+        student_lib.build_student(self.settings.student).save(saved)
+        artifact = os.path.join(folder, "artifact")
+        self._module(
+            folder,
+            "export",
+            f"--model={saved}",
+            f"--output_dir={artifact}",
+            "--formats=tflite_fp32",
+            f"--data_dir={self.data_dir}",
+        )
+        return {"artifact": artifact}
+
+    def fewshot(
+        self, folder: str, heldout: str, teacher_workdir: str, artifact: str, random_artifact: str
+    ) -> dict:
+        rows = {"random init": {}, "teacher": {}, "student fp32": {}, "student int8": {}}
+        cache = os.path.join(self.output_dir, "embedding_cache")
+        for shots in self.settings.shots:
+            episodes = [
+                f"--episodes={self.settings.episodes}",
+                f"--ways={self.settings.ways}",
+                f"--shots={shots}",
+                f"--queries={self.settings.queries}",
+                "--head=prototype",
+                "--engine=litert",
+                f"--cache_dir={cache}",
+            ]
+            for row, model, precision in (
+                ("random init", random_artifact, "fp32"),
+                ("student fp32", artifact, "fp32"),
+                ("student int8", artifact, "int8"),
+            ):
+                out = os.path.join(folder, f"{row.replace(' ', '_')}_{shots}shot")
+                self._module(
+                    folder,
+                    "edge_ssl.cli.finetune",
+                    f"--model={model}",
+                    f"--train_dir={heldout}",
+                    f"--output_dir={out}",
+                    f"--precision={precision}",
+                    *episodes,
+                )
+                rows[row][f"{shots}-shot"] = _read_episodes(out)
+            rows["teacher"][f"{shots}-shot"] = self._teacher_episodes(
+                heldout, teacher_workdir, artifact, shots
+            )
+        runner_out = os.path.join(folder, "runner_5shot_linear")
+        self._module(
+            folder,
+            "edge_ssl.cli.finetune",
+            f"--model={artifact}",
+            f"--train_dir={heldout}",
+            f"--output_dir={runner_out}",
+            "--shots=5",
+            "--head=linear",
+            "--engine=litert",
+            "--precision=int8",
+            f"--cache_dir={cache}",
+        )
+        with open(os.path.join(runner_out, "metrics.json"), encoding="utf-8") as f:
+            runner = json.load(f)
+        return {"rows": rows, "runner": runner_out, "runner_accuracy": runner["accuracy"]}
+
+    def _teacher_episodes(
+        self, heldout: str, teacher_workdir: str, artifact: str, shots: int
+    ) -> dict:
+        """The teacher's visual embedding of the held-out clips, in the same episodes as the students'."""
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+        from edge_ssl.distill import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
+        from edge_ssl.fewshot import labeled, runner  # pylint: disable=g-import-not-at-top
+
+        with open(os.path.join(artifact, "model_card.json"), encoding="utf-8") as f:
+            card = json.load(f)
+        teacher = teacher_lib.load_teacher(teacher_workdir)
+        view = teacher.views["visual"]
+
+        def embed(clips: np.ndarray) -> np.ndarray:
+            inputs = tf.stack([view.inputs({"rgb": tf.constant(c)}) for c in clips])
+            return view.model(inputs, training=False).numpy()
+
+        index = labeled.index_folder(heldout, "video")
+        data = labeled.embed_clips(
+            heldout,
+            index.classes,
+            index.clips,
+            "video",
+            embed,
+            "teacher:" + teacher.checkpoint,
+            card,
+            None,
+            what="embedding held-out clips with the teacher",
+        )
+        config = runner.RunConfig(
+            model=artifact,
+            train_dir=heldout,
+            output_dir="",
+            head="prototype",
+            episodes=self.settings.episodes,
+            ways=self.settings.ways,
+            shots=shots,
+            queries=self.settings.queries,
+        )
+        result = runner.evaluate_episodes(config, data, None)
+        return {"mean_accuracy": result["mean_accuracy"], "ci95": result["ci95"]}
+
+    def latency(self, folder: str, artifact: str, teacher_workdir: str) -> dict:
+        out = os.path.join(folder, "latency.json")
+        self._module(
+            folder,
+            "export.benchmark",
+            f"--artifact_dir={artifact}",
+            "--backends=litert,onnxruntime,tensorrt",
+            "--threads=2",
+            f"--runs={self.settings.latency_runs}",
+            f"--output_json={out}",
+        )
+        with open(out, encoding="utf-8") as f:
+            rows = json.load(f)
+        return {"rows": rows, "complexity": _complexity(artifact, teacher_workdir)}
+
+    def run(self) -> dict:
+        """Runs (or skips) every stage; returns the report's path and the results table."""
+        from edge_ssl.demo import report  # pylint: disable=g-import-not-at-top
+
+        s = dataclasses.asdict(self.settings)
+        p = self.pipeline
+        world = p.run(
+            "world",
+            f"the synthetic world ({self.settings.world})",
+            {"world": s["world"]},
+            self.world,
+        )
+        heldout = p.run(
+            "heldout", "held-out classes as a video folder", {"world": world.key}, self.heldout
+        )
+        teacher = p.run(
+            "teacher",
+            f"pretraining {self.method}/{self.settings.config}, {self.settings.pretrain_steps} steps",
+            {
+                "world": world.key,
+                "method": self.method,
+                "config": s["config"],
+                "steps": s["pretrain_steps"],
+            },
+            self.teacher,
+            resumable=True,
+        )
+        teacher_workdir = teacher.result["workdir"]
+        student = p.run(
+            "student",
+            f"distilling the {self.settings.student} student, {self.settings.distill_steps} steps",
+            {"teacher": teacher.key, "student": s["student"], "steps": s["distill_steps"]},
+            lambda f: self.student(f, teacher_workdir),
+            resumable=True,
+        )
+        export = p.run(
+            "export",
+            "export: TFLite fp32 and int8, ONNX (TensorRT where installed), with parity",
+            {"student": student.key, "flags": s["export_flags"]},
+            lambda f: self.export(f, student.result["workdir"]),
+        )
+        random = p.run(
+            "random",
+            "baseline: a randomly initialised student, exported",
+            {"student": s["student"], "world": world.key},
+            self.random,
+        )
+        fewshot = p.run(
+            "fewshot",
+            f"few-shot on held-out classes: {self.settings.ways}-way {'/'.join(map(str, s['shots']))}-shot, "
+            f"{self.settings.episodes} episodes",
+            {
+                "heldout": heldout.key,
+                "teacher": teacher.key,
+                "export": export.key,
+                "random": random.key,
+                "episodes": s["episodes"],
+                "queries": s["queries"],
+                "shots": s["shots"],
+            },
+            lambda f: self.fewshot(
+                f,
+                heldout.result["folder"],
+                teacher_workdir,
+                export.result["artifact"],
+                random.result["artifact"],
+            ),
+        )
+        latency = p.run(
+            "latency",
+            "latency per backend (export.benchmark, 2 threads)",
+            {"export": export.key, "runs": s["latency_runs"]},
+            lambda f: self.latency(f, export.result["artifact"], teacher_workdir),
+        )
+        final = p.run(
+            "report",
+            "report: results table and plots",
+            {k: o.key for k, o in p.outcomes.items()} | {"version": report.VERSION},
+            lambda f: report.write(f, self, p.outcomes),
+        )
+        del latency, fewshot
+        return final.result
+
+
+def _parity(card: dict) -> dict:
+    return {
+        name: entry["parity"]
+        for name, entry in card.get("artifacts", {}).items()
+        if isinstance(entry, dict) and entry.get("parity")
+    }
+
+
+def _read_episodes(out: str) -> dict:
+    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
+        metrics = json.load(f)
+    return {"mean_accuracy": metrics["mean_accuracy"], "ci95": metrics["ci95"]}
+
+
+def _complexity(artifact: str, teacher_workdir: str) -> dict:
+    """Parameters and multiply-adds per clip of the student and of the teacher's visual backbone."""
+    from edge_ssl.distill import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
+    from edge_ssl.models import complexity  # pylint: disable=g-import-not-at-top
+    from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
+
+    student = student_lib.load_student(os.path.join(artifact, "saved_model")).model
+    teacher = teacher_lib.load_teacher(teacher_workdir).views["visual"].model
+    return {
+        name: {
+            "params": int(model.count_params()),
+            "macs_per_clip": int(complexity.multiply_adds(model)),
+        }
+        for name, model in (("student", student), ("teacher", teacher))
+    }

@@ -1,0 +1,252 @@
+"""The demo's report: `report.md` with the results table, and its plots (training curves, latency against accuracy,
+a 2D projection of the student's embeddings coloured by class, the runner's confusion matrix)."""
+
+import datetime
+import glob
+import os
+import shutil
+
+import numpy as np
+
+from edge_ssl import environment
+
+VERSION = 1  # bumped when the report's content changes, so a finished demo rewrites it
+
+
+def _pyplot():
+    import matplotlib  # pylint: disable=g-import-not-at-top
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+
+    return pyplot
+
+
+def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
+    """Scalar summaries of a TensorBoard folder: tag -> [(step, value)], in step order."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.HasField("tensor"):
+                    number = float(tf.make_ndarray(value.tensor))
+                elif value.HasField("simple_value"):
+                    number = float(value.simple_value)
+                else:
+                    continue
+                series.setdefault(value.tag, []).append((int(event.step), number))
+    return {tag: sorted(points) for tag, points in series.items()}
+
+
+def _training_curves(path: str, runs: dict[str, str]) -> bool:
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False)
+    drawn = False
+    for ax, (title, logdir) in zip(axes[0], runs.items()):
+        for tag, points in sorted(read_scalars(logdir).items()):
+            if not tag.startswith("loss") or not points:
+                continue
+            steps, values = zip(*points)
+            ax.plot(steps, values, label=tag.split("/", 1)[-1])
+            drawn = True
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return drawn
+
+
+def _latency_accuracy(path: str, points: list[tuple[str, float, float]]) -> None:
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for label, latency, accuracy in points:
+        ax.scatter([latency], [accuracy * 100])
+        ax.annotate(
+            label, (latency, accuracy * 100), textcoords="offset points", xytext=(5, 5), fontsize=8
+        )
+    ax.set_xlabel("latency per clip, p50 (ms)")
+    ax.set_ylabel("5-way 5-shot accuracy (%)")
+    ax.set_title("student: latency against accuracy after quantization")
+    ax.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _projection(path: str, embeddings: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
+    """The first two principal components of the embeddings, one colour per class."""
+    plt = _pyplot()
+    centred = embeddings - embeddings.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    xy = centred @ vt[:2].T
+    figure, ax = plt.subplots(figsize=(6, 5))
+    for c, name in enumerate(classes):
+        ax.scatter(xy[labels == c, 0], xy[labels == c, 1], s=10, label=name)
+    ax.set_title("student int8 embeddings of held-out clips (PCA)")
+    ax.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _fmt(entry: dict | None) -> str:
+    if not entry:
+        return "-"
+    return f"{entry['mean_accuracy']:.1%} ± {entry['ci95']:.1%}"
+
+
+def _latency_rows(rows: list[dict]) -> dict[str, dict]:
+    return {("onnx" if r["backend"] == "onnxruntime" else r["form"]): r for r in rows}
+
+
+def write(folder: str, demo, outcomes: dict) -> dict:
+    """Writes `report.md` and the plots into `folder`; returns the paths and the headline figures."""
+    from edge_ssl.fewshot import engines, labeled  # pylint: disable=g-import-not-at-top
+
+    settings = demo.settings
+    few = outcomes["fewshot"].result
+    latency = outcomes["latency"].result
+    by_form = _latency_rows(latency["rows"])
+    cx = latency["complexity"]
+    plots = {}
+
+    runs = {
+        f"pretraining ({demo.method})": os.path.join(
+            outcomes["teacher"].result["workdir"], "tensorboard"
+        ),
+        "distillation": os.path.join(outcomes["student"].result["workdir"], "tensorboard"),
+    }
+    if _training_curves(os.path.join(folder, "training_curves.png"), runs):
+        plots["training_curves"] = "training_curves.png"
+
+    five = f"{settings.shots[-1]}-shot"
+    points = []
+    for label, form, row in (
+        ("LiteRT fp32", "fp32", "student fp32"),
+        ("LiteRT int8", "int8", "student int8"),
+        ("ONNX Runtime fp32", "onnx", "student fp32"),
+    ):
+        if form in by_form and few["rows"][row].get(five):
+            points.append((label, by_form[form]["p50_ms"], few["rows"][row][five]["mean_accuracy"]))
+    if points:
+        _latency_accuracy(os.path.join(folder, "latency_vs_accuracy.png"), points)
+        plots["latency_vs_accuracy"] = "latency_vs_accuracy.png"
+
+    artifact = outcomes["export"].result["artifact"]
+    heldout = outcomes["heldout"].result["folder"]
+    from export.card import read_card  # pylint: disable=g-import-not-at-top
+
+    card = read_card(artifact)
+    engine = engines.open_engine(artifact, card, "litert", "int8")
+    index = labeled.index_folder(heldout, "video")
+    data = labeled.embed_clips(
+        heldout,
+        index.classes,
+        index.clips,
+        "video",
+        engine.embed,
+        engine.digest,
+        card,
+        os.path.join(demo.output_dir, "embedding_cache"),
+        what="embedding held-out clips for the projection",
+    )
+    _projection(
+        os.path.join(folder, "embeddings_pca.png"), data.embeddings, data.labels, index.classes
+    )
+    plots["embeddings"] = "embeddings_pca.png"
+    confusion = os.path.join(few["runner"], "confusion.png")
+    if os.path.exists(confusion):
+        shutil.copyfile(confusion, os.path.join(folder, "confusion_matrix.png"))
+        plots["confusion_matrix"] = "confusion_matrix.png"
+
+    env = environment.describe()
+    quick = settings.world == "tiny"
+    one, five_label = f"{settings.shots[0]}-shot", five
+    lines = [
+        "# edge_ssl demo report",
+        "",
+        f"- command: `python -m edge_ssl.cli.demo --output_dir={demo.output_dir}"
+        + (" --quick" if quick else "")
+        + (f" --method={demo.method}" if demo.method != "modist" else "")
+        + "`",
+        f"- date: {datetime.date.today().isoformat()}; machine: {os.cpu_count()} CPU cores, "
+        f"TensorFlow {env.get('tensorflow', '?')}, GPU: {env.get('gpus', 'none') or 'none'}",
+        f"- world: synthetic_world/{settings.world}; teacher: {demo.method}/{settings.config}, "
+        f"{settings.pretrain_steps} steps; student: {settings.student}, {settings.distill_steps} distillation steps",
+        f"- few-shot protocol: {settings.ways}-way, {settings.queries} queries per class, {settings.episodes} "
+        "seeded episodes on the held-out classes (never seen in pretraining or distillation), prototype head on "
+        "L2-normalised embeddings; mean accuracy ± 95% CI",
+        "",
+        "## Results",
+        "",
+        f"| model | {settings.ways}-way {one} | {settings.ways}-way {five_label} | params | MMACs per clip | "
+        "p50 latency per clip, 2 threads |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def lat(form):
+        return (
+            f"{by_form[form]['p50_ms']:.2f} ms ({'LiteRT' if form != 'onnx' else 'ONNX Runtime'})"
+            if form in by_form
+            else "-"
+        )
+
+    student_cx = f"{cx['student']['params']:,} | {cx['student']['macs_per_clip'] / 1e6:.1f}"
+    rows = few["rows"]
+    lines += [
+        f"| random init student (fp32) | {_fmt(rows['random init'].get(one))} | "
+        f"{_fmt(rows['random init'].get(five_label))} | {student_cx} | {lat('fp32')} |",
+        f"| teacher ({demo.method}, Keras) | {_fmt(rows['teacher'].get(one))} | {_fmt(rows['teacher'].get(five_label))} "
+        f"| {cx['teacher']['params']:,} | {cx['teacher']['macs_per_clip'] / 1e6:.1f} | - |",
+        f"| student fp32 (TFLite) | {_fmt(rows['student fp32'].get(one))} | "
+        f"{_fmt(rows['student fp32'].get(five_label))} | {student_cx} | {lat('fp32')} |",
+        f"| student int8 (TFLite) | {_fmt(rows['student int8'].get(one))} | "
+        f"{_fmt(rows['student int8'].get(five_label))} | {student_cx} | {lat('int8')} |",
+        f"| student fp32 (ONNX) | - | - | {student_cx} | {lat('onnx')} |",
+        "",
+        f"The runner (`edge_ssl.cli.finetune`, 5 shots per class, linear head trained in LiteRT, int8) scored "
+        f"{few['runner_accuracy']:.1%} on the held-out clips its shots left over.",
+        "",
+        "## Export parity (student against its Keras model, held-out clips)",
+        "",
+        f"Export flags: `{' '.join(settings.export_flags) or 'the defaults'}`"
+        + (
+            " (quick mode relaxes the int8 top-1 agreement bound for its 30-step tiny student)."
+            if quick
+            else "."
+        ),
+        "",
+        "| artifact | max abs | mean cosine | top-1 agreement |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, figures in outcomes["export"].result["parity"].items():
+        agreement = "-" if figures.get("agreement") is None else f"{figures['agreement']:.1%}"
+        lines.append(
+            f"| {name} | {figures['max_abs']:.2e} | {figures['mean_cosine']:.5f} | {agreement} |"
+        )
+    lines += ["", "## Stages", "", "| stage | seconds | this run |", "| --- | ---: | --- |"]
+    for name, outcome in outcomes.items():
+        lines.append(
+            f"| {name} | {outcome.seconds:.0f} | {'skipped (done earlier)' if outcome.skipped else 'ran'} |"
+        )
+    lines += ["", "## Plots", ""]
+    titles = {
+        "training_curves": "Training curves",
+        "latency_vs_accuracy": "Latency against accuracy",
+        "embeddings": "Student embeddings of the held-out classes",
+        "confusion_matrix": "Runner confusion matrix (5 shots, linear head, int8)",
+    }
+    for key, file in plots.items():
+        lines += [f"### {titles[key]}", "", f"![{titles[key]}]({file})", ""]
+    with open(os.path.join(folder, "report.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return {
+        "report": os.path.join(folder, "report.md"),
+        "plots": plots,
+        "table": {row: values for row, values in rows.items()},
+    }

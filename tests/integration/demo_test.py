@@ -1,0 +1,74 @@
+"""The README's first command, `python -m edge_ssl.cli.demo --quick`, end to end: every stage, the report with its
+numbers and plots, and a second run that skips what is finished."""
+
+import os
+import re
+import subprocess
+import sys
+
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _demo(output_dir: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_ssl.cli.demo", f"--output_dir={output_dir}", "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=1200,
+        check=False,
+    )
+
+
+class DemoTest(tf.test.TestCase):
+
+    def test_quick_demo_reports_every_section_and_resumes(self):
+        out = os.path.join(self.get_temp_dir(), "demo")
+        first = _demo(out)
+        self.assertEqual(first.returncode, 0, first.stdout[-3000:] + first.stderr[-3000:])
+        for k in range(1, 10):
+            self.assertIn(f"[{k}/9]", first.stdout)
+        report_dir = os.path.join(out, "report")
+        with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as f:
+            report = f.read()
+        for section in ("## Results", "## Export parity", "## Stages", "## Plots"):
+            self.assertIn(section, report)
+        for row in (
+            "random init student",
+            "teacher (modist",
+            "student fp32 (TFLite)",
+            "student int8 (TFLite)",
+        ):
+            line = next(l for l in report.splitlines() if l.startswith(f"| {row}"))
+            self.assertRegex(line, r"\d+\.\d% ± \d+\.\d%.*\d+\.\d% ± \d+\.\d%", line)
+        self.assertRegex(report, r"\| int8 \| [\d.e+-]+ \| 0\.\d+ \| \d+\.\d% \|")
+        self.assertRegex(report, r"scored \d+\.\d% on the held-out clips")
+        for plot in (
+            "training_curves.png",
+            "latency_vs_accuracy.png",
+            "embeddings_pca.png",
+            "confusion_matrix.png",
+        ):
+            with open(os.path.join(report_dir, plot), "rb") as f:
+                self.assertEqual(f.read(4), b"\x89PNG", plot)
+            self.assertIn(f"]({plot})", report)
+
+        # An interrupted report stage (no stage.json, a half-written file) runs again; the rest is skipped.
+        os.remove(os.path.join(report_dir, "stage.json"))
+        with open(os.path.join(report_dir, "report.md"), "w", encoding="utf-8") as f:
+            f.write("half")
+        second = _demo(out)
+        self.assertEqual(second.returncode, 0, second.stderr[-3000:])
+        skipped = re.findall(r"\[(\d)/9\] .*: done earlier \(\d+ s\), skipped", second.stdout)
+        self.assertEqual(skipped, [str(k) for k in range(1, 9)])
+        self.assertIn("[9/9] report: results table and plots\n", second.stdout)
+        with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as f:
+            self.assertIn("## Results", f.read())
+
+
+if __name__ == "__main__":
+    tf.test.main()
