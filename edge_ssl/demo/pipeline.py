@@ -229,6 +229,7 @@ class Demo:
     ) -> dict:
         rows = {"random init": {}, "teacher": {}, "student fp32": {}, "student int8": {}}
         cache = os.path.join(self.output_dir, "embedding_cache")
+        teacher_data = self._teacher_embeddings(heldout, teacher_workdir, artifact)
         for shots in self.settings.shots:
             episodes = [
                 f"--episodes={self.settings.episodes}",
@@ -275,17 +276,17 @@ class Demo:
             runner = json.load(f)
         return {"rows": rows, "runner": runner_out, "runner_accuracy": runner["accuracy"]}
 
-    def _teacher_episodes(
-        self, heldout: str, teacher_workdir: str, artifact: str, shots: int
-    ) -> dict:
-        """The teacher's visual embedding of the held-out clips, in the same episodes as the students'."""
+    def _teacher_embeddings(self, heldout: str, teacher_workdir: str, artifact: str):
+        """The teacher's visual embedding of every held-out clip (its backbone in Keras, inference mode)."""
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
         from edge_ssl.distill import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
-        from edge_ssl.fewshot import labeled, runner  # pylint: disable=g-import-not-at-top
+        from edge_ssl.fewshot import labeled  # pylint: disable=g-import-not-at-top
 
         with open(os.path.join(artifact, "model_card.json"), encoding="utf-8") as f:
-            card = json.load(f)
+            card = json.load(
+                f
+            )  # the clips are read as the student reads them; the teacher's view resizes them
         teacher = teacher_lib.load_teacher(teacher_workdir)
         view = teacher.views["visual"]
 
@@ -294,7 +295,7 @@ class Demo:
             return view.model(inputs, training=False).numpy()
 
         index = labeled.index_folder(heldout, "video")
-        data = labeled.embed_clips(
+        return labeled.embed_clips(
             heldout,
             index.classes,
             index.clips,
@@ -305,9 +306,14 @@ class Demo:
             None,
             what="embedding held-out clips with the teacher",
         )
+
+    def _teacher_episodes(self, data, artifact: str, shots: int) -> dict:
+        """The teacher's accuracy in the same seeded episodes as the students'."""
+        from edge_ssl.fewshot import runner  # pylint: disable=g-import-not-at-top
+
         config = runner.RunConfig(
             model=artifact,
-            train_dir=heldout,
+            train_dir="",
             output_dir="",
             head="prototype",
             episodes=self.settings.episodes,
