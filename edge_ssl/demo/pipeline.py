@@ -256,9 +256,7 @@ class Demo:
                     *episodes,
                 )
                 rows[row][f"{shots}-shot"] = _read_episodes(out)
-            rows["teacher"][f"{shots}-shot"] = self._teacher_episodes(
-                heldout, teacher_workdir, artifact, shots
-            )
+            rows["teacher"][f"{shots}-shot"] = self._teacher_episodes(teacher_data, artifact, shots)
         runner_out = os.path.join(folder, "runner_5shot_linear")
         self._module(
             folder,

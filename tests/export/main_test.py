@@ -38,7 +38,10 @@ class ExportCliTest(tf.test.TestCase):
         self.assertRegex(result.stdout, r"int8 +max abs \S+ +mean cosine 0\.9\d+")
         with open(os.path.join(out, "model_card.json"), encoding="utf-8") as f:
             card = json.load(f)
-        self.assertEqual(set(card["artifacts"]), {"saved_model", "fp32", "int8", "onnx"})
+        self.assertEqual(
+            set(card["artifacts"]), {"saved_model", "fp32", "int8", "onnx", "head_trainer"}
+        )
+        self.assertTrue(os.path.exists(os.path.join(out, "head_trainer.tflite")))
         self.assertEqual(card["artifacts"]["int8"]["parity"]["count"], 12)
         self.assertEqual(card["source"], os.path.join(workdir, "backbone"))
 

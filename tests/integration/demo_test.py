@@ -32,6 +32,7 @@ class DemoTest(tf.test.TestCase):
         self.assertEqual(first.returncode, 0, first.stdout[-3000:] + first.stderr[-3000:])
         for k in range(1, 10):
             self.assertIn(f"[{k}/9]", first.stdout)
+        self.assertRegex(first.stdout, r"tf-keras +2\.21\.0")  # the installed stack comes first
         report_dir = os.path.join(out, "report")
         with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as f:
             report = f.read()
