@@ -21,33 +21,26 @@ The facts behind the rules were observed with TF 2.21's converter and ai-edge-li
 models and XNNPACK does not delegate them; tf.MaxPool3D and tf.AvgPool3D have no builtin; GRU and SimpleRNN become
 WHILE loops; ELU keeps a float kernel in int8 models.
 
-Extension point: the checks of converted graphs (TFLite flatbuffers, ONNX) come later. They will produce the same
-`Finding`s with `source` set to the artifact ("tflite_int8", "onnx") and the op's name in `layer`, and
-`LintResult.merge` puts them beside the Keras-level findings, so export reports one result.
+The checks of converted graphs (TFLite flatbuffers, ONNX) are `export.graph_lint`'s: the same `Finding`s (from
+`export.lint_result`, re-exported here) with `source` set to the artifact's file and the op in `layer`.
 """
 
 import dataclasses
-import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from edge_ssl.keras import keras
 
-TARGETS = ("tflite_builtin", "tflite_int8", "xnnpack", "tensorrt")
-TARGET_DESCRIPTIONS = {
-    "tflite_builtin": "TFLite/LiteRT, builtin ops only, float",
-    "tflite_int8": "TFLite/LiteRT, full integer (int8)",
-    "xnnpack": "LiteRT's XNNPACK CPU delegate",
-    "tensorrt": "TensorRT 10 via ONNX",
-}
-ERROR = "error"
-WARNING = "warning"
-KINDS = (
-    "needs_flex",
-    "float_fallback",
-    "not_delegated",
-    "unsupported",
-    "dynamic_shape",
-    "unchecked",
+# The result types live in a module without TensorFlow (export.graph_lint uses them on a device); re-exported here.
+from export.lint_result import (  # pylint: disable=unused-import
+    ERROR,
+    KINDS,
+    TARGET_DESCRIPTIONS,
+    TARGETS,
+    WARNING,
+    Finding,
+    LintError,
+    LintResult,
+    check_targets,
 )
 
 
@@ -266,124 +259,6 @@ RULES: dict[str, dict[str, Rule]] = {
 CONTAINERS = ("Functional", "Sequential", "StreamingStep")
 
 
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """One problem of one layer (or op) on one target.
-
-    Attributes:
-      target: one of TARGETS.
-      severity: "error" or "warning".
-      kind: one of KINDS.
-      layer: the layer's path from the model, names joined by "/" (an op name for converted graphs).
-      layer_class: the layer's class name, or the rule's key for activations and TensorFlow functions.
-      reason: what happens on the target.
-      source: "keras" here; the converted artifact for checks of converted graphs.
-    """
-
-    target: str
-    severity: str
-    kind: str
-    layer: str
-    layer_class: str
-    reason: str
-    source: str = "keras"
-
-    def line(self) -> str:
-        return (
-            f"{self.severity:<7} {self.kind:<14} {self.layer} ({self.layer_class}): {self.reason}"
-        )
-
-
-class LintError(ValueError):
-    """Raised by `LintResult.raise_for_errors`; the message is the report."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LintResult:
-    """Findings of one model on a set of targets.
-
-    Attributes:
-      model: the model's name.
-      targets: the targets checked.
-      findings: every finding, in layer order.
-      layers_checked: how many layers (containers included) the walk visited.
-    """
-
-    model: str
-    targets: tuple[str, ...]
-    findings: tuple[Finding, ...]
-    layers_checked: int
-
-    @property
-    def ok(self) -> dict[str, bool]:
-        """Per target: True when it has no error (warnings allowed)."""
-        return {t: not self.errors(t) for t in self.targets}
-
-    @property
-    def all_ok(self) -> bool:
-        return all(self.ok.values())
-
-    def errors(self, target: str | None = None) -> list[Finding]:
-        return [f for f in self.findings if f.severity == ERROR and target in (None, f.target)]
-
-    def warnings(self, target: str | None = None) -> list[Finding]:
-        return [f for f in self.findings if f.severity == WARNING and target in (None, f.target)]
-
-    def merge(self, other: "LintResult") -> "LintResult":
-        """This result and `other`'s findings (e.g. of a converted graph) as one; targets are united."""
-        targets = self.targets + tuple(t for t in other.targets if t not in self.targets)
-        return LintResult(
-            self.model,
-            targets,
-            self.findings + other.findings,
-            self.layers_checked + other.layers_checked,
-        )
-
-    def report(self) -> str:
-        """A readable report: one status line per target, then the findings grouped by target."""
-        lines = [f"Op lint of {self.model!r}: {self.layers_checked} layers checked"]
-        for target in self.targets:
-            errors, warnings = len(self.errors(target)), len(self.warnings(target))
-            status = "ok" if not errors else "FAILED"
-            counts = (
-                f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
-            )
-            lines.append(
-                f"  {target:<15} {status:<7} {counts:<22} {TARGET_DESCRIPTIONS.get(target, '')}"
-            )
-        for target in self.targets:
-            findings = [f for f in self.findings if f.target == target]
-            if findings:
-                lines.append(f"{target}:")
-                lines.extend(f"  {f.line()}" for f in findings)
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        """A JSON-ready summary (for model_card.json)."""
-        return {
-            "model": self.model,
-            "layers_checked": self.layers_checked,
-            "ok": self.ok,
-            "findings": [dataclasses.asdict(f) for f in self.findings],
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    def raise_for_errors(self, targets: Iterable[str] | None = None) -> None:
-        """Raises LintError (message: the report) when any of `targets` (default: all checked) has an error."""
-        targets = self.targets if targets is None else tuple(targets)
-        _check_targets(targets)
-        if any(self.errors(t) for t in targets):
-            raise LintError(self.report())
-
-
-def _check_targets(targets: Sequence[str]) -> None:
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown or not targets:
-        raise ValueError(f"unknown lint targets {unknown}; choose from {TARGETS}")
-
-
 def _sublayers(layer) -> list:
     """The layers a layer holds: a model's layers, a wrapper's layer(s), or a custom layer's tracked sublayers."""
     if isinstance(layer, keras.Model):
@@ -455,7 +330,7 @@ def lint_model(model: keras.layers.Layer, targets: Sequence[str] = TARGETS) -> L
       ValueError: for an unknown target, or a model that is not a Keras layer.
     """
     targets = tuple(targets)
-    _check_targets(targets)
+    check_targets(targets)
     if not isinstance(model, keras.layers.Layer):
         raise ValueError(f"lint_model takes a Keras model or layer, got {type(model).__name__}")
     findings, count = [], 0
