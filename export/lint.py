@@ -247,6 +247,8 @@ RULES: dict[str, dict[str, Rule]] = {
             "ChannelMean",
             "MeanOverTime",
             "MomentumBatchNormalization",
+            # edge_ssl.models.pose_encoder: slices, concatenation, sub, mul, sum, max and rsqrt (int8 in TFLite)
+            "PoseNormalize",
             # edge_ssl.models.temporal: slices, pads, concatenations, reshapes, depthwise 2D convolution, mean
             "FrameDifference",
             "TemporalShift",

@@ -8,10 +8,17 @@ Encoder E: flatten [13, 2] -> fc0 Dense(width, he_normal) -> BN -> ReLU -> Dropo
 (x + [Dense -> BN -> ReLU -> Dropout] x 2) -> Dense(64), split into z_p (first 32) and z_v (last 32). Outputs the
 embedding and the fc0 activation, which the sub-encoder S reads (S: residual blocks -> Dense(32), or 64 for CAT fusion).
 Variants (decoded here only): `paper` (width 1024, 2 blocks; about 4.3M parameters), `small` (512, 1), `tiny` (128, 1).
+
+For a device, `keypoint_embedding_model` wraps the representation so that it takes raw COCO-17 keypoints in pixels
+and does CV-MIM's 13-keypoint selection and normalisation (`PoseNormalize`, the same as `edge_ssl.data.pose.normalize`
+in training) inside the graph, with ops that TFLite runs in int8 and TensorRT's ONNX parser takes.
 """
 
 import dataclasses
 
+import tensorflow as tf
+
+from edge_ssl.data import keypoints as kp
 from edge_ssl.keras import keras
 from edge_ssl.models import layers
 
@@ -144,3 +151,123 @@ def pose_embedding_model(
     )
     z_p = keras.layers.Flatten(name=f"{name}_flatten")(z_p)
     return keras.Model(encoder.input, layers.L2Normalize(name=f"{name}_l2")(z_p), name=name)
+
+
+# Positions in the 13-keypoint subset of the keypoints CV-MIM normalises by (kp.CV_MIM_13 is sorted COCO indices).
+_POS13 = {int(k): i for i, k in enumerate(kp.CV_MIM_13)}
+_TORSO_A = [_POS13[a] for a, _ in kp.TORSO_PAIRS]
+_TORSO_B = [_POS13[b] for _, b in kp.TORSO_PAIRS]
+_HIPS = (_POS13[kp.INDEX["left_hip"]], _POS13[kp.INDEX["right_hip"]])
+
+
+def _runs(indices) -> list[tuple[int, int]]:
+    """[(start, stop)] runs of consecutive indices: [0, 5, 6, 7] -> [(0, 1), (5, 8)]."""
+    runs = []
+    for i in indices:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
+
+
+def _take(x, indices, axis: int = -2):
+    """x's entries at `indices` along the keypoint axis, as slices and one concatenation.
+
+    Constant slices instead of a gather: GATHER is not delegated by XNNPACK (observed with ai-edge-litert 2.3.0), while
+    STRIDED_SLICE and CONCATENATION are, in float and in int8.
+    """
+    parts = [x[..., start:stop, :] for start, stop in _runs(indices)]
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=axis)
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class PoseNormalize(keras.layers.Layer):
+    """CV-MIM's pose normalisation inside a model: [B, 17 or 13, 2] keypoints (pixels) -> [B, 13, 2] normalised.
+
+    `p' = (p - hip_centre) * scale_unit / max(max_torso_distance, epsilon)`, exactly `edge_ssl.data.pose.normalize`
+    (what CV-MIM trains on), written with ops that TFLite runs in int8 and that ONNX and TensorRT parse: slices,
+    concatenation, subtraction, multiplication, a sum, a maximum and a reciprocal square root (the largest distance
+    is the square root of the largest squared distance, so one RSQRT replaces six norms and a division, which has no
+    int8 kernel).
+    """
+
+    def __init__(self, scale_unit: float = 0.5, epsilon: float = 1e-6, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if scale_unit <= 0 or epsilon <= 0:
+            raise ValueError(
+                f"scale_unit and epsilon must be positive, got {scale_unit}, {epsilon}"
+            )
+        self.scale_unit = float(scale_unit)
+        self.epsilon = float(epsilon)
+
+    def call(self, x):
+        count = x.shape[-2]
+        if count == kp.NUM_KEYPOINTS:
+            x = _take(x, [int(i) for i in kp.CV_MIM_13])
+        elif count != NUM_KEYPOINTS:
+            raise ValueError(f"expected 17 (COCO) or 13 (CV-MIM) keypoints, got shape {x.shape}")
+        left, right = _HIPS
+        centre = 0.5 * (x[..., left : left + 1, :] + x[..., right : right + 1, :])
+        difference = _take(x, _TORSO_A) - _take(x, _TORSO_B)  # [B, 6, 2]
+        squared = tf.reduce_max(tf.reduce_sum(difference * difference, axis=-1), axis=-1)
+        scale = self.scale_unit * tf.math.rsqrt(tf.maximum(squared, self.epsilon**2))
+        return (x - centre) * scale[..., None, None]
+
+    def get_config(self):
+        return {**super().get_config(), "scale_unit": self.scale_unit, "epsilon": self.epsilon}
+
+
+def keypoint_embedding_model(
+    backbone: keras.Model, name: str = "pose_keypoint_embedding"
+) -> keras.Model:
+    """The pose representation for a device: raw keypoints in, the backbone's embedding out.
+
+    Args:
+      backbone: `pose_embedding_model(...)` (CV-MIM's backbone, trained on normalised [B, 13, 2] poses), or a loaded
+        copy of it.
+      name: the model's name.
+
+    Returns:
+      A model from `keypoints` float32 [B, 17, 2] (COCO-17 image coordinates in pixels, the confidence channel
+      dropped) to the L2-normalised embedding [B, D]; the 13-keypoint selection and normalisation happen inside.
+    """
+    shape = tuple(backbone.input_shape[1:])
+    if shape != (NUM_KEYPOINTS, 2):
+        raise ValueError(
+            f"the backbone must take normalised poses [B, {NUM_KEYPOINTS}, 2], it takes {list(shape)}"
+        )
+    keypoints = keras.Input((kp.NUM_KEYPOINTS, 2), name="keypoints")
+    normalised = PoseNormalize(name=f"{name}_normalize")(keypoints)
+    return keras.Model(keypoints, backbone(normalised, training=False), name=name)
+
+
+def keypoint_signature(
+    model: keras.Model, batch_size: int | None = None
+) -> tf.types.experimental.ConcreteFunction:
+    """`serving_default` of a keypoint model: `keypoints` [B, 17, 2] -> {"embedding": [B, D]}, in inference mode."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((batch_size, kp.NUM_KEYPOINTS, 2), tf.float32, name="keypoints")
+        ]
+    )
+    def serving_default(keypoints):
+        return {"embedding": model(keypoints, training=False)}
+
+    return serving_default.get_concrete_function()
+
+
+def save_keypoint_model(model: keras.Model, path: str) -> None:
+    """Saves a `keypoint_embedding_model` as a SavedModel whose `serving_default` takes `keypoints` (any batch).
+
+    `keras.models.load_model(path)` gives the Keras model back (edge_ssl's layers are rebuilt from their configs);
+    `tf.saved_model.load(path).signatures["serving_default"]` runs it without Keras or edge_ssl.
+    """
+    model.save(
+        path,
+        save_format="tf",
+        save_traces=False,
+        signatures={"serving_default": keypoint_signature(model)},
+    )
