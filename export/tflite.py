@@ -11,7 +11,7 @@ dequantizes them); otherwise they stay float32 around an int8 graph.
 It needs no TensorFlow (the converter imports it when called), so a device with LiteRT alone runs artifacts.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from ai_edge_litert import interpreter as litert
@@ -53,8 +53,10 @@ def convert(
     quantization: str,
     representative: Representative | None = None,
     int8_io: bool = False,
+    signature_keys: Sequence[str] = SIGNATURES,
 ) -> bytes:
-    """The `.tflite` bytes of the SavedModel's `serving_default` and `step` signatures.
+    """The `.tflite` bytes of the SavedModel's signatures: a student's `serving_default` and `step` by default, or
+    those named in `signature_keys` (a pose encoder has `serving_default` alone).
 
     Raises:
       ExportError: an unknown quantization, int8 without representative data, int8_io without int8, or a
@@ -71,7 +73,7 @@ def convert(
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        saved_model_dir, signature_keys=list(SIGNATURES)
+        saved_model_dir, signature_keys=list(signature_keys)
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization != "fp32":
