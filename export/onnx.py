@@ -1,12 +1,13 @@
 """ONNX forms of a student (tf2onnx), the Jetson path to TensorRT, checked with ONNX Runtime on the CPU.
 
-Two graphs, like the SavedModel's two signatures:
+A student has two graphs, like the SavedModel's two signatures:
 - the clip model: `clip` [B, T, S, S, 3] -> `embedding` [B, D];
 - the streaming step: `frame` [B, S, S, 3] and one input per state tensor (named as in `Student.state_shapes`) ->
   `embedding` and the new state as `next_<state name>` (ONNX forbids an output named like an input; a caller feeds
   `next_x` back as `x`).
 The batch is static (`batch=1`, what a TensorRT engine for one camera wants) or dynamic (`batch=None`, for
-optimisation profiles). Opset 17 or newer. `OnnxModel` needs no TensorFlow (the converters import it when called).
+optimisation profiles). Opset 17 or newer. `convert_model` converts any one-input model (the pose encoder's
+`keypoints` [B, 17, 2] -> `embedding`). `OnnxModel` needs no TensorFlow (the converters import it when called).
 """
 
 from collections.abc import Sequence
@@ -36,18 +37,32 @@ def _converter():
     return tf, tf2onnx
 
 
-def convert_clip(student, batch: int | None = 1, opset: int = MIN_OPSET) -> onnx.ModelProto:
-    """The whole-clip model as ONNX, input `clip`, output `embedding`."""
+def convert_model(
+    model, input_name: str, batch: int | None = 1, opset: int = MIN_OPSET
+) -> onnx.ModelProto:
+    """A one-input Keras model as ONNX: input `input_name` ([batch, ...the model's input shape]), output `embedding`.
+
+    Args:
+      model: a Keras model with one input and one output (run in inference mode).
+      input_name: the ONNX input's name (`clip`, `keypoints`), which the runtimes feed by name.
+      batch: a static batch size, or None for a dynamic batch axis.
+      opset: the ONNX opset, MIN_OPSET or newer.
+    """
     _check_opset(opset)
     tf, tf2onnx = _converter()
-    spec = tf.TensorSpec([batch, *student.model.input_shape[1:]], tf.float32, name="clip")
+    spec = tf.TensorSpec([batch, *model.input_shape[1:]], tf.float32, name=input_name)
 
     @tf.function(input_signature=[spec])
-    def clip_fn(clip):
-        return {"embedding": student.model(clip, training=False)}
+    def model_fn(inputs):
+        return {"embedding": model(inputs, training=False)}
 
-    proto, _ = tf2onnx.convert.from_function(clip_fn, input_signature=[spec], opset=opset)
+    proto, _ = tf2onnx.convert.from_function(model_fn, input_signature=[spec], opset=opset)
     return proto
+
+
+def convert_clip(student, batch: int | None = 1, opset: int = MIN_OPSET) -> onnx.ModelProto:
+    """The whole-clip model as ONNX, input `clip`, output `embedding`."""
+    return convert_model(student.model, "clip", batch, opset)
 
 
 def convert_step(student, batch: int | None = 1, opset: int = MIN_OPSET) -> onnx.ModelProto:
@@ -93,19 +108,22 @@ class OnnxModel:
         self.step_session = session(step)
 
     def embed(self, clips: np.ndarray) -> np.ndarray:
-        """Embeddings [N, D] of clips [N, T, S, S, 3]; one clip per run when the graph's batch is static."""
+        """Embeddings [N, D] of clips [N, T, S, S, 3] (or of whatever the one-input graph takes, such as keypoints
+        [N, 17, 2], fed under its own input name); one item per run when the graph's batch is static.
+        """
         if self.clip_session is None:
             raise OnnxExportError("no clip graph loaded")
-        batch = self.clip_session.get_inputs()[0].shape[0]
+        node = self.clip_session.get_inputs()[0]
+        batch, name = node.shape[0], node.name
         clips = np.asarray(clips, np.float32)
         if isinstance(batch, int):
             return np.concatenate(
                 [
-                    self.clip_session.run(["embedding"], {"clip": clips[i : i + batch]})[0]
+                    self.clip_session.run(["embedding"], {name: clips[i : i + batch]})[0]
                     for i in range(0, len(clips), batch)
                 ]
             )
-        return self.clip_session.run(["embedding"], {"clip": clips})[0]
+        return self.clip_session.run(["embedding"], {name: clips})[0]
 
     def initial_state(self, batch: int = 1) -> dict[str, np.ndarray]:
         if self.step_session is None:
