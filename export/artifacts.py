@@ -15,8 +15,10 @@ artifact passed:
 `export_pose_encoder` writes the same layout for CV-MIM's pose encoder (one `serving_default` signature,
 `keypoints` [B, 17, 2] in pixels -> `embedding`, the normalisation inside; no step graph, no state).
 
-The op lint runs first: errors for a requested target stop the export unless `allow_lint_errors`. An artifact past
-its parity thresholds stops the export (the card of the failed attempt is kept in the `.partial` folder to read).
+The op lint runs first on the Keras model, then on every converted graph (`export.graph_lint`: Flex and custom ops,
+float fallbacks in the int8 model, XNNPACK delegation, TensorRT's ONNX parser), each result in the artifact's card
+entry; errors stop the export unless `allow_lint_errors`. An artifact past its parity thresholds stops the export too
+(the card of the failed attempt is kept in the `.partial` folder to read).
 """
 
 import dataclasses
@@ -31,7 +33,7 @@ import onnx
 from edge_ssl import files
 from edge_ssl.models import pose_encoder
 from edge_ssl.models import student as student_lib
-from export import lint
+from export import graph_lint, lint
 from export import onnx as onnx_export
 from export import parity, tflite, trainable_head
 from export.card import (  # pylint: disable=unused-import
@@ -46,6 +48,13 @@ LINT_TARGETS = {
     "fp16": "tflite_builtin",
     "dynamic": "tflite_builtin",
     "int8": "tflite_int8",
+}
+# What each converted file is linted for: every .tflite for builtins and XNNPACK, the int8 one for int8 as well.
+GRAPH_LINT_TARGETS = {
+    "fp32": ("tflite_builtin", "xnnpack"),
+    "fp16": ("tflite_builtin", "xnnpack"),
+    "dynamic": ("tflite_builtin", "xnnpack"),
+    "int8": ("tflite_builtin", "tflite_int8", "xnnpack"),
 }
 
 
@@ -62,7 +71,8 @@ class ExportOptions:
       onnx_thresholds: parity thresholds of the ONNX graph.
       stream_tolerance: per form, the largest allowed difference between streamed and whole-clip embeddings
         (students only).
-      allow_lint_errors: export although the op lint of the Keras model reports errors (the card records them).
+      allow_lint_errors: export although the op lint reports errors, of the Keras model or of a converted graph
+        (the card records them).
     """
 
     quantizations: tuple[str, ...] = ("fp32", "fp16", "int8")
@@ -273,10 +283,17 @@ def _export(
         "versions": _versions(),
         "artifacts": {},
     }
+    graph_lints: list[lint.LintResult] = []
 
     def write_card():
         with open(os.path.join(partial, CARD), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2)
+
+    def add_lint(entry: dict, graph: lint.LintResult) -> None:
+        # Every converted graph is linted, whatever the Keras-level lint said: it sees what the converter made of
+        # custom layers, Lambdas and TensorFlow functions, which the Keras lint cannot.
+        entry["lint"] = graph.to_dict()
+        graph_lints.append(graph)
 
     subject.save(os.path.join(partial, "saved_model"))
     card["artifacts"]["saved_model"] = {
@@ -309,6 +326,7 @@ def _export(
             streamed,
             options.stream_tolerance[quantization],
         )
+        add_lint(entry, graph_lint.lint_tflite(content, GRAPH_LINT_TARGETS[quantization], file))
         card["artifacts"][quantization] = entry
     if options.onnx:
         try:
@@ -329,6 +347,10 @@ def _export(
         if len(graphs) > 1:
             entry["step_file"] = subject.onnx_files[1]
         entry["batch"] = options.onnx_batch
+        graph = graph_lint.lint_onnx(graphs[0], name=subject.onnx_files[0])
+        for extra, file in zip(graphs[1:], subject.onnx_files[1:]):
+            graph = graph.merge(graph_lint.lint_onnx(extra, name=file))
+        add_lint(entry, graph)
         card["artifacts"]["onnx"] = entry
     # The few-shot runner trains its linear head inside LiteRT with this model, where TensorFlow may be missing.
     head = trainable_head.build(subject.embedding_dim)
@@ -339,8 +361,24 @@ def _export(
         "max_classes": trainable_head.DEFAULT_MAX_CLASSES,
         "signatures": list(trainable_head.SIGNATURES),
     }
+    add_lint(
+        card["artifacts"]["head_trainer"],
+        graph_lint.lint_tflite(head, ("tflite_builtin",), trainable_head.FILE_NAME),
+    )
     write_card()
     problems = []
+    lint_failed = [graph for graph in graph_lints if not graph.all_ok]
+    if lint_failed and not options.allow_lint_errors:
+        errors = [
+            f"  {graph.model}: {finding.target} {finding.line()}"
+            for graph in lint_failed
+            for finding in graph.errors()
+        ]
+        problems.append(
+            "op lint of the converted graphs failed (each artifact's full lint is in the card; use "
+            "allow_lint_errors, --allow_lint_errors on the command line, to export anyway):\n"
+            + "\n".join(errors)
+        )
     failed = [
         f"{entry['artifact']}: {'; '.join(entry['failures'])}"
         for entry in card["artifacts"].values()
@@ -378,7 +416,8 @@ def export_student(
       source: where the student came from (a distillation workdir), recorded in the card.
 
     Raises:
-      ArtifactError: lint errors, a failed conversion, or an artifact past its thresholds.
+      ArtifactError: lint errors (of the Keras model, or of a converted graph), a failed conversion, or an artifact
+        past its thresholds.
     """
     heldout = np.asarray(heldout, np.float32)
     want = tuple(student.model.input_shape[1:])

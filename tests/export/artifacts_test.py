@@ -1,5 +1,7 @@
-"""Tests for export.artifacts: the artifact directory of the tiny student, its card, and a failed export."""
+"""Tests for export.artifacts: the artifact directory of the tiny student, its card with the lint of every converted
+graph, and failed exports (parity, a converted graph the lint flags, bad input)."""
 
+import dataclasses
 import json
 import os
 
@@ -7,8 +9,18 @@ import numpy as np
 import tensorflow as tf
 
 from edge_ssl.keras import keras
+from edge_ssl.models import layers, pose_encoder
 from edge_ssl.models import student as student_lib
 from export import artifacts, parity
+
+
+@keras.utils.register_keras_serializable("edge_ssl_test")
+class Squared(keras.layers.Layer):
+    """x * x with tf.square, an op TFLite has no int8 kernel for."""
+
+    def call(self, x):
+        return tf.square(x)
+
 
 LABELS = np.array([0, 0, 1, 1, 2, 2])
 
@@ -54,6 +66,28 @@ class ArtifactsTest(tf.test.TestCase):
             self.assertEqual(card["artifacts"][name]["parity"]["count"], 6)
         self.assertLess(card["artifacts"]["fp32"]["parity"]["max_abs"], 1e-4)
         self.assertIn("tensorflow", card["versions"])
+        # Every converted graph is linted for its targets, and the tiny student passes them all.
+        targets = {
+            name: set(entry["lint"]["ok"])
+            for name, entry in card["artifacts"].items()
+            if "lint" in entry
+        }
+        self.assertEqual(
+            targets,
+            {
+                "fp32": {"tflite_builtin", "xnnpack"},
+                "fp16": {"tflite_builtin", "xnnpack"},
+                "int8": {"tflite_builtin", "tflite_int8", "xnnpack"},
+                "onnx": {"tensorrt"},
+                "head_trainer": {"tflite_builtin"},
+            },
+        )
+        for name, entry in card["artifacts"].items():
+            if "lint" in entry:
+                self.assertTrue(all(entry["lint"]["ok"].values()), (name, entry["lint"]))
+                self.assertEqual(entry["lint"]["unit"], "ops")
+        onnx_sources = {f["source"] for f in card["artifacts"]["onnx"]["lint"]["findings"]}
+        self.assertLessEqual(onnx_sources, {"model.onnx", "model_step.onnx"})
 
     def test_parity_past_its_threshold_stops_the_export_and_writes_nothing_in_place(self):
         out = self.get_temp_dir() + "/strict"
@@ -68,6 +102,37 @@ class ArtifactsTest(tf.test.TestCase):
         self.assertFalse(os.path.exists(out))
         with open(os.path.join(out + ".partial", artifacts.CARD), encoding="utf-8") as f:
             self.assertFalse(json.load(f)["artifacts"]["fp32"]["passed"])
+
+    def test_a_graph_the_lint_flags_stops_the_export_unless_allowed(self):
+        # SQUARE has no int8 kernel: the Keras-level lint cannot see inside the custom layer (a warning), the
+        # converted int8 graph shows the float fallback (an error).
+        inputs = keras.Input((pose_encoder.NUM_KEYPOINTS, 2))
+        x = keras.layers.Dense(8)(keras.layers.Flatten()(inputs))
+        backbone = keras.Model(inputs, layers.L2Normalize()(Squared()(x)))
+        keypoints = np.random.default_rng(0).uniform(0, 32, size=(16, 17, 2)).astype("float32")
+        options = artifacts.ExportOptions(
+            ("int8",), onnx=False, thresholds={"int8": parity.Thresholds(min_cosine=0.9)}
+        )
+        out = self.get_temp_dir() + "/flagged"
+        with self.assertRaisesRegex(
+            artifacts.ArtifactError,
+            r"op lint of the converted graphs failed(.|\n)*model_int8.tflite: tflite_int8 error +float_fallback"
+            r".*\(SQUARE\): SQUARE falls back to float",
+        ):
+            artifacts.export_pose_encoder(backbone, out, keypoints, keypoints, options=options)
+        self.assertFalse(os.path.exists(out))
+        with open(os.path.join(out + ".partial", artifacts.CARD), encoding="utf-8") as f:
+            attempt = json.load(f)
+        self.assertTrue(all(attempt["lint"]["ok"].values()))  # the Keras-level lint let it through
+        self.assertFalse(attempt["artifacts"]["int8"]["lint"]["ok"]["tflite_int8"])
+
+        allowed = dataclasses.replace(options, allow_lint_errors=True)
+        card = artifacts.export_pose_encoder(backbone, out, keypoints, keypoints, options=allowed)
+        self.assertTrue(os.path.exists(os.path.join(out, "model_int8.tflite")))
+        self.assertEqual(
+            card["artifacts"]["int8"]["lint"]["ok"],
+            {"tflite_builtin": True, "tflite_int8": False, "xnnpack": True},
+        )
 
     def test_bad_inputs_are_clear_errors(self):
         with self.assertRaisesRegex(
