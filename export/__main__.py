@@ -1,15 +1,22 @@
-"""Exports a trained student to the artifact directory a device uses (SavedModel, TFLite, ONNX, model card).
+"""Exports a trained student, or CV-MIM's pose encoder, to the artifact directory a device uses (SavedModel, TFLite,
+ONNX, model card).
 
 Example:
   ./run.sh python -m export --model=out/student_small --output_dir=out/artifacts --representative_data=synthetic \\
       --data_dir=/tmp/edge_ssl_tfds --formats=tflite_fp32,tflite_fp16,tflite_int8,onnx
+  # CV-MIM's pose encoder, from a pretraining workdir (python -m edge_ssl.cli.pretrain --method=cv_mim ...):
+  ./run.sh python -m export --model=out/cv_mim_tiny --output_dir=out/pose_artifacts --data_dir=/tmp/edge_ssl_tfds
 
-`--model` is a distillation workdir (its `backbone/` is used) or a student SavedModel. Calibration clips for int8 come
-from `--representative_data`: `synthetic` (the synthetic world's pretraining split) or a folder of the user's own videos
-(class folders, as for the runner); parity is measured on other clips (the world's held-out classes, or
-`--heldout` folder). Exit status 1 when the lint or a parity check fails; nothing is written in place then.
+`--model` is a distillation workdir or a CV-MIM pretraining workdir (its `backbone/` is used), or the SavedModel of a
+student or of CV-MIM's backbone; which one it is is read from the model's input. Calibration data for int8 come from
+`--representative_data`: `synthetic` (the synthetic world's pretraining split; for the pose encoder, the world of the
+pretraining run's size) or a folder of the user's own videos, or pose files for the pose encoder (class folders, as
+for the runner); parity is measured on other data (the world's held-out classes, or the `--heldout` folder). The
+pose encoder is exported to take raw COCO-17 keypoints in pixels and normalises them inside. Exit status 1 when the
+lint or a parity check fails; nothing is written in place then.
 """
 
+import json
 import os
 import sys
 
@@ -17,17 +24,44 @@ import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A distillation workdir or a student SavedModel.")
+# The synthetic world a pretraining run of each config size used (edge_ssl.train.data.WORLD_SIZES; export does not
+# import training code).
+RUN_WORLDS = {"tiny": "tiny", "small": "small", "paper": "base", "base": "base"}
+flags.DEFINE_string(
+    "model",
+    None,
+    "A distillation or CV-MIM pretraining workdir, or the SavedModel of a student or of CV-MIM's backbone.",
+)
 flags.DEFINE_string("output_dir", None, "The artifact directory to write.")
 flags.DEFINE_string(
-    "representative_data", "synthetic", "'synthetic' or a folder of videos for int8 calibration."
+    "representative_data",
+    "synthetic",
+    "'synthetic' or a folder of videos (pose files for the pose encoder) for int8 calibration.",
 )
 flags.DEFINE_string(
-    "heldout", None, "Folder of labelled videos for parity (default: the synthetic held-out split)."
+    "heldout",
+    None,
+    "Folder of labelled videos (pose files for the pose encoder) for parity (default: the synthetic held-out "
+    "split).",
 )
 flags.DEFINE_string("data_dir", None, "TFDS data directory of the synthetic world.")
-flags.DEFINE_integer("num_representative", 32, "Calibration clips.")
-flags.DEFINE_integer("num_heldout", 32, "Parity clips.")
+flags.DEFINE_integer(
+    "num_representative", 32, "Calibration clips (pose sequences: every frame is used)."
+)
+flags.DEFINE_integer("num_heldout", 32, "Parity clips (pose sequences: every frame is used).")
+flags.DEFINE_enum(
+    "synthetic_world",
+    None,
+    ["tiny", "small", "base"],
+    "Pose encoder: the synthetic world's size for --representative_data=synthetic and parity (default: the "
+    "pretraining run's, from its run.json; tiny without one).",
+)
+flags.DEFINE_float(
+    "image_extent",
+    None,
+    "Pose encoder: the larger side, in pixels, of the images the keypoints come from; the int8 model takes "
+    "coordinates up to it without clipping (default: the largest coordinate in the calibration poses).",
+)
 FORMATS = (
     "tflite_fp32",
     "tflite_fp16",
@@ -54,14 +88,37 @@ flags.DEFINE_float("int8_min_agreement", 0.97, "int8 parity: smallest allowed to
 flags.DEFINE_bool("allow_lint_errors", False, "Export even when the op lint reports errors.")
 
 
-def _student_path(model: str) -> str:
+def _model_path(model: str) -> str:
     backbone = os.path.join(model, "backbone")
     if os.path.isdir(backbone):
         return backbone
     if os.path.exists(os.path.join(model, "saved_model.pb")):
         return model
     raise app.UsageError(
-        f"--model={model!r} is neither a distillation workdir (with backbone/) nor a SavedModel"
+        f"--model={model!r} is neither a distillation workdir nor a CV-MIM pretraining workdir (with backbone/), "
+        "nor a SavedModel"
+    )
+
+
+def _load(path: str):
+    """("student", a Student) or ("pose", CV-MIM's backbone), told apart by the model's input."""
+    from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
+    from edge_ssl.models import pose_encoder  # pylint: disable=g-import-not-at-top,unused-import
+    from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
+
+    # Importing the model modules registers edge_ssl's layers, which loading rebuilds from their configs.
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise app.UsageError(f"cannot load a Keras model from {path}: {e}") from e
+    shape = tuple(model.input_shape[1:])
+    if shape == (pose_encoder.NUM_KEYPOINTS, 2):
+        return "pose", model
+    if len(shape) == 4:
+        return "student", student_lib.Student(model)
+    raise app.UsageError(
+        f"the model at {path} takes {list(shape)}: neither a student (clips [T, S, S, 3]) nor CV-MIM's pose "
+        f"encoder (normalised poses [{pose_encoder.NUM_KEYPOINTS}, 2])"
     )
 
 
@@ -93,29 +150,97 @@ def _folder(path: str, count: int, frames: int, size: int):
     return np.stack(clips), np.array(labels)
 
 
+def _world(model: str) -> str:
+    """The synthetic world for pose data: --synthetic_world, else the pretraining run's (run.json), else tiny."""
+    if FLAGS.synthetic_world:
+        return FLAGS.synthetic_world
+    try:
+        with open(os.path.join(model, "run.json"), encoding="utf-8") as f:
+            return RUN_WORLDS.get(json.load(f).get("size"), "tiny")
+    except (OSError, ValueError, AttributeError):
+        return "tiny"
+
+
+def _synthetic_poses(split: str, count: int, world: str):
+    """Every frame's pose2d [N, 17, 2] (pixels) of `count` sequences of the synthetic world, and its class."""
+    from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
+
+    ds = synthetic_world.load(world, split, data_dir=FLAGS.data_dir)
+    poses, labels = [], []
+    for example in ds.take(count):
+        pose2d = example["pose2d"].numpy()
+        poses.append(pose2d)
+        labels.append(np.full(len(pose2d), int(example["label"])))
+    return np.concatenate(poses), np.concatenate(labels)
+
+
+def _pose_folder(path: str, count: int):
+    """Every frame [N, 17, 2] (confidence dropped) of up to `count` pose files, taken from the classes in turn."""
+    from edge_ssl.data import folder_index, pose_folder  # pylint: disable=g-import-not-at-top
+
+    if not os.path.isdir(path):
+        raise app.UsageError(f"folder {path!r} does not exist")
+    try:
+        index = pose_folder.index_pose_folder(path)
+    except folder_index.DataFolderError as e:
+        raise app.UsageError(f"folder {path!r}: {e}") from e
+    if index.skipped:
+        print(
+            f"{path}: skipped {len(index.skipped)} unreadable entries (first: {index.skipped[0][0]}: "
+            f"{index.skipped[0][1]})",
+            file=sys.stderr,
+        )
+    if not index.clips:
+        raise app.UsageError(
+            f"folder {path!r} has no readable pose file (.npy or .npz, [T, 17, 2|3])"
+        )
+    # Files are sorted by path, so by class: take the first file of every class, then the second, ...
+    seen: dict[int, int] = {}
+    order = []
+    for clip in index.clips:
+        order.append((seen.get(clip.label, 0), clip.label, clip))
+        seen[clip.label] = seen.get(clip.label, 0) + 1
+    poses, labels = [], []
+    for _, label, clip in sorted(order, key=lambda item: item[:2])[:count]:
+        pose2d, _ = pose_folder.split_pose(pose_folder.load_pose(clip.path))
+        poses.append(pose2d)
+        labels.append(np.full(len(pose2d), label))
+    return np.concatenate(poses), np.concatenate(labels)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
     from export import artifacts, parity  # pylint: disable=g-import-not-at-top
 
-    path = _student_path(FLAGS.model)
-    student = student_lib.load_student(path)
-    frames, size = student.frames, student.input_size
     formats = list(FLAGS.formats)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise app.UsageError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
-    if FLAGS.representative_data == "synthetic":
-        representative, _ = _synthetic("pretrain", FLAGS.num_representative, frames, size)
+    path = _model_path(FLAGS.model)
+    kind, model = _load(path)
+    if kind == "pose":
+        world = _world(FLAGS.model)
+        if FLAGS.representative_data == "synthetic":
+            representative, _ = _synthetic_poses("pretrain", FLAGS.num_representative, world)
+        else:
+            representative, _ = _pose_folder(FLAGS.representative_data, FLAGS.num_representative)
+        if FLAGS.heldout:
+            heldout, labels = _pose_folder(FLAGS.heldout, FLAGS.num_heldout)
+        else:
+            heldout, labels = _synthetic_poses("heldout", FLAGS.num_heldout, world)
     else:
-        representative, _ = _folder(
-            FLAGS.representative_data, FLAGS.num_representative, frames, size
-        )
-    if FLAGS.heldout:
-        heldout, labels = _folder(FLAGS.heldout, FLAGS.num_heldout, frames, size)
-    else:
-        heldout, labels = _synthetic("heldout", FLAGS.num_heldout, frames, size)
+        frames, size = model.frames, model.input_size
+        if FLAGS.representative_data == "synthetic":
+            representative, _ = _synthetic("pretrain", FLAGS.num_representative, frames, size)
+        else:
+            representative, _ = _folder(
+                FLAGS.representative_data, FLAGS.num_representative, frames, size
+            )
+        if FLAGS.heldout:
+            heldout, labels = _folder(FLAGS.heldout, FLAGS.num_heldout, frames, size)
+        else:
+            heldout, labels = _synthetic("heldout", FLAGS.num_heldout, frames, size)
     thresholds = dict(parity.DEFAULT_THRESHOLDS)
     thresholds["fp32"] = parity.Thresholds(max_abs=FLAGS.fp32_max_abs)
     thresholds["fp16"] = parity.Thresholds(min_cosine=FLAGS.fp16_min_cosine)
@@ -131,21 +256,39 @@ def main(argv):
         allow_lint_errors=FLAGS.allow_lint_errors,
     )
     try:
-        card = artifacts.export_student(
-            student, FLAGS.output_dir, list(representative), heldout, labels, options, source=path
-        )
+        if kind == "pose":
+            card = artifacts.export_pose_encoder(
+                model,
+                FLAGS.output_dir,
+                representative,
+                heldout,
+                labels,
+                options,
+                source=path,
+                image_extent=FLAGS.image_extent,
+            )
+        else:
+            card = artifacts.export_student(
+                model, FLAGS.output_dir, list(representative), heldout, labels, options, source=path
+            )
     except (artifacts.ArtifactError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {FLAGS.output_dir}:")
+    print(f"wrote {FLAGS.output_dir} ({card['kind']}):")
     for name, entry in card["artifacts"].items():
         figures = entry.get("parity")
         if figures:
             agreement = "-" if figures["agreement"] is None else f"{figures['agreement']:.1%}"
+            streamed = entry.get("stream_max_abs")
+            streamed = "" if streamed is None else f"  streamed vs clip {streamed:.2e}"
             print(
                 f"  {name:8s} max abs {figures['max_abs']:.2e}  mean cosine {figures['mean_cosine']:.5f}  "
-                f"top-1 agreement {agreement}  streamed vs clip {entry['stream_max_abs']:.2e}"
+                f"top-1 agreement {agreement}{streamed}"
             )
+        lint_result = entry.get("lint")
+        if lint_result and not all(lint_result["ok"].values()):
+            failed = ", ".join(t for t, ok in lint_result["ok"].items() if not ok)
+            print(f"  {name:8s} op lint errors allowed on {failed} (see model_card.json)")
     return _engines(formats, representative)
 
 
