@@ -1,12 +1,24 @@
 """Latency of an artifact directory's forms, per backend and thread count: what a device user asks first.
 
 `python -m export.benchmark --artifact_dir=DIR [--backends=keras,litert,onnxruntime,tensorrt] [--threads=1,2]
-[--mode=clip|stream]` times batch-1 invocations of each form (Keras SavedModel; LiteRT fp32, fp16, int8; ONNX Runtime;
-a TensorRT engine where one was built on this device) after a warm-up, and prints a markdown table of latency p50,
-p90 and p99, throughput, and each form's parity figures from the model card (so speed is read beside what
-quantization cost); `--output_json` keeps the figures. In `stream` mode one invocation is one frame through the step
-signature, in `clip` mode one whole clip. Peak memory is the process's resident peak after each form (forms run in
-order, so it only grows).
+[--mode=clip|stream] [--output_json=FILE.json] [--output_png=FILE.png]` times batch-1 invocations of each form (Keras
+SavedModel; LiteRT fp32, fp16, int8; ONNX Runtime; a TensorRT engine where one was built on this device) after a
+warm-up, and prints a markdown table of latency p50, p90 and p99, throughput, and each form's parity figures from the
+model card (so speed is read beside what quantization cost); `--output_json` keeps the figures.
+
+The PNG plot (`--output_png`, by default beside `--output_json` with the extension .png) puts each form and thread
+count at its p50 latency (x) and its accuracy after quantization (y). The accuracy is, in this order of preference,
+the few-shot accuracy an artifact's card entry records as `fewshot_accuracy` (a fraction), the parity top-1
+agreement with the Keras model (nearest prototype on the held-out data) or the parity mean cosine; the axis says
+which. The Keras SavedModel is the parity reference (agreement and cosine 1). It needs matplotlib (Agg backend, no
+display); without it the table and JSON are still written.
+
+In `stream` mode one invocation is one frame through the step signature, in `clip` mode one whole clip (for the
+pose encoder, which embeds frame by frame, one pose: `clip` mode only). Peak memory is the process's resident peak
+after each form (forms run in order, so it only grows).
+
+Example:
+  ./run.sh python -m export.benchmark --artifact_dir=out/artifacts --threads=1,2 --output_json=out/latency.json
 """
 
 import json
@@ -26,6 +38,18 @@ flags.DEFINE_enum("mode", "clip", ["clip", "stream"], "Whole clips or streamed f
 flags.DEFINE_integer("runs", 50, "Timed invocations per form.")
 flags.DEFINE_integer("warmup", 5, "Untimed invocations first.")
 flags.DEFINE_string("output_json", None, "Where to write the figures as JSON.")
+flags.DEFINE_string(
+    "output_png",
+    None,
+    "Where to write the plot of latency against accuracy after quantization (default: beside --output_json).",
+)
+
+# The accuracy figure the plot shows, in order of preference: (row key, axis label).
+ACCURACY_METRICS = (
+    ("fewshot_accuracy", "few-shot accuracy (model card)"),
+    ("agreement", "top-1 agreement with Keras (parity)"),
+    ("mean_cosine", "mean cosine to Keras (parity)"),
+)
 
 
 def _time(call, runs: int, warmup: int) -> dict[str, float]:
@@ -46,33 +70,40 @@ def _time(call, runs: int, warmup: int) -> dict[str, float]:
     }
 
 
-def _litert(path: str, threads: int, mode: str, clip: np.ndarray):
+def _litert(path: str, threads: int, mode: str, name: str, clip: np.ndarray):
     from export import tflite  # pylint: disable=g-import-not-at-top
 
-    model = tflite.TFLiteModel(path, num_threads=threads)
     if mode == "clip":
-        return lambda: model.run("serving_default", {"clip": clip[None]})
+        model = tflite.TFLiteModel(path, num_threads=threads, required=("serving_default",))
+        return lambda: model.run("serving_default", {name: clip[None]})
+    model = tflite.TFLiteModel(path, num_threads=threads)
     state = model.initial_state()
     return lambda: model.run("step", {"frame": clip[None, 0], **state})
 
 
-def _onnxruntime(directory: str, threads: int, mode: str, clip: np.ndarray):
+def _onnxruntime(directory: str, threads: int, mode: str, name: str, clip: np.ndarray):
     from export import onnx as onnx_export  # pylint: disable=g-import-not-at-top
 
     if mode == "clip":
         model = onnx_export.OnnxModel(clip=os.path.join(directory, "model.onnx"), threads=threads)
-        return lambda: model.clip_session.run(None, {"clip": clip[None]})
+        return lambda: model.clip_session.run(None, {name: clip[None]})
     model = onnx_export.OnnxModel(step=os.path.join(directory, "model_step.onnx"), threads=threads)
     feed = {"frame": clip[None, 0], **model.initial_state(1)}
     return lambda: model.step_session.run(None, feed)
 
 
-def _keras(directory: str, mode: str, clip: np.ndarray):
+def _keras(directory: str, mode: str, name: str, clip: np.ndarray, kind: str):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    path = os.path.join(directory, "saved_model")
+    if kind == "pose_encoder":
+        serving = tf.saved_model.load(path).signatures["serving_default"]
+        inputs = tf.constant(clip[None])
+        return lambda: serving(**{name: inputs})
 
     from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
 
-    student = student_lib.load_student(os.path.join(directory, "saved_model"))
+    student = student_lib.load_student(path)
     if mode == "clip":
         embed = tf.function(lambda x: student.model(x, training=False))
         return lambda: embed(clip[None])
@@ -81,16 +112,26 @@ def _keras(directory: str, mode: str, clip: np.ndarray):
 
 
 def rows(directory: str) -> list[dict]:
+    """Times every form of the artifact directory for the flags' backends, thread counts and mode; one row each."""
     from export import artifacts  # pylint: disable=g-import-not-at-top
 
     card = artifacts.read_card(directory)
-    shape = card["input"]["clip"]
+    kind = card.get("kind", "student")
+    # The model's one input (a student's `clip`, the pose encoder's `keypoints`) is the card's first input entry.
+    name = next(iter(card["input"]))
+    if FLAGS.mode == "stream" and card.get("per_frame"):
+        raise app.UsageError(
+            f"{directory} holds a {kind} that embeds one item at a time (per_frame); it has no stream to time, "
+            "use --mode=clip"
+        )
+    shape = card["input"][name]
     clip = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
     out = []
 
     def add(backend, form, threads, call):
         figures = _time(call, FLAGS.runs, FLAGS.warmup)
-        entry = card["artifacts"].get(form, {}).get("parity") or {}
+        entry = card["artifacts"].get(form, {})
+        parity_figures = entry.get("parity") or {}
         out.append(
             {
                 "backend": backend,
@@ -98,24 +139,30 @@ def rows(directory: str) -> list[dict]:
                 "threads": threads,
                 "mode": FLAGS.mode,
                 **figures,
-                "mean_cosine": entry.get("mean_cosine"),
-                "agreement": entry.get("agreement"),
+                "mean_cosine": parity_figures.get("mean_cosine"),
+                "agreement": parity_figures.get("agreement"),
+                "fewshot_accuracy": entry.get("fewshot_accuracy"),
             }
         )
         print(_line(out[-1]), flush=True)
 
     if "keras" in FLAGS.backends:
-        add("keras", "saved_model", None, _keras(directory, FLAGS.mode, clip))
+        add("keras", "saved_model", None, _keras(directory, FLAGS.mode, name, clip, kind))
     for threads in map(int, FLAGS.threads):
         if "litert" in FLAGS.backends:
             for form in ("fp32", "fp16", "dynamic", "int8"):
                 path = os.path.join(directory, f"model_{form}.tflite")
                 if os.path.exists(path):
-                    add("litert", form, threads, _litert(path, threads, FLAGS.mode, clip))
+                    add("litert", form, threads, _litert(path, threads, FLAGS.mode, name, clip))
         if "onnxruntime" in FLAGS.backends and os.path.exists(
             os.path.join(directory, "model.onnx")
         ):
-            add("onnxruntime", "onnx", threads, _onnxruntime(directory, threads, FLAGS.mode, clip))
+            add(
+                "onnxruntime",
+                "onnx",
+                threads,
+                _onnxruntime(directory, threads, FLAGS.mode, name, clip),
+            )
     if "tensorrt" in FLAGS.backends:
         engines = sorted(f for f in os.listdir(directory) if f.endswith(".plan"))
         if not engines:
@@ -127,7 +174,7 @@ def rows(directory: str) -> list[dict]:
             from export import tensorrt  # pylint: disable=g-import-not-at-top
 
             model = tensorrt.TensorRTModel(os.path.join(directory, engine))
-            add("tensorrt", engine, None, lambda m=model: m({"clip": clip[None]}))
+            add("tensorrt", engine, None, lambda m=model: m({name: clip[None]}))
     return out
 
 
@@ -148,16 +195,99 @@ def _line(row: dict) -> str:
     )
 
 
+def accuracy_metric(results: list[dict]) -> tuple[str, str] | None:
+    """(row key, axis label) of the accuracy the plot shows: the first of ACCURACY_METRICS that every timed
+    artifact with a card entry has (the Keras reference and engines without figures aside); None when none.
+    """
+    rated = [
+        r
+        for r in results
+        if r["backend"] != "keras" and any(r.get(key) is not None for key, _ in ACCURACY_METRICS)
+    ]
+    for key, label in ACCURACY_METRICS:
+        if rated and all(r.get(key) is not None for r in rated):
+            return key, label
+    return None
+
+
+def plot(results: list[dict], path: str, title: str) -> str | None:
+    """Writes the PNG of p50 latency against accuracy after quantization, one point per form and thread count.
+
+    Returns:
+      The accuracy axis's label, or None when no row has an accuracy figure (nothing is written then).
+
+    Raises:
+      ImportError: matplotlib is not installed.
+    """
+    metric = accuracy_metric(results)
+    if metric is None:
+        return None
+    key, label = metric
+    import matplotlib  # pylint: disable=g-import-not-at-top
+
+    matplotlib.use("Agg")  # files only: a device or a CI machine has no display
+    from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+
+    figure, axes = pyplot.subplots(figsize=(7, 4.5), dpi=120)
+    markers = {"keras": "s", "litert": "o", "onnxruntime": "^", "tensorrt": "D"}
+    for backend, marker in markers.items():
+        points = []
+        for r in results:
+            if r["backend"] != backend:
+                continue
+            # The Keras SavedModel is what parity compares with: agreement and cosine 1 by definition.
+            value = 1.0 if backend == "keras" and key != "fewshot_accuracy" else r.get(key)
+            if value is not None:
+                threads = "" if r["threads"] is None else f" x{r['threads']}"
+                points.append((r["p50_ms"], value, f"{r['form']}{threads}"))
+        if not points:
+            continue
+        axes.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, label=backend)
+        for x, y, text in points:
+            axes.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    axes.set_xlabel("latency p50, ms (batch 1)")
+    axes.set_ylabel(label)
+    axes.set_title(title, fontsize=9)
+    axes.margins(x=0.2, y=0.15)  # room for the labels of the outermost points
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+    return label
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.artifact_dir or not os.path.isdir(FLAGS.artifact_dir):
         raise app.UsageError(f"--artifact_dir={FLAGS.artifact_dir!r} is not a folder")
+    png = FLAGS.output_png
+    if png is None and FLAGS.output_json:
+        png = os.path.splitext(FLAGS.output_json)[0] + ".png"
+    if png and not png.lower().endswith(".png"):
+        raise app.UsageError(f"--output_png={png!r} must name a .png file")
     print(HEADER)
     results = rows(FLAGS.artifact_dir)
     if FLAGS.output_json:
         with open(FLAGS.output_json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
+    if png:
+        title = f"{os.path.basename(os.path.normpath(FLAGS.artifact_dir))} ({FLAGS.mode} mode)"
+        try:
+            label = plot(results, png, title)
+        except ImportError:
+            print(
+                f"no plot: matplotlib is not installed (pip install matplotlib); {png} not written",
+                file=sys.stderr,
+            )
+        else:
+            if label is None:
+                print(
+                    f"no plot: no form has an accuracy figure in the model card; {png} not written"
+                )
+            else:
+                print(f"plot: {png} (y: {label})")
     return 0
 
 

@@ -1,15 +1,25 @@
-"""Tests for export.benchmark: figures for every form of a tiny artifact directory, in both modes."""
+"""Tests for export.benchmark: figures for every form of a tiny artifact directory (a student in both modes, the pose
+encoder), and the PNG plot of latency against accuracy after quantization."""
 
 import json
 import os
 
 import numpy as np
 import tensorflow as tf
+from absl import app
 from absl.testing import flagsaver
+from matplotlib import image
 
 from edge_ssl.keras import keras
+from edge_ssl.models import pose_encoder
 from edge_ssl.models import student as student_lib
-from export import artifacts, benchmark
+from export import artifacts, benchmark, parity
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(backend, form, threads, p50, **figures):
+    return {"backend": backend, "form": form, "threads": threads, "p50_ms": p50, **figures}
 
 
 class BenchmarkTest(tf.test.TestCase):
@@ -20,24 +30,45 @@ class BenchmarkTest(tf.test.TestCase):
         keras.utils.set_random_seed(0)
         student = student_lib.build_student("tiny")
         clips = np.random.default_rng(0).uniform(size=(4, 8, 32, 32, 3)).astype("float32")
-        cls.directory = os.path.join(tf.compat.v1.test.get_temp_dir(), "artifacts")
-        options = artifacts.ExportOptions(quantizations=("fp32", "int8"))
-        artifacts.export_student(student, cls.directory, list(clips[:2]), clips, options=options)
+        labels = np.array([0, 0, 1, 1])
+        temp = tf.compat.v1.test.get_temp_dir()
+        cls.directory = os.path.join(temp, "artifacts")
+        options = artifacts.ExportOptions(
+            quantizations=("fp32", "int8"),
+            thresholds=dict(parity.DEFAULT_THRESHOLDS, int8=parity.Thresholds(min_cosine=0.9)),
+        )
+        artifacts.export_student(
+            student, cls.directory, list(clips[:2]), clips, labels, options=options
+        )
+        backbone = pose_encoder.pose_embedding_model(pose_encoder.pose_encoder("tiny", 64), 32)
+        poses = np.random.default_rng(1).uniform(0, 32, size=(8, 17, 2)).astype("float32")
+        cls.pose_directory = os.path.join(temp, "pose_artifacts")
+        artifacts.export_pose_encoder(
+            backbone,
+            cls.pose_directory,
+            poses,
+            poses,
+            options=artifacts.ExportOptions(quantizations=("fp32",)),
+        )
 
-    def test_rows_for_every_form_backend_and_mode(self):
+    def _run(self, directory, mode="clip", **flags):
+        out = self.get_temp_dir() + f"/{os.path.basename(directory)}_{mode}.json"
+        with flagsaver.flagsaver(
+            artifact_dir=directory,
+            runs=3,
+            warmup=1,
+            threads=["1", "2"],
+            mode=mode,
+            output_json=out,
+            **flags,
+        ):
+            self.assertEqual(benchmark.main(["benchmark"]), 0)
+        with open(out, encoding="utf-8") as f:
+            return out, json.load(f)
+
+    def test_rows_for_every_form_backend_and_mode_and_a_png_beside_the_json(self):
         for mode in ("clip", "stream"):
-            out = self.get_temp_dir() + f"/{mode}.json"
-            with flagsaver.flagsaver(
-                artifact_dir=self.directory,
-                runs=3,
-                warmup=1,
-                threads=["1", "2"],
-                mode=mode,
-                output_json=out,
-            ):
-                self.assertEqual(benchmark.main(["benchmark"]), 0)
-            with open(out, encoding="utf-8") as f:
-                rows = json.load(f)
+            out, rows = self._run(self.directory, mode)
             forms = {(r["backend"], r["form"], r["threads"]) for r in rows}
             self.assertEqual(
                 forms,
@@ -53,6 +84,46 @@ class BenchmarkTest(tf.test.TestCase):
                 self.assertGreater(row["per_second"], 0)
             int8 = next(r for r in rows if r["form"] == "int8")
             self.assertGreater(int8["mean_cosine"], 0.9)
+            self.assertIsNotNone(int8["agreement"])
+            png = out[: -len(".json")] + ".png"
+            with open(png, "rb") as f:
+                self.assertEqual(f.read(8), PNG_SIGNATURE)
+            height, width = image.imread(png).shape[:2]
+            self.assertGreater(min(height, width), 100)
+
+    def test_the_pose_encoder_is_timed_one_pose_at_a_time(self):
+        png = self.get_temp_dir() + "/pose.png"
+        _, rows = self._run(self.pose_directory, output_png=png)
+        self.assertEqual(
+            {(r["backend"], r["form"]) for r in rows},
+            {("keras", "saved_model"), ("litert", "fp32"), ("onnxruntime", "onnx")},
+        )
+        self.assertTrue(os.path.exists(png))
+        with self.assertRaisesRegex(app.UsageError, "per_frame.*use --mode=clip"):
+            self._run(self.pose_directory, mode="stream")
+
+    def test_the_plot_says_which_accuracy_it_shows(self):
+        path = self.get_temp_dir() + "/plot.png"
+        rated = [
+            _row("keras", "saved_model", None, 9.0),
+            _row("litert", "fp32", 1, 5.0, agreement=1.0, mean_cosine=1.0),
+            _row("litert", "int8", 1, 2.0, agreement=0.95, mean_cosine=0.99),
+            _row("tensorrt", "model_fp16.plan", None, 0.5),  # an engine has no card figures
+        ]
+        self.assertEqual(benchmark.accuracy_metric(rated)[0], "agreement")
+        self.assertIn("top-1 agreement", benchmark.plot(rated, path, "t"))
+        few_shot = [dict(r, fewshot_accuracy=0.8) for r in rated[1:3]]
+        self.assertIn("few-shot accuracy", benchmark.plot(few_shot, path, "t"))
+        unlabelled = [dict(r, agreement=None) for r in rated]
+        self.assertEqual(benchmark.accuracy_metric(unlabelled)[0], "mean_cosine")
+        os.remove(path)
+        self.assertIsNone(benchmark.plot(rated[:1] + rated[3:], path, "t"))
+        self.assertFalse(os.path.exists(path))
+
+    def test_a_plot_file_that_is_not_png_is_a_usage_error(self):
+        with flagsaver.flagsaver(artifact_dir=self.directory, output_png="latency.jpg"):
+            with self.assertRaisesRegex(app.UsageError, "must name a .png file"):
+                benchmark.main(["benchmark"])
 
 
 if __name__ == "__main__":
