@@ -103,7 +103,7 @@ def _model_path(model: str) -> str:
 def _load(path: str):
     """("student", a Student) or ("pose", CV-MIM's backbone), told apart by the model's input."""
     from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
-    from edge_ssl.models import pose_encoder  # pylint: disable=g-import-not-at-top,unused-import
+    from edge_ssl.models import pose_encoder  # pylint: disable=g-import-not-at-top
     from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
 
     # Importing the model modules registers edge_ssl's layers, which loading rebuilds from their configs.
@@ -116,6 +116,11 @@ def _load(path: str):
         return "pose", model
     if len(shape) == 4:
         return "student", student_lib.Student(model)
+    if shape == (pose_encoder.kp.NUM_KEYPOINTS, 2):
+        raise app.UsageError(
+            f"the model at {path} takes raw keypoints [17, 2]: an exported pose encoder (artifact saved_model/); "
+            "export the CV-MIM pretraining workdir or its backbone/ instead"
+        )
     raise app.UsageError(
         f"the model at {path} takes {list(shape)}: neither a student (clips [T, S, S, 3]) nor CV-MIM's pose "
         f"encoder (normalised poses [{pose_encoder.NUM_KEYPOINTS}, 2])"

@@ -15,6 +15,7 @@ from edge_ssl.configs import cv_mim_tiny
 from edge_ssl.data import synthetic
 from edge_ssl.keras import keras
 from edge_ssl.methods import cv_mim
+from edge_ssl.models import pose_encoder
 from export import __main__ as export_main
 
 
@@ -105,6 +106,16 @@ class ExportPoseCliTest(tf.test.TestCase):
         keras.Model(inputs, keras.layers.Flatten()(inputs)).save(odd, save_format="tf")
         with flagsaver.flagsaver(model=odd, output_dir=self.get_temp_dir() + "/o"):
             with self.assertRaisesRegex(app.UsageError, r"takes \[17, 3\]: neither a student"):
+                export_main.main(["export"])
+        exported = self.get_temp_dir() + "/exported"
+        pose_encoder.save_keypoint_model(
+            pose_encoder.keypoint_embedding_model(
+                keras.models.load_model(os.path.join(self.workdir, "backbone"))
+            ),
+            exported,
+        )
+        with flagsaver.flagsaver(model=exported, output_dir=self.get_temp_dir() + "/o"):
+            with self.assertRaisesRegex(app.UsageError, "export the CV-MIM pretraining workdir"):
                 export_main.main(["export"])
         empty = self.get_temp_dir() + "/empty"
         os.makedirs(empty)
