@@ -106,14 +106,12 @@ def _litert(path: str, input_name: str, num_threads: int | None):
     return lambda x: model.run("serving_default", {input_name: x})["embedding"]
 
 
-def _onnxruntime(path: str, input_name: str, num_threads: int | None):
-    import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+def _onnxruntime(path: str, num_threads: int | None):
+    from export import (
+        onnx as onnx_export,
+    )  # pylint: disable=g-import-not-at-top  (ONNX Runtime only)
 
-    options = ort.SessionOptions()
-    if num_threads:
-        options.intra_op_num_threads, options.inter_op_num_threads = num_threads, 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    return lambda x: session.run(["embedding"], {input_name: x})[0]
+    return onnx_export.OnnxModel(clip=path, threads=num_threads).embed
 
 
 def _tensorrt(path: str, input_name: str):
@@ -206,7 +204,7 @@ def open_engine(
         path = os.path.join(artifact_dir, "model.onnx")
         if not os.path.exists(path):
             raise EngineError(f"{artifact_dir} has no model.onnx; export it with --formats=onnx")
-        run, quantization = _onnxruntime(path, input_name, num_threads), "fp32"
+        run, quantization = _onnxruntime(path, num_threads), "fp32"
     elif engine == "tensorrt":
         path = _engine_file(artifact_dir, precision)
         if path is None:
