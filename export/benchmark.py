@@ -4,7 +4,8 @@
 [--mode=clip|stream] [--output_json=FILE.json] [--output_png=FILE.png]` times batch-1 invocations of each form (Keras
 SavedModel; LiteRT fp32, fp16, int8; ONNX Runtime; a TensorRT engine where one was built on this device) after a
 warm-up, and prints a markdown table of latency p50, p90 and p99, throughput, and each form's parity figures from the
-model card (so speed is read beside what quantization cost); `--output_json` keeps the figures.
+model card (so speed is read beside what quantization cost); `--output_json` keeps the figures, and the table goes
+beside it as FILE.md.
 
 The PNG plot (`--output_png`, by default beside `--output_json` with the extension .png) puts each form and thread
 count at its p50 latency (x) and its accuracy after quantization (y). The accuracy is, in this order of preference,
@@ -272,6 +273,9 @@ def main(argv):
     if FLAGS.output_json:
         with open(FLAGS.output_json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
+        # The table as printed, kept beside the JSON for a report or an issue.
+        with open(os.path.splitext(FLAGS.output_json)[0] + ".md", "w", encoding="utf-8") as f:
+            f.write("\n".join([HEADER] + [_line(row) for row in results]) + "\n")
     if png:
         title = f"{os.path.basename(os.path.normpath(FLAGS.artifact_dir))} ({FLAGS.mode} mode)"
         try:

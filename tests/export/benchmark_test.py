@@ -85,6 +85,10 @@ class BenchmarkTest(tf.test.TestCase):
             int8 = next(r for r in rows if r["form"] == "int8")
             self.assertGreater(int8["mean_cosine"], 0.9)
             self.assertIsNotNone(int8["agreement"])
+            with open(out[: -len(".json")] + ".md", encoding="utf-8") as f:
+                table = f.read().splitlines()
+            self.assertEqual(table[0], benchmark.HEADER.splitlines()[0])
+            self.assertLen(table, 2 + len(rows))  # header, rule, one line per row
             png = out[: -len(".json")] + ".png"
             with open(png, "rb") as f:
                 self.assertEqual(f.read(8), PNG_SIGNATURE)
