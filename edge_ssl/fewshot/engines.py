@@ -107,9 +107,8 @@ def _litert(path: str, input_name: str, num_threads: int | None):
 
 
 def _onnxruntime(path: str, num_threads: int | None):
-    from export import (
-        onnx as onnx_export,
-    )  # pylint: disable=g-import-not-at-top  (ONNX Runtime only)
+    # Imported here: each engine loads only its own runtime.
+    from export import onnx as onnx_export  # pylint: disable=g-import-not-at-top
 
     return onnx_export.OnnxModel(clip=path, threads=num_threads).embed
 
