@@ -54,7 +54,8 @@ class Parity:
         return dataclasses.asdict(self)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows (the last axis) scaled to unit length; an all-zero row stays zero."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
@@ -72,16 +73,16 @@ def compare(
         raise ValueError(
             f"parity needs two [N, D] arrays of one shape, got {reference.shape} and {candidate.shape}"
         )
-    cosine = np.sum(_unit(reference) * _unit(candidate), axis=-1)
+    cosine = np.sum(l2_normalize(reference) * l2_normalize(candidate), axis=-1)
     agreement = None
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (len(reference),):
             raise ValueError(f"labels must be [{len(reference)}], got {labels.shape}")
         classes = np.unique(labels)
-        prototypes = _unit(np.stack([reference[labels == c].mean(axis=0) for c in classes]))
-        ref_top = np.argmax(_unit(reference) @ prototypes.T, axis=-1)
-        cand_top = np.argmax(_unit(candidate) @ prototypes.T, axis=-1)
+        prototypes = l2_normalize(np.stack([reference[labels == c].mean(axis=0) for c in classes]))
+        ref_top = np.argmax(l2_normalize(reference) @ prototypes.T, axis=-1)
+        cand_top = np.argmax(l2_normalize(candidate) @ prototypes.T, axis=-1)
         agreement = float(np.mean(ref_top == cand_top))
     return Parity(
         count=len(reference),

@@ -13,11 +13,12 @@ Nothing here imports TensorFlow unless the `tf` engine is asked for.
 """
 
 import dataclasses
-import hashlib
 import importlib.util
 import os
 
 import numpy as np
+
+from edge_ssl import files
 
 ENGINES = ("auto", "tf", "litert", "onnxruntime", "tensorrt")
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -60,18 +61,12 @@ def _engine_file(artifact_dir: str, precision: str) -> str | None:
 
 def file_digest(path: str) -> str:
     """sha256 of a file, or of every file under a folder (names and contents), for cache keys."""
-    digest = hashlib.sha256()
-    paths = [path]
-    if os.path.isdir(path):
-        paths = sorted(
-            os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
-        )
-    for p in paths:
-        digest.update(os.path.relpath(p, path).encode())
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    if not os.path.isdir(path):
+        return files.content_digest([path], base=path)
+    tree = sorted(
+        os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
+    )
+    return files.content_digest(tree, base=path)
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ import numpy as np
 from edge_ssl.fewshot import engines, labeled
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
-from export import tflite
+from export import parity, tflite
 
 _STAGE_END = re.compile(r"_stage\d+_block\d+_add$")
 
@@ -107,13 +107,15 @@ def finetune(
 
     delivered = tflite.TFLiteModel(content, num_threads=config.num_threads)
 
-    def embed(data: labeled.Embedded) -> np.ndarray:
+    def pooled(windows: np.ndarray) -> np.ndarray:
         # Through the converted model: the figures are those of the classifier.tflite the user gets.
-        out = delivered.embed(_inputs(data, card, config))
-        out = out.reshape(len(data.clips), per_clip, -1).mean(axis=1)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        out = delivered.embed(windows)
+        return parity.l2_normalize(out.reshape(-1, per_clip, out.shape[-1]).mean(axis=1))
 
-    train.embeddings = embed(train)
+    def embed(data: labeled.Embedded) -> np.ndarray:
+        return pooled(_inputs(data, card, config))
+
+    train.embeddings = pooled(clips)  # the training windows are in memory already
     return Outcome(
         weights,
         bias,

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from export import trainable_head
+from export import parity, trainable_head
 
 PROTOTYPE_SCALE = 10.0
 HEADS = ("prototype", "linear", "finetune")
@@ -32,7 +32,7 @@ def prototype_head(
     if missing:
         raise ValueError(f"classes {missing} have no support examples")
     means = np.stack([embeddings[labels == c].mean(axis=0) for c in range(num_classes)])
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    means = parity.l2_normalize(means)
     return (PROTOTYPE_SCALE * means.T).astype(np.float32), np.zeros(num_classes, np.float32)
 
 

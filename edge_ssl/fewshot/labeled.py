@@ -27,6 +27,7 @@ import numpy as np
 from edge_ssl import files
 from edge_ssl.data import pose_folder, sampling, video_folder
 from edge_ssl.data.folder_index import Clip, ClipUnreadable, DataFolderError, FolderIndex
+from export import parity
 
 VIEWS_CSV = "views.csv"
 _VIEW_IN_NAME = re.compile(r"(?:^|[_\-.])(?:view|cam|camera)[_\-]?([A-Za-z0-9]+)", re.IGNORECASE)
@@ -141,15 +142,6 @@ def read_views(root: str, clips: Sequence[Clip]) -> list[str | None]:
     return views
 
 
-def _content_digest(clip: Clip) -> str:
-    digest = hashlib.sha256()
-    for path in clip.frames or (clip.path,):
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def read_video_inputs(
     clip: Clip, frames: int, size: int, clips_per_video: int, stride: int
 ) -> np.ndarray:
@@ -227,11 +219,13 @@ def embed_clips(
     kept, units, skipped, cached = [], [], [], 0
     for clip in clips:
         try:
-            key = hashlib.sha256(
-                json.dumps([model_digest, _content_digest(clip), settings]).encode()
-            ).hexdigest()
-            path = os.path.join(cache_dir, key + ".npy") if cache_dir else None
-            values = None
+            path, values = None, None
+            if (
+                cache_dir
+            ):  # hashing reads the whole file: only worth it when there is a cache to look in
+                content = files.content_digest(clip.frames or (clip.path,))
+                key = hashlib.sha256(json.dumps([model_digest, content, settings]).encode())
+                path = os.path.join(cache_dir, key.hexdigest() + ".npy")
             if path and os.path.exists(path):
                 try:
                     values = np.load(path, allow_pickle=False)
@@ -259,7 +253,7 @@ def embed_clips(
         raise LabeledDataError(f"none of the {len(clips)} clips of {root} could be read now")
     pooled = np.stack([u.mean(axis=0) for u in units])
     if modality == "video":
-        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        pooled = parity.l2_normalize(pooled)
     # Pose: the plain mean of unit per-frame codes, not re-normalised, so that a linear head's logits of a sequence
     # are exactly the mean of its per-frame logits (what the per-frame classifier.tflite gives, averaged).
     return Embedded(

@@ -5,6 +5,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from export import parity
+
 
 def knn_accuracy(
     embeddings: np.ndarray,
@@ -25,7 +27,7 @@ def knn_accuracy(
       The fraction of items whose vote equals their label.
     """
     x = np.asarray(embeddings, np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = parity.l2_normalize(x)
     labels = np.asarray(labels)
     groups = np.arange(len(x)) if groups is None else np.asarray(groups)
     if len(x) != len(labels) or len(x) != len(groups):
