@@ -31,6 +31,10 @@ class ExportCliTest(tf.test.TestCase):
             "--num_representative=4",
             "--num_heldout=12",
             "--formats=tflite_fp32,tflite_int8,onnx",
+            # An untrained 10k-parameter student maps every clip close to one point, so its class prototypes are
+            # nearly tied and int8 rounding flips some nearest-prototype decisions (91.7% here): this test is about
+            # the command, not about how well this model quantizes.
+            "--int8_min_agreement=0.8",
         ]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="2")
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
