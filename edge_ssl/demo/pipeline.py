@@ -127,8 +127,21 @@ class Demo:
     printer: Callable[[str], None] = print
 
     def __post_init__(self):
-        self.data_dir = self.data_dir or os.path.join(self.output_dir, "tensorflow_datasets")
+        self._default_data_dir = os.path.join(self.output_dir, "tensorflow_datasets")
+        self.data_dir = self.data_dir or self._default_data_dir
         self.pipeline = stages.Pipeline(self.output_dir, NUM_STAGES, self.printer)
+
+    @property
+    def command_line(self) -> str:
+        """The `python -m edge_ssl.cli.demo` command that runs this demo, for the report."""
+        args = [f"--output_dir={self.output_dir}"]
+        if self.settings == QUICK:
+            args.append("--quick")
+        if self.method != "modist":
+            args.append(f"--method={self.method}")
+        if self.data_dir != self._default_data_dir:
+            args.append(f"--data_dir={self.data_dir}")
+        return " ".join(["python -m edge_ssl.cli.demo", *args])
 
     def _module(self, folder: str, module: str, *args: str) -> None:
         run_module(module, list(args), os.path.join(folder, "log.txt"), self.printer)

@@ -170,10 +170,7 @@ def write(folder: str, demo, outcomes: dict) -> dict:
     lines = [
         "# edge_ssl demo report",
         "",
-        f"- command: `python -m edge_ssl.cli.demo --output_dir={demo.output_dir}"
-        + (" --quick" if quick else "")
-        + (f" --method={demo.method}" if demo.method != "modist" else "")
-        + "`",
+        f"- command: `{demo.command_line}`",
         f"- date: {datetime.date.today().isoformat()}; machine: {os.cpu_count()} CPU cores, "
         f"TensorFlow {env.get('tensorflow', '?')}, GPU: {env.get('gpus', 'none') or 'none'}",
         f"- world: synthetic_world/{settings.world}; teacher: {demo.method}/{settings.config}, "

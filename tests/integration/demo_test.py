@@ -36,6 +36,9 @@ class DemoTest(tf.test.TestCase):
         report_dir = os.path.join(out, "report")
         with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as f:
             report = f.read()
+        self.assertIn(
+            f"- command: `python -m edge_ssl.cli.demo --output_dir={out} --quick`", report
+        )
         for section in ("## Results", "## Export parity", "## Stages", "## Plots"):
             self.assertIn(section, report)
         for row in (
