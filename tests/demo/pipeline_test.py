@@ -1,10 +1,12 @@
-"""Tests for edge_ssl.demo.pipeline: the command line the report shows is the one that runs the demo."""
+"""Tests for edge_ssl.demo.pipeline: the command line the report shows, and the distillation flags per teacher."""
 
+import dataclasses
 import os
 
 import tensorflow as tf
 
 from edge_ssl.demo import pipeline
+from edge_ssl.distill import distiller
 
 
 class CommandLineTest(tf.test.TestCase):
@@ -27,6 +29,22 @@ class CommandLineTest(tf.test.TestCase):
         self.assertNotIn(
             "--data_dir", pipeline.Demo(out, pipeline.DEFAULT, data_dir=default_data).command_line
         )
+
+
+class DistillFlagsTest(tf.test.TestCase):
+
+    def test_a_modist_student_learns_only_the_motion_embedding(self):
+        out = self.get_temp_dir()
+        flags = pipeline.Demo(out, pipeline.DEFAULT).distill_flags
+        overrides = dict(f.removeprefix("--config_override=").split("=") for f in flags)
+        self.assertEqual(
+            overrides, {"weight_embedding": "0", "weight_relational": "0", "weight_logits": "0"}
+        )
+        fields = {f.name for f in dataclasses.fields(distiller.DistillConfig)}
+        self.assertLessEqual(set(overrides), fields)  # a renamed field would fail the stage
+        self.assertIn("weight_motion", fields)
+        # A teacher without a motion pathway keeps the default weights.
+        self.assertEqual(pipeline.Demo(out, pipeline.DEFAULT, method="muscles").distill_flags, ())
 
 
 if __name__ == "__main__":
