@@ -142,9 +142,13 @@ class Demo:
     printer: Callable[[str], None] = print
 
     def __post_init__(self):
-        self._default_data_dir = os.path.join(self.output_dir, "tensorflow_datasets")
-        self.data_dir = self.data_dir or self._default_data_dir
+        self.data_dir = self.data_dir or self.default_data_dir
         self.pipeline = stages.Pipeline(self.output_dir, NUM_STAGES, self.printer)
+
+    @property
+    def default_data_dir(self) -> str:
+        """Where the world goes without --data_dir: inside the output directory."""
+        return os.path.join(self.output_dir, "tensorflow_datasets")
 
     @property
     def distill_flags(self) -> tuple[str, ...]:
@@ -159,7 +163,7 @@ class Demo:
             args.append("--quick")
         if self.method != "modist":
             args.append(f"--method={self.method}")
-        if self.data_dir != self._default_data_dir:
+        if self.data_dir != self.default_data_dir:
             args.append(f"--data_dir={self.data_dir}")
         return " ".join(["python -m edge_ssl.cli.demo", *args])
 

@@ -220,9 +220,8 @@ def embed_clips(
     for clip in clips:
         try:
             path, values = None, None
-            if (
-                cache_dir
-            ):  # hashing reads the whole file: only worth it when there is a cache to look in
+            # Hashing reads the whole file: only worth it when there is a cache to look in.
+            if cache_dir:
                 content = files.content_digest(clip.frames or (clip.path,))
                 key = hashlib.sha256(json.dumps([model_digest, content, settings]).encode())
                 path = os.path.join(cache_dir, key.hexdigest() + ".npy")
