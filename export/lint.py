@@ -242,6 +242,7 @@ RULES: dict[str, dict[str, Rule]] = {
             "Identity",
             # edge_ssl.models.layers
             "Standardize",
+            "StandardizedConv2D",
             "SubtractSpatialMean",
             "L2Normalize",
             "ChannelMean",

@@ -1,5 +1,6 @@
 """Small serialisable layers shared by the encoders."""
 
+import numpy as np
 import tensorflow as tf
 
 from edge_ssl.keras import keras
@@ -28,6 +29,67 @@ class Standardize(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class StandardizedConv2D(keras.layers.Conv2D):
+    """A Conv2D of the standardised input `(x - input_mean) / input_std`, with the standardisation in its weights.
+
+    It convolves x itself with the kernel divided by `input_std` (per input channel) and subtracts the convolution
+    of the constant image `input_mean` with that kernel. Inside the image this is exactly the convolution of the
+    standardised input; at the border the zero padding is a zero of x, not of the standardised x. In an exported
+    graph the kernel is a constant, so both fold into the convolution's weights and bias: standardising costs
+    nothing, where a `Standardize` layer before it is a per-channel subtract and multiply over the whole input, a
+    broadcast over a 3-wide innermost axis that LiteRT does not hand to XNNPACK (on a clip [1, 16, 112, 112, 3],
+    more than a small student's whole backbone: benchmarks/README.md).
+
+    Args:
+      input_mean: one value per input channel, or one for all.
+      input_std: one positive value per input channel, or one for all.
+      **kwargs: Conv2D's arguments (groups=1, channels_last).
+    """
+
+    def __init__(self, *args, input_mean=0.0, input_std=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.groups != 1 or self.data_format != "channels_last":
+            raise ValueError("StandardizedConv2D supports groups=1 and channels_last only")
+        self.input_mean = _floats(input_mean)
+        self.input_std = _floats(input_std)
+        if min(np.atleast_1d(self.input_std)) <= 0:
+            raise ValueError(f"input_std must be positive, got {input_std}")
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        for name in ("input_mean", "input_std"):
+            value = getattr(self, name)
+            if isinstance(value, tuple) and len(value) != channels:
+                raise ValueError(
+                    f"{self.name}: {name} has {len(value)} values for {channels} input channels"
+                )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        kernel = tf.cast(self.kernel, self.compute_dtype)
+        channels = kernel.shape[2]
+        mean = tf.broadcast_to(tf.constant(self.input_mean, self.compute_dtype), [channels])
+        std = tf.broadcast_to(tf.constant(self.input_std, self.compute_dtype), [channels])
+        kernel = kernel / std[:, None]
+        # The convolution of the constant image `mean`: each input channel's taps summed, weighted by its mean.
+        offset = tf.linalg.matvec(tf.reduce_sum(kernel, axis=[0, 1]), mean, transpose_a=True)
+        outputs = self.convolution_op(inputs, kernel) - offset
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, self.compute_dtype))
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def get_config(self):
+        return {**super().get_config(), "input_mean": self.input_mean, "input_std": self.input_std}
+
+
+def _floats(value):
+    """A float, or a tuple of floats for a list or tuple."""
+    if isinstance(value, (list, tuple)):
+        return tuple(float(v) for v in value)
+    return float(value)
 
 
 @keras.utils.register_keras_serializable("edge_ssl")

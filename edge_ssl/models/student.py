@@ -1,8 +1,8 @@
 """Compact streaming students: RGB clips in, an L2-normalised embedding out, frame by frame on an edge device.
 
 A student sees only RGB at inference, so motion has to come from inside the network:
-- frame differences computed in the graph from the standardised frames, concatenated to them as three more input
-  channels (a cheap stand-in for flow, which the teacher may have seen);
+- frame differences computed in the graph, concatenated to the frames as three more input channels (a cheap
+  stand-in for flow, which the teacher may have seen); the stem convolution standardises both in its weights;
 - at the start of the residual branch of inverted-residual blocks, online temporal shift (TSM: 1/8 of the channels
   from the previous frame, free) on the large early maps, and causal depthwise temporal convolutions (a learned
   shift over the last frames) on the small late maps;
@@ -314,22 +314,24 @@ def _inverted_residual(graph: _ClipGraph, in_width, stage, stride, config, name)
 
 def _clip_model(config: StudentConfig, name: str) -> keras.Model:
     clip = keras.Input((config.frames, config.input_size, config.input_size, 3), name="clip")
-    rgb = layers.Standardize(layers.IMAGENET_MEAN, layers.IMAGENET_STD, name=f"{name}_standardize")(
-        clip
-    )
-    diff = temporal.FrameDifference(name=f"{name}_difference")(rgb)
+    # The input is standardised inside the stem's convolution (layers.StandardizedConv2D), where it costs nothing
+    # once exported; differences of standardised frames are differences of frames divided by the std.
+    diff = temporal.FrameDifference(name=f"{name}_difference")(clip)
     graph = _ClipGraph(
-        keras.layers.Concatenate(name=f"{name}_rgb_and_difference")([rgb, diff]), name
+        keras.layers.Concatenate(name=f"{name}_rgb_and_difference")([clip, diff]), name
     )
 
     def stem(x):
-        x = keras.layers.Conv2D(
+        # RGB standardised with ImageNet's statistics, its differences scaled alike, inside the convolution.
+        x = layers.StandardizedConv2D(
             config.stem_width,
             3,
             strides=2,
             padding="same",
             use_bias=False,
             kernel_initializer=_CONV_INIT,
+            input_mean=(*layers.IMAGENET_MEAN, 0.0, 0.0, 0.0),
+            input_std=layers.IMAGENET_STD * 2,
             name=f"{name}_stem",
         )(x)
         x = keras.layers.BatchNormalization(name=f"{name}_stem_bn")(x)
