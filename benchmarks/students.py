@@ -9,13 +9,10 @@ Example:
   ./run.sh python benchmarks/students.py --runs=30
 """
 
-import time
-
-import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from ai_edge_litert import interpreter as litert
 
+from benchmarks import litert_timing
 from edge_ssl.configs import cross_and_learn_small, modist_small, muscles_small
 from edge_ssl.keras import keras
 from edge_ssl.methods import cross_and_learn, modist, muscles
@@ -50,21 +47,8 @@ def _step_tflite(student: student_lib.Student) -> bytes:
 
 
 def _latency_ms(model: bytes) -> float:
-    """Median milliseconds per invocation on one thread, inputs random (state inputs zero)."""
-    runner = litert.Interpreter(model_content=model, num_threads=1)
-    runner.allocate_tensors()
-    rng = np.random.default_rng(0)
-    for detail in runner.get_input_details():
-        value = rng.uniform(size=detail["shape"]).astype(detail["dtype"])
-        runner.set_tensor(detail["index"], value)
-    for _ in range(FLAGS.warmup):
-        runner.invoke()
-    times = []
-    for _ in range(FLAGS.runs):
-        start = time.perf_counter()
-        runner.invoke()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+    """Median milliseconds per invocation on one thread, inputs random (state inputs too)."""
+    return litert_timing.latency_ms(model, FLAGS.runs, FLAGS.warmup)
 
 
 def _row(name, params, gmacs, clip_ms, frame_ms):
