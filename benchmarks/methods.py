@@ -17,7 +17,14 @@ from tensorflow.python.framework import (  # pylint: disable=g-direct-tensorflow
     convert_to_constants,
 )
 
-from edge_ssl.configs import cross_and_learn_small, cv_mim_small, modist_small, muscles_small
+from edge_ssl.configs import (
+    cross_and_learn_small,
+    cv_mim_small,
+    modist_paper,
+    modist_small,
+    modist_tiny,
+    muscles_small,
+)
 from edge_ssl.data import augment, motion, synthetic
 from edge_ssl.methods import cross_and_learn, cv_mim, modist, muscles
 from edge_ssl.models import caffenet, complexity, frame_resnet, pose_encoder, video_resnet
@@ -27,6 +34,8 @@ flags.DEFINE_integer("steps", 5, "Timed training steps per method.")
 flags.DEFINE_bool(
     "paper", True, "Also count the paper-size variants (slow to build on a small machine)."
 )
+
+MODIST_CONFIGS = {"tiny": modist_tiny, "small": modist_small, "paper": modist_paper}
 
 
 def encoders():
@@ -40,8 +49,11 @@ def encoders():
         yield f"Slow-only ResNet {size} ({frames} frames)", video_resnet.video_resnet(
             size, frames=frames
         )
-        yield f"motion pathway {size} ({2 * frames if size == 'paper' else frames} flow frames)", video_resnet.motion_resnet(
-            size, frames=2 * frames if size == "paper" else frames
+        # At the width the size's MoDist config builds it (1/8 of the visual pathway for the paper's R50).
+        divisor = MODIST_CONFIGS[size].get_config().motion_width_divisor
+        flow_frames = 2 * frames if size == "paper" else frames
+        yield f"motion pathway {size} ({flow_frames} flow frames, 1/{divisor} width)", video_resnet.motion_resnet(
+            size, frames=flow_frames, width_divisor=divisor
         )
     for size in ("tiny", "small", "paper"):
         yield f"CV-MIM pose encoder {size}", pose_encoder.pose_encoder(size)

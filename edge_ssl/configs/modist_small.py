@@ -11,6 +11,7 @@ def get_config() -> modist.MoDistConfig:
         stride=2,
         flow_frames=8,
         flow_stride=2,
+        motion_width_divisor=2,
         motion="flow",
         proj_hidden=256,
         proj_dim=64,

@@ -11,6 +11,7 @@ def get_config() -> modist.MoDistConfig:
         stride=1,
         flow_frames=4,
         flow_stride=1,
+        motion_width_divisor=1,
         motion="diff",
         proj_hidden=64,
         proj_dim=32,

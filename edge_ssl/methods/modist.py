@@ -12,7 +12,9 @@ The cross-modal terms distil motion into the RGB network; only the visual pathwa
 
 Differences from the paper: no shuffle-BN (one device, or per-replica BN under a strategy); temporal shifts between
 views are bounded by the clip length of the data at hand; with `motion="diff"` frame differences stand in for flow
-(a deviation the paper's authors discuss, cheaper to compute).
+(a deviation the paper's authors discuss, cheaper to compute). The `small` and `tiny` configs build the motion
+pathway at 1/2 and full width of their narrower visual pathways (`motion_width_divisor`), so that it keeps the
+paper's 8-channel stem; at 1/8 it had 2 and 1 channels.
 """
 
 import dataclasses
@@ -43,6 +45,10 @@ class MoDistConfig(base.MethodConfig):
     queue_size: int = 65536
     temperature: float = 0.1
     key_momentum: float = 0.999
+    # The motion pathway's widths are the visual pathway's divided by this: the paper's 8 gives R50's motion pathway
+    # an 8-channel stem and 256 features; the small and tiny variants, 4x and 8x narrower already, keep its 8-channel
+    # stem with 2 and 1 (at 8 their motion pathways had 2- and 1-channel stems).
+    motion_width_divisor: int = 8
     flow_weight: float = 1.0
     motion_motion: bool = False  # the optional L_mm term
     learning_rate: float = 0.1
@@ -69,6 +75,7 @@ class MoDistConfig(base.MethodConfig):
                 "frames and strides >= 1",
             ),
             (self.queue_size >= 1 and self.proj_dim >= 1, "queue_size and proj_dim must be >= 1"),
+            (self.motion_width_divisor >= 1, "motion_width_divisor must be >= 1"),
             (self.temperature > 0, "temperature must be positive"),
             (0.0 <= self.key_momentum < 1.0, "key_momentum must be in [0, 1)"),
             (self.learning_rate > 0, "learning_rate must be positive"),
@@ -108,7 +115,11 @@ class MoDist(base.Method):
         motion_channels = 2 if c.motion == "flow" else 3
         self.visual = video_resnet.video_resnet(c.variant, frames=c.frames, name="visual")
         self.motion = video_resnet.motion_resnet(
-            c.variant, frames=c.flow_frames, in_channels=motion_channels, name="motion"
+            c.variant,
+            frames=c.flow_frames,
+            in_channels=motion_channels,
+            width_divisor=c.motion_width_divisor,
+            name="motion",
         )
         self.visual_query = _with_head(self.visual, c.proj_hidden, c.proj_dim, "visual")
         self.motion_query = _with_head(self.motion, c.proj_hidden, c.proj_dim, "motion")

@@ -4,7 +4,9 @@ Xiao, Tighe and Modolo, "MoDist: Motion Distillation for Self-supervised Video R
 2106.09703; ECCV 2022 as MaCLR), built on SlowFast's "dense slow" ResNet-50: conv1 5x7x7 (spatial stride 2) + 1x3x3
 max-pool; bottleneck stages res2..res5 with 3, 4, 6, 3 blocks, temporal kernels 1, 1, 3, 3 and 256..2048 channels;
 global average pooling. The last BN of each block starts at zero (the block starts as the identity). The motion
-pathway has the same stages at 1/8 width with temporal kernel 1 everywhere (per-frame 2D convolutions on the flow).
+pathway has the same stages at 1/8 width with temporal kernel 1 everywhere (per-frame 2D convolutions on the flow);
+`motion_resnet(width_divisor=...)` sets another fraction (MoDist's small and tiny configs keep the paper's 8-channel
+stem, see `MoDistConfig.motion_width_divisor`).
 
 This is a teacher: it uses Conv3D, which students never do (see edge_ssl.models students and the export lint).
 Variants are decoded here only: `paper` (R50, 224 px), `small` (one block per stage, 112 px), `tiny` (32 px).
@@ -126,15 +128,19 @@ def video_resnet(
 
 
 def motion_resnet(
-    variant: str = "paper", frames: int = 16, in_channels: int = 2, name: str = "motion"
+    variant: str = "paper",
+    frames: int = 16,
+    in_channels: int = 2,
+    width_divisor: int = 8,
+    name: str = "motion",
 ):
-    """MoDist's motion pathway: the same ResNet at 1/8 width with temporal kernel 1 everywhere, on flow."""
+    """MoDist's motion pathway: the same ResNet at 1/8 width (`width_divisor`) with temporal kernel 1 everywhere."""
     return video_resnet(
         variant,
         frames=frames,
         in_channels=in_channels,
         modality="flow",
-        width_divisor=8,
+        width_divisor=width_divisor,
         temporal_kernels=MOTION_TEMPORAL_KERNELS,
         name=name,
     )

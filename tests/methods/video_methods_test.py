@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from edge_ssl.configs import cross_and_learn_tiny, modist_tiny
+from edge_ssl.configs import cross_and_learn_tiny, modist_small, modist_tiny
 from edge_ssl.data import augment
 from edge_ssl.keras import keras
 from edge_ssl.methods import cross_and_learn, modist
@@ -158,6 +158,21 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
             modist.MoDistConfig(temperature=0.0)
         with self.assertRaisesRegex(ValueError, "variant"):
             modist.MoDistConfig(variant="r152")
+        with self.assertRaisesRegex(ValueError, "motion_width_divisor"):
+            modist.MoDistConfig(motion_width_divisor=0)
+
+    def test_modist_motion_pathway_keeps_the_papers_stem_width_in_every_size(self):
+        """The paper's motion pathway (R50 / 8) has an 8-channel stem; so do the smaller sizes' (at 1/8 their stems
+        had 2 and 1 channels)."""
+        for config in (
+            modist.MoDistConfig(variant="paper"),
+            modist_small.get_config(),
+            modist_tiny.get_config(),
+        ):
+            with self.subTest(variant=config.variant):
+                motion = modist.build(config).motion
+                self.assertEqual(motion.get_layer("motion_conv1").filters, 8)
+                self.assertEqual(motion.output_shape[-1], 256 if config.variant != "tiny" else 128)
 
 
 if __name__ == "__main__":
