@@ -194,6 +194,17 @@ def load_teacher(workdir: str) -> Teacher:
         for k, v in stored.items()
         if k in fields
     }
+    if stored:
+        # run.json holds every field of the config it ran with, so a field it lacks was added to the config later:
+        # the run was built as that field's default (new fields default to the earlier behaviour), not as the
+        # size's current preset (MoDist's motion_width_divisor: 8 before `small` and `tiny` set 2 and 1).
+        values.update(
+            {
+                f.name: f.default
+                for f in dataclasses.fields(config)
+                if f.name not in stored and f.default is not dataclasses.MISSING
+            }
+        )
     try:
         config = dataclasses.replace(config, **values)
     except (TypeError, ValueError) as e:

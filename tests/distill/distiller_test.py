@@ -33,9 +33,11 @@ def _world(split: str, performances=(4, 2, 2)):
     return synthetic.as_dataset(synthetic.get_config("tiny", performances=performances), split)
 
 
-def _pretrain(method_name: str, workdir: str, steps: int = 3) -> str:
+def _pretrain(method_name: str, workdir: str, steps: int = 3, overrides=()) -> str:
     keras.utils.set_random_seed(0)
-    config = loader.load(method_name, "tiny", [f"global_batch_size={BATCH}", f"steps={steps}"])
+    config = loader.load(
+        method_name, "tiny", [f"global_batch_size={BATCH}", f"steps={steps}", *overrides]
+    )
     method = registry.get(method_name).build(config)
 
     def dataset_fn(ctx, skip=0):
@@ -122,6 +124,21 @@ class TeacherTest(tf.test.TestCase):
             json.dump({"method": "modist", "size": "tiny"}, f)
         with self.assertRaisesRegex(teacher_lib.TeacherError, "no checkpoint yet"):
             teacher_lib.load_teacher(fresh)
+
+    def test_a_run_from_before_a_config_field_existed_loads_with_its_default(self):
+        # A MoDist run from before motion_width_divisor existed: its motion pathway was built at 1/8 width (the
+        # field's default), while today's tiny preset builds it at full width.
+        old = _pretrain(
+            "modist", self.get_temp_dir() + "/old", steps=1, overrides=["motion_width_divisor=8"]
+        )
+        with open(os.path.join(old, loop.RUN_FILE), encoding="utf-8") as f:
+            run = json.load(f)
+        del run["config"]["motion_width_divisor"]
+        with open(os.path.join(old, loop.RUN_FILE), "w", encoding="utf-8") as f:
+            json.dump(run, f)
+        teacher = teacher_lib.load_teacher(old)
+        self.assertEqual(teacher.method.config.motion_width_divisor, 8)
+        self.assertEqual(teacher.method.motion.get_layer("motion_conv1").filters, 1)
 
 
 class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
