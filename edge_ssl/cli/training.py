@@ -124,4 +124,7 @@ def run(argv: Sequence[str], make_config: Callable[[list[str]], object], build: 
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         return NAN_EXIT
+    except loop.WorkdirError as e:
+        # Found when the checkpoint is restored: it was written by networks of another shape.
+        raise app.UsageError(str(e)) from e
     return 0

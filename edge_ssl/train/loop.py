@@ -228,7 +228,7 @@ def train(
 
     Raises:
       NonFiniteLossError: a loss became NaN or Inf; the last good checkpoint is kept.
-      WorkdirError: the workdir holds another method's run.
+      WorkdirError: the workdir holds another method's run, or checkpoints of networks of another shape.
       ValueError: the global batch does not divide among the replicas.
     """
     check_global_batch(options.global_batch_size, strategy)
@@ -254,7 +254,15 @@ def train(
     )
     latest = tf.train.latest_checkpoint(shared_checkpoints)
     if latest:
-        checkpoint.restore(latest).expect_partial()
+        try:
+            checkpoint.restore(latest).expect_partial()
+        except ValueError as e:
+            # TensorFlow's "Received incompatible tensor with shape ..." names the variable but not the cause.
+            raise WorkdirError(
+                f"{latest} was written by {method.config.method} networks of another shape than this config "
+                f"builds (a changed config field or --config_override?); resume with the config it was "
+                f"trained with, or use another --workdir: {e}"
+            ) from e
         printer(f"resumed from {latest} at step {int(step_var.numpy())}")
     start_step = int(step_var.numpy())
 

@@ -114,6 +114,23 @@ class PretrainFlagsTest(tf.test.TestCase, parameterized.TestCase):
             r"learning_rate='fast': not a valid", config_override=["learning_rate=fast"]
         )
 
+    def test_resuming_with_networks_of_another_shape_is_a_usage_error(self):
+        values = dict(
+            method="cross_and_learn",
+            config="tiny",
+            workdir=self.workdir,
+            data_dir=os.path.join(self.get_temp_dir(), "tfds"),
+            steps=1,
+            global_batch_size=4,
+        )
+        with flagsaver.flagsaver(**values):
+            self.assertEqual(pretrain.main(["pretrain"]), 0)
+        # Four frame differences became two: the motion stream's first kernel no longer fits the checkpoint's.
+        values.update(steps=2, config_override=["num_differences=2"])
+        with flagsaver.flagsaver(**values):
+            with self.assertRaisesRegex(app.UsageError, "networks of another shape"):
+                pretrain.main(["pretrain"])
+
     def test_stray_argument(self):
         with flagsaver.flagsaver(method="cross_and_learn", workdir=self.workdir, steps=1):
             with self.assertRaisesRegex(app.UsageError, "unexpected arguments: extra"):

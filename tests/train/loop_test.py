@@ -135,6 +135,18 @@ class LoopTest(tf.test.TestCase):
         with self.assertRaisesRegex(loop.WorkdirError, "config 'tiny', not 'small'"):
             loop.check_workdir_compatible(workdir, bigger)
 
+    def test_checkpoints_of_networks_of_another_shape_are_a_workdir_error(self):
+        workdir = self.get_temp_dir() + "/shaped"
+        _train(_method(), workdir, 1)
+        keras.utils.set_random_seed(0)
+        narrower = cross_and_learn.build(
+            loader.apply_overrides(
+                cross_and_learn_tiny.get_config(), ["dropout=0.0", "steps=20", "num_differences=2"]
+            )
+        )
+        with self.assertRaisesRegex(loop.WorkdirError, "networks of another shape"):
+            _train(narrower, workdir, 2)
+
     def test_options_are_validated(self):
         with self.assertRaisesRegex(ValueError, "steps must be >= 1"):
             loop.TrainOptions(steps=0, global_batch_size=4)
