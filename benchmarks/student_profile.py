@@ -1,7 +1,7 @@
 """Where a student's clip time goes in LiteRT: fp32 and int8 latency of the model cut after each stage of its graph.
 
-For each cut point (the frame difference, the input concatenation, every per-frame segment and temporal layer, the
-pooled head, the embedding) the whole-clip model up to that layer is converted to TFLite fp32 and to full int8
+For each cut point (every per-frame segment and temporal layer, the stem's frame difference among them, the pooled
+head, the embedding) the whole-clip model up to that layer is converted to TFLite fp32 and to full int8
 (calibrated on random clips: latency does not depend on the values) and timed on one thread at batch 1 on random
 clips. The rows are cumulative: the cost of a part is the difference between its row and the row before. The
 int8/fp32 ratio of each part says where int8 pays and where it does not (narrow, high-resolution layers and data

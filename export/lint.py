@@ -252,6 +252,7 @@ RULES: dict[str, dict[str, Rule]] = {
             "PoseNormalize",
             # edge_ssl.models.temporal: slices, pads, concatenations, reshapes, depthwise 2D convolution, mean
             "FrameDifference",
+            "AddFrameDifference",
             "TemporalShift",
             "CausalTemporalConv",
             "TemporalWindowMean",

@@ -1,8 +1,9 @@
 """Compact streaming students: RGB clips in, an L2-normalised embedding out, frame by frame on an edge device.
 
 A student sees only RGB at inference, so motion has to come from inside the network:
-- frame differences computed in the graph, concatenated to the frames as three more input channels (a cheap
-  stand-in for flow, which the teacher may have seen); the stem convolution standardises both in its weights;
+- frame differences in the stem (a cheap stand-in for flow, which the teacher may have seen): the stem is a
+  convolution of the frame plus a convolution of its difference from the previous frame, the difference taken on
+  the stem's output (temporal.AddFrameDifference); the stem convolution standardises the frame in its weights;
 - at the start of the residual branch of inverted-residual blocks, online temporal shift (TSM: 1/8 of the channels
   from the previous frame, free) on the large early maps, and causal depthwise temporal convolutions (a learned
   shift over the last frames) on the small late maps;
@@ -60,7 +61,10 @@ class StudentConfig:
     Attributes:
       frames: clip length T; the temporal mean averages this many frames.
       input_size: frame height and width S; a multiple of the backbone's total stride.
-      stem_width: channels of the stride-2 3x3 stem convolution (on RGB and its differences, 6 channels).
+      stem_width: channels after the stem: a convolution of the RGB frame plus one of its difference from the
+        previous frame (see temporal.AddFrameDifference).
+      stem_kernel: the stem convolution's kernel size.
+      stem_stride: the stem convolution's stride.
       stages: the backbone's stages in order.
       feature_width: channels of the last 1x1 convolution, the per-frame feature size after pooling.
       head_blocks: residual causal temporal blocks on the pooled features (temporal conv -> Dense -> BN -> ReLU6).
@@ -82,11 +86,13 @@ class StudentConfig:
     embedding_dim: int
     shift_fraction: float = 0.125
     temporal_kernel: int = 3
+    stem_kernel: int = 3
+    stem_stride: int = 2
 
     @property
     def total_stride(self) -> int:
         """Spatial stride from the input to the last feature map."""
-        stride = 2  # the stem
+        stride = self.stem_stride
         for stage in self.stages:
             stride *= stage.stride
         return stride
@@ -102,7 +108,14 @@ class StudentConfig:
                 f"input_size must be a positive multiple of the total stride {self.total_stride}, "
                 f"got {self.input_size}"
             )
-        for name in ("stem_width", "feature_width", "hidden_width", "embedding_dim"):
+        for name in (
+            "stem_width",
+            "stem_kernel",
+            "stem_stride",
+            "feature_width",
+            "hidden_width",
+            "embedding_dim",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.head_blocks < 0 or self.head_kernel < 2 or self.temporal_kernel < 2:
@@ -148,12 +161,15 @@ VARIANTS = {
         hidden_width=32,
         embedding_dim=16,
     ),
+    # A 4x4 stride-4 ("patchify") stem straight to 28 x 28 x 16: int8 kernels gain little on few channels at high
+    # resolution, and the frame difference is taken on a map with a third of a frame's values (benchmarks/README.md).
     "small": StudentConfig(
         frames=16,
         input_size=112,
-        stem_width=12,
+        stem_width=16,
+        stem_kernel=4,
+        stem_stride=4,
         stages=(
-            StudentStage(1, 12, 1, 2),
             StudentStage(3, 24, 2, 2, "shift"),
             StudentStage(3, 40, 3, 2, "shift"),
             StudentStage(3, 64, 2, 1, "conv"),
@@ -314,30 +330,36 @@ def _inverted_residual(graph: _ClipGraph, in_width, stage, stride, config, name)
 
 def _clip_model(config: StudentConfig, name: str) -> keras.Model:
     clip = keras.Input((config.frames, config.input_size, config.input_size, 3), name="clip")
-    # The input is standardised inside the stem's convolution (layers.StandardizedConv2D), where it costs nothing
-    # once exported; differences of standardised frames are differences of frames divided by the std.
-    diff = temporal.FrameDifference(name=f"{name}_difference")(clip)
-    graph = _ClipGraph(
-        keras.layers.Concatenate(name=f"{name}_rgb_and_difference")([clip, diff]), name
-    )
+    graph = _ClipGraph(clip, name)
 
     def stem(x):
-        # RGB standardised with ImageNet's statistics, its differences scaled alike, inside the convolution.
-        x = layers.StandardizedConv2D(
-            config.stem_width,
-            3,
-            strides=2,
+        # One convolution of the RGB frame, standardised with ImageNet's statistics inside it, to 2 x stem_width
+        # channels [a, m]; AddFrameDifference then gives a + m[t] - m[t-1]: a convolution of the frame plus one of
+        # its difference, with the difference taken on the stem's output rather than on the input frames.
+        return layers.StandardizedConv2D(
+            2 * config.stem_width,
+            config.stem_kernel,
+            strides=config.stem_stride,
             padding="same",
             use_bias=False,
-            kernel_initializer=_CONV_INIT,
-            input_mean=(*layers.IMAGENET_MEAN, 0.0, 0.0, 0.0),
-            input_std=layers.IMAGENET_STD * 2,
+            # He initialisation with the fan-in of the frame and its difference (2 x 3 channels), as for a
+            # convolution of the two concatenated.
+            kernel_initializer=keras.initializers.VarianceScaling(
+                1.0, mode="fan_in", distribution="truncated_normal"
+            ),
+            input_mean=layers.IMAGENET_MEAN,
+            input_std=layers.IMAGENET_STD,
             name=f"{name}_stem",
         )(x)
+
+    graph.per_frame(stem)
+    graph.clip = temporal.AddFrameDifference(name=f"{name}_stem_difference")(graph.clip)
+
+    def stem_activation(x):
         x = keras.layers.BatchNormalization(name=f"{name}_stem_bn")(x)
         return keras.layers.ReLU(6.0, name=f"{name}_stem_relu")(x)
 
-    graph.per_frame(stem)
+    graph.per_frame(stem_activation)
     width = config.stem_width
     for s, stage in enumerate(config.stages, start=1):
         for b in range(stage.blocks):

@@ -2,7 +2,7 @@
 
 A clip model holds tensors [B, T, ...] with time on axis 1. Every layer that mixes time is a `CausalTemporalLayer`:
 its output at frame t reads frames t, t-1, ..., t-h+1 of its input only (h is the layer's history), and frames
-before the clip count as zeros (FrameDifference instead makes its first difference zero). So the same layer can run one frame at a time: given the last h-1 frames of its input as
+before the clip count as zeros (FrameDifference and AddFrameDifference instead make their first difference zero). So the same layer can run one frame at a time: given the last h-1 frames of its input as
 state, it computes the output for the newest frame and hands back the updated state. Every other layer acts on each
 frame alone: a per-frame network inside `TimeDistributed`, or a layer such as Dense, Add, Concatenate on channels or
 BatchNormalization that never works along the time axis (streaming cannot check this; a test of the model that
@@ -90,6 +90,40 @@ class FrameDifference(CausalTemporalLayer):
         started = tf.reshape(state["started"], [-1] + [1] * (x.shape.rank - 1))
         y = (x - state["previous"]) * started
         return y, {"previous": x, "started": tf.ones_like(state["started"])}
+
+
+@keras.utils.register_keras_serializable("edge_ssl")
+class AddFrameDifference(CausalTemporalLayer):
+    """`y[t] = a[t] + m[t] - m[t-1]` for an input whose channels are `[a, m]`, two halves of C each (m[-1] = m[0]).
+
+    Input [B, T, ..., 2C], output [B, T, ..., C]. After a linear convolution W of the frames that gives `[a, m] =
+    [W_a x, W_m x]`, this is `W_a x[t] + W_m (x[t] - x[t-1])`: the same function as a convolution of the frame and its
+    difference concatenated on channels, but the difference is taken on the convolution's output instead of the
+    input (on an edge device: no frame-sized difference and concatenation ahead of the first layer, and the first
+    layer reads 3 channels instead of 6). State: `previous`, the last frame's m [1, ..., C], and `started` [1].
+    """
+
+    def _halves(self, x):
+        channels = x.shape[-1]
+        if channels is None or channels % 2:
+            raise ValueError(
+                f"{self.name}: expects an even number of channels [a, m], got {channels}"
+            )
+        return x[..., : channels // 2], x[..., channels // 2 :]
+
+    def state_shapes(self, input_shape):
+        frame = tuple(int(d) for d in input_shape[1:])
+        return {"previous": (1, *frame[:-1], frame[-1] // 2), "started": (1,)}
+
+    def _clip(self, x):
+        a, m = self._halves(x)
+        return a + _time_padded(m[:, 1:] - m[:, :-1], 1)
+
+    def _step(self, x, state):
+        a, m = self._halves(x)
+        started = tf.reshape(state["started"], [-1] + [1] * (x.shape.rank - 1))
+        y = a + (m - state["previous"]) * started
+        return y, {"previous": m, "started": tf.ones_like(state["started"])}
 
 
 @keras.utils.register_keras_serializable("edge_ssl")

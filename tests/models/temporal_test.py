@@ -19,6 +19,33 @@ class TemporalLayersTest(tf.test.TestCase):
         self.assertAllEqual(y[:, 0], np.zeros_like(x[:, 0]))
         self.assertAllClose(y[:, 1:], x[:, 1:] - x[:, :-1])
 
+    def test_add_frame_difference_adds_the_second_halfs_difference_to_the_first_half(self):
+        x = _random((2, 4, 3, 3, 10))
+        a, m = x[..., :5], x[..., 5:]
+        y = temporal.AddFrameDifference()(x).numpy()
+        self.assertEqual(y.shape, (2, 4, 3, 3, 5))
+        self.assertAllClose(y[:, 0], a[:, 0])  # no difference before the second frame
+        self.assertAllClose(y[:, 1:], a[:, 1:] + m[:, 1:] - m[:, :-1])
+        with self.assertRaisesRegex(ValueError, "even number of channels"):
+            temporal.AddFrameDifference()(_random((1, 3, 2, 2, 5)))
+
+    def test_add_frame_difference_after_a_convolution_is_a_convolution_of_frame_and_difference(
+        self,
+    ):
+        # conv_[Wa, Wm](x) then AddFrameDifference == conv_[Wa; Wm] of the frame and its difference concatenated.
+        x = _random((2, 5, 8, 8, 3))
+        kernel_a, kernel_m = _random((3, 3, 3, 4), seed=1), _random((3, 3, 3, 4), seed=2)
+        halves = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)
+        halves.build((None, 8, 8, 3))
+        halves.set_weights([np.concatenate([kernel_a, kernel_m], axis=-1)])
+        y = temporal.AddFrameDifference()(keras.layers.TimeDistributed(halves)(x))
+        joint = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)
+        joint.build((None, 8, 8, 6))
+        joint.set_weights([np.concatenate([kernel_a, kernel_m], axis=2)])
+        frames_and_differences = np.concatenate([x, temporal.FrameDifference()(x)], axis=-1)
+        expected = keras.layers.TimeDistributed(joint)(frames_and_differences)
+        self.assertAllClose(y, expected, atol=1e-5)
+
     def test_temporal_shift_moves_a_fraction_of_channels_from_the_past(self):
         x = _random((2, 5, 4, 4, 16))
         layer = temporal.TemporalShift(0.125)
@@ -45,7 +72,12 @@ class TemporalLayersTest(tf.test.TestCase):
         conv = temporal.CausalTemporalConv(3)
         conv.build(x.shape)
         conv.set_weights([_random((3, 1, 8, 1), seed=3), _random((8,), seed=4)])
-        for layer in (temporal.FrameDifference(), temporal.TemporalShift(0.25), conv):
+        for layer in (
+            temporal.FrameDifference(),
+            temporal.AddFrameDifference(),
+            temporal.TemporalShift(0.25),
+            conv,
+        ):
             with self.subTest(layer=type(layer).__name__):
                 self.assertAllClose(layer(x)[:, :4], layer(changed)[:, :4])
                 self.assertNotAllClose(layer(x)[:, 4:], layer(changed)[:, 4:])
@@ -67,6 +99,7 @@ class TemporalLayersTest(tf.test.TestCase):
     def test_configs_round_trip(self):
         for layer in (
             temporal.FrameDifference(name="d"),
+            temporal.AddFrameDifference(name="a"),
             temporal.TemporalShift(0.25, name="s"),
             temporal.CausalTemporalConv(4, use_bias=False, name="c"),
             temporal.TemporalWindowMean(7, name="m"),
