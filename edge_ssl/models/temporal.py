@@ -2,8 +2,9 @@
 
 A clip model holds tensors [B, T, ...] with time on axis 1. Every layer that mixes time is a `CausalTemporalLayer`:
 its output at frame t reads frames t, t-1, ..., t-h+1 of its input only (h is the layer's history), and frames
-before the clip count as zeros (FrameDifference and AddFrameDifference instead make their first difference zero). So the same layer can run one frame at a time: given the last h-1 frames of its input as
-state, it computes the output for the newest frame and hands back the updated state. Every other layer acts on each
+before the clip count as zeros (FrameDifference and AddFrameDifference instead make their first difference zero).
+So the same layer can run one frame at a time: given the last h-1 frames of its input as state, it computes the
+output for the newest frame and hands back the updated state. Every other layer acts on each
 frame alone: a per-frame network inside `TimeDistributed`, or a layer such as Dense, Add, Concatenate on channels or
 BatchNormalization that never works along the time axis (streaming cannot check this; a test of the model that
 streams a clip against the whole clip does).
