@@ -31,6 +31,7 @@ from edge_ssl.keras import keras
 from edge_ssl.models import layers, temporal
 
 TEMPORAL_MODES = ("none", "shift", "conv")
+STEM_DIFFERENCES = ("output", "input")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,8 @@ class StudentConfig:
         previous frame (see temporal.AddFrameDifference).
       stem_kernel: the stem convolution's kernel size.
       stem_stride: the stem convolution's stride.
+      stem_difference: where the frame difference is taken: "output" (on the stem convolution's output, for stems
+        whose output has fewer values than a frame) or "input" (on the frames, concatenated to them).
       stages: the backbone's stages in order.
       feature_width: channels of the last 1x1 convolution, the per-frame feature size after pooling.
       head_blocks: residual causal temporal blocks on the pooled features (temporal conv -> Dense -> BN -> ReLU6).
@@ -88,6 +91,7 @@ class StudentConfig:
     temporal_kernel: int = 3
     stem_kernel: int = 3
     stem_stride: int = 2
+    stem_difference: str = "output"
 
     @property
     def total_stride(self) -> int:
@@ -123,6 +127,10 @@ class StudentConfig:
                 "need head_blocks >= 0 and temporal kernels >= 2, got "
                 f"head_blocks={self.head_blocks}, head_kernel={self.head_kernel}, "
                 f"temporal_kernel={self.temporal_kernel}"
+            )
+        if self.stem_difference not in STEM_DIFFERENCES:
+            raise ValueError(
+                f"unknown stem_difference {self.stem_difference!r}; choose one of {STEM_DIFFERENCES}"
             )
         if not self.stages:
             raise ValueError("a student needs at least one stage")
@@ -180,10 +188,12 @@ VARIANTS = {
         hidden_width=512,
         embedding_dim=128,
     ),
+    # Its stem's output (64 x 64 x 24) has twice a frame's values, so the difference is taken on the frames.
     "base": StudentConfig(
         frames=16,
         input_size=128,
         stem_width=24,
+        stem_difference="input",
         stages=(
             StudentStage(1, 16, 1, 1),
             StudentStage(6, 24, 2, 2, "shift"),
@@ -328,38 +338,58 @@ def _inverted_residual(graph: _ClipGraph, in_width, stage, stride, config, name)
     graph.clip = keras.layers.Add(name=f"{name}_add")([shortcut, graph.clip])
 
 
-def _clip_model(config: StudentConfig, name: str) -> keras.Model:
-    clip = keras.Input((config.frames, config.input_size, config.input_size, 3), name="clip")
-    graph = _ClipGraph(clip, name)
+def _stem(clip, config: StudentConfig, name: str) -> _ClipGraph:
+    """The stem: a convolution of each frame plus one of its difference from the previous frame, then BN and ReLU6.
 
-    def stem(x):
-        # One convolution of the RGB frame, standardised with ImageNet's statistics inside it, to 2 x stem_width
-        # channels [a, m]; AddFrameDifference then gives a + m[t] - m[t-1]: a convolution of the frame plus one of
-        # its difference, with the difference taken on the stem's output rather than on the input frames.
-        return layers.StandardizedConv2D(
-            2 * config.stem_width,
+    The frame is standardised with ImageNet's statistics inside the convolution (layers.StandardizedConv2D), where it
+    costs nothing once exported. Where the difference is taken (`config.stem_difference`) changes the cost, not the
+    function: "output" convolves the frame to 2 x stem_width channels [a, m] and takes a + m[t] - m[t-1]
+    (temporal.AddFrameDifference); "input" convolves the frame and its difference concatenated on channels.
+    """
+    # He initialisation with the fan-in of frame and difference (6 channels) in both forms, so that they start alike.
+    initializer = keras.initializers.VarianceScaling(
+        2.0 if config.stem_difference == "input" else 1.0, "fan_in", "truncated_normal"
+    )
+    if config.stem_difference == "input":
+        diff = temporal.FrameDifference(name=f"{name}_difference")(clip)
+        graph = _ClipGraph(
+            keras.layers.Concatenate(name=f"{name}_rgb_and_difference")([clip, diff]), name
+        )
+        filters, mean, std = (
+            config.stem_width,
+            (*layers.IMAGENET_MEAN, 0.0, 0.0, 0.0),
+            layers.IMAGENET_STD * 2,
+        )
+    else:
+        graph = _ClipGraph(clip, name)
+        filters, mean, std = 2 * config.stem_width, layers.IMAGENET_MEAN, layers.IMAGENET_STD
+    graph.per_frame(
+        lambda x: layers.StandardizedConv2D(
+            filters,
             config.stem_kernel,
             strides=config.stem_stride,
             padding="same",
             use_bias=False,
-            # He initialisation with the fan-in of the frame and its difference (2 x 3 channels), as for a
-            # convolution of the two concatenated.
-            kernel_initializer=keras.initializers.VarianceScaling(
-                1.0, mode="fan_in", distribution="truncated_normal"
-            ),
-            input_mean=layers.IMAGENET_MEAN,
-            input_std=layers.IMAGENET_STD,
+            kernel_initializer=initializer,
+            input_mean=mean,
+            input_std=std,
             name=f"{name}_stem",
         )(x)
+    )
+    if config.stem_difference == "output":
+        graph.clip = temporal.AddFrameDifference(name=f"{name}_stem_difference")(graph.clip)
 
-    graph.per_frame(stem)
-    graph.clip = temporal.AddFrameDifference(name=f"{name}_stem_difference")(graph.clip)
-
-    def stem_activation(x):
+    def activation(x):
         x = keras.layers.BatchNormalization(name=f"{name}_stem_bn")(x)
         return keras.layers.ReLU(6.0, name=f"{name}_stem_relu")(x)
 
-    graph.per_frame(stem_activation)
+    graph.per_frame(activation)
+    return graph
+
+
+def _clip_model(config: StudentConfig, name: str) -> keras.Model:
+    clip = keras.Input((config.frames, config.input_size, config.input_size, 3), name="clip")
+    graph = _stem(clip, config, name)
     width = config.stem_width
     for s, stage in enumerate(config.stages, start=1):
         for b in range(stage.blocks):

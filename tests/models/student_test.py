@@ -10,7 +10,7 @@ from edge_ssl.keras import keras
 from edge_ssl.models import complexity, student, temporal
 
 # Every layer class a student may contain (nested models and TimeDistributed included): 2D/depthwise convolutions,
-# Dense, BN, ReLU6, adds, pooling per frame and the causal temporal layers.
+# Dense, BN, ReLU6, adds, concatenation, pooling per frame and the causal temporal layers.
 EDGE_SAFE_LAYERS = {
     "InputLayer",
     "Functional",
@@ -22,8 +22,10 @@ EDGE_SAFE_LAYERS = {
     "BatchNormalization",
     "ReLU",
     "Add",
+    "Concatenate",
     "GlobalAveragePooling2D",
     "L2Normalize",
+    "FrameDifference",
     "AddFrameDifference",
     "TemporalShift",
     "CausalTemporalConv",
@@ -130,10 +132,41 @@ class StudentTest(tf.test.TestCase, parameterized.TestCase):
     def test_only_edge_safe_layers(self, variant):
         classes = _layer_classes(self.real_size[variant].model)
         self.assertEmpty(classes - EDGE_SAFE_LAYERS)
+        difference = {"output": "AddFrameDifference", "input": "FrameDifference"}[
+            student.VARIANTS[variant].stem_difference
+        ]
         self.assertContainsSubset(
-            {"AddFrameDifference", "TemporalShift", "CausalTemporalConv", "DepthwiseConv2D"},
-            classes,
+            {difference, "TemporalShift", "CausalTemporalConv", "DepthwiseConv2D"}, classes
         )
+
+    def test_both_stem_forms_are_one_function(self):
+        # The frame difference taken on the stem's output equals the stem convolution of frame and difference
+        # concatenated when the kernels match: [W_x | W_d] on output channels against [W_x ; W_d] on input channels.
+        output_form = student.build_student(
+            student.student_config("tiny", stem_difference="output")
+        )
+        input_form = student.build_student(student.student_config("tiny", stem_difference="input"))
+        _randomise_temporal_and_bn(output_form.model, seed=10)
+        stems = {}
+        for model in (output_form.model, input_form.model):
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.TimeDistributed):
+                    for sub in layer.layer.layers:
+                        if sub.name == "student_stem":
+                            stems[model] = sub
+        self.assertLen(stems, 2)
+        for source, target in zip(output_form.model.weights, input_form.model.weights, strict=True):
+            self.assertEqual(source.name, target.name)
+            if "student_stem/" not in source.name:
+                target.assign(source)
+        kernel = stems[output_form.model].kernel.numpy()  # [3, 3, 3, 2C]
+        width = kernel.shape[-1] // 2
+        stems[input_form.model].kernel.assign(
+            np.concatenate([kernel[..., :width], kernel[..., width:]], axis=2)
+        )
+        clip = _clip(2, 8, 32, seed=11)
+        self.assertAllClose(input_form(clip), output_form(clip), atol=1e-5)
+        self.assertAllClose(_stream(input_form, clip)[0], output_form(clip), atol=1e-5)
 
     def test_embedding_is_l2_normalised_float32(self):
         model = student.build_student("tiny")
@@ -243,6 +276,8 @@ class StudentTest(tf.test.TestCase, parameterized.TestCase):
             student.student_config("tiny", depth=3)
         with self.assertRaisesRegex(ValueError, "at least 2 frames"):
             student.build_student("tiny", frames=1)
+        with self.assertRaisesRegex(ValueError, "unknown stem_difference 'middle'"):
+            student.student_config("tiny", stem_difference="middle")
         with self.assertRaisesRegex(ValueError, "unknown temporal mode"):
             student.student_config(
                 "tiny", stages=(student.StudentStage(1, 8, 1, 1, "bidirectional"),)
