@@ -94,14 +94,15 @@ class FrameDifference(CausalTemporalLayer):
 
 
 @keras.utils.register_keras_serializable("edge_ssl")
-class AddFrameDifference(CausalTemporalLayer):
+class AddFrameDifference(FrameDifference):
     """`y[t] = a[t] + m[t] - m[t-1]` for an input whose channels are `[a, m]`, two halves of C each (m[-1] = m[0]).
 
     Input [B, T, ..., 2C], output [B, T, ..., C]. After a linear convolution W of the frames that gives `[a, m] =
     [W_a x, W_m x]`, this is `W_a x[t] + W_m (x[t] - x[t-1])`: the same function as a convolution of the frame and its
     difference concatenated on channels, but the difference is taken on the convolution's output instead of the
     input (on an edge device: no frame-sized difference and concatenation ahead of the first layer, and the first
-    layer reads 3 channels instead of 6). State: `previous`, the last frame's m [1, ..., C], and `started` [1].
+    layer reads 3 channels instead of 6). The difference of m is FrameDifference's, state included: `previous`, the
+    last frame's m [1, ..., C], and `started` [1].
     """
 
     def _halves(self, x):
@@ -113,18 +114,17 @@ class AddFrameDifference(CausalTemporalLayer):
         return x[..., : channels // 2], x[..., channels // 2 :]
 
     def state_shapes(self, input_shape):
-        frame = tuple(int(d) for d in input_shape[1:])
-        return {"previous": (1, *frame[:-1], frame[-1] // 2), "started": (1,)}
+        *frame, channels = input_shape
+        return super().state_shapes((*frame, int(channels) // 2))
 
     def _clip(self, x):
         a, m = self._halves(x)
-        return a + _time_padded(m[:, 1:] - m[:, :-1], 1)
+        return a + super()._clip(m)
 
     def _step(self, x, state):
         a, m = self._halves(x)
-        started = tf.reshape(state["started"], [-1] + [1] * (x.shape.rank - 1))
-        y = a + (m - state["previous"]) * started
-        return y, {"previous": m, "started": tf.ones_like(state["started"])}
+        difference, state = super()._step(m, state)
+        return a + difference, state
 
 
 @keras.utils.register_keras_serializable("edge_ssl")
