@@ -12,7 +12,6 @@ Example:
 """
 
 import numpy as np
-import tensorflow as tf
 from absl import app, flags
 
 from benchmarks import litert_timing
@@ -25,18 +24,6 @@ flags.DEFINE_string("variant", "small", "Student variant.")
 flags.DEFINE_integer("runs", 30, "Timed invocations per model.")
 flags.DEFINE_integer("warmup", 3, "Untimed invocations first.")
 flags.DEFINE_integer("calibration_clips", 4, "Random clips for int8 calibration.")
-
-
-def _convert(model: keras.Model, quantization: str, clips: list[np.ndarray]) -> bytes:
-    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
-    function = tf.function(lambda clip: model(clip, training=False)).get_concrete_function(spec)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([clip] for clip in clips)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
 
 
 def _cut_points(model: keras.Model) -> list[str]:
@@ -74,8 +61,10 @@ def main(argv):
     before = (0.0, 0.0)
     for name in _cut_points(model):
         cut = keras.Model(model.input, model.get_layer(name).output)
-        fp32 = litert_timing.latency_ms(_convert(cut, "fp32", clips), FLAGS.runs, FLAGS.warmup)
-        int8 = litert_timing.latency_ms(_convert(cut, "int8", clips), FLAGS.runs, FLAGS.warmup)
+        fp32 = litert_timing.latency_ms(litert_timing.keras_tflite(cut), FLAGS.runs, FLAGS.warmup)
+        int8 = litert_timing.latency_ms(
+            litert_timing.keras_tflite(cut, clips), FLAGS.runs, FLAGS.warmup
+        )
         print(
             f"| {name} | {fp32:.2f} | {int8:.2f} | {fp32 - before[0]:+.2f} | {int8 - before[1]:+.2f} |",
             flush=True,

@@ -26,24 +26,12 @@ flags.DEFINE_integer("warmup", 3, "Untimed invocations first.")
 flags.DEFINE_bool("teachers", True, "Also measure the small teachers' backbones.")
 
 
-def _tflite(function: tf.types.experimental.ConcreteFunction, trackable) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], trackable)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter.convert()
-
-
-def _keras_tflite(model: keras.Model) -> bytes:
-    spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
-    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    return _tflite(function, model)
-
-
 def _step_tflite(student: student_lib.Student) -> bytes:
     specs = student.step_specs(1)
     function = tf.function(
         lambda inputs: student.step_model(inputs, training=False)
     ).get_concrete_function(specs)
-    return _tflite(function, student.step_model)
+    return litert_timing.tflite(function, student.step_model)
 
 
 def _latency_ms(model: bytes) -> float:
@@ -70,7 +58,7 @@ def main(argv):
             f"student {variant} ({student.frames} x {student.input_size} px)",
             model.count_params(),
             complexity.multiply_adds(model) / 1e9,
-            _latency_ms(_keras_tflite(model)),
+            _latency_ms(litert_timing.keras_tflite(model)),
             _latency_ms(_step_tflite(student)),
         )
     for size, frames in sorted(sizes):
@@ -83,7 +71,7 @@ def main(argv):
             mobile.count_params(),
             per_frame * frames,
             None,
-            _latency_ms(_keras_tflite(mobile)),
+            _latency_ms(litert_timing.keras_tflite(mobile)),
         )
     if FLAGS.teachers:
         teachers = (
@@ -101,7 +89,7 @@ def main(argv):
                 f"teacher: {name} ({shape[1]} x {shape[2]} px)",
                 backbone.count_params(),
                 complexity.multiply_adds(backbone) / 1e9,
-                _latency_ms(_keras_tflite(backbone)),
+                _latency_ms(litert_timing.keras_tflite(backbone)),
                 None,
             )
 
