@@ -11,7 +11,10 @@ is computed by the data pipeline before; the student never sees it). The step em
 - `embedding`: cosine regression of the student's projection to the teacher's visual embedding;
 - `motion`: cosine regression of a second projection to the teacher's motion embedding (MoDist's motion pathway,
   Cross and Learn's motion stream): the student learns from RGB what the teacher saw in flow;
-- `relational`: InfoNCE of the student's projections against the global batch's teacher embeddings;
+- `relational`: InfoNCE of the student's visual projection against the global batch's teacher visual embeddings;
+- `motion_relational`: the same for the motion projection and the teacher's motion embeddings. Cosine regression
+  alone learns little from a teacher whose embeddings all point almost one way (Cross and Learn's motion stream after
+  ReLU); InfoNCE's gradient, t_i minus the softmax-weighted mean of the batch's t_j, is what sets one clip apart;
 - `logits` (only when `num_classes` > 0 and the data has labels): KL between teacher and student similarities to
   class prototypes, a running mean of teacher embeddings per class.
 No teacher variable is in the optimizer.
@@ -37,8 +40,9 @@ class DistillConfig(base.MethodConfig):
     weight_embedding: float = 1.0
     weight_motion: float = 1.0
     weight_relational: float = 0.5
+    weight_motion_relational: float = 0.0
     weight_logits: float = 0.5
-    temperature: float = 0.1  # of the relational term
+    temperature: float = 0.1  # of the relational terms
     logit_temperature: float = 4.0
     num_classes: int = (
         0  # > 0: labels in the data feed the logit term (the synthetic world: its action count)
@@ -58,6 +62,7 @@ class DistillConfig(base.MethodConfig):
                     self.weight_embedding,
                     self.weight_motion,
                     self.weight_relational,
+                    self.weight_motion_relational,
                     self.weight_logits,
                 )
                 >= 0,
@@ -172,7 +177,11 @@ class Distiller(base.Method):
         weights = {"embedding": c.weight_embedding, "relational": c.weight_relational}
         if "motion" in projected:
             per["motion"] = distillation.cosine_regression(projected["motion"], targets["motion"])
+            per["motion_relational"] = distillation.relational_contrastive(
+                projected["motion"], targets["motion"], c.temperature
+            )
             weights["motion"] = c.weight_motion
+            weights["motion_relational"] = c.weight_motion_relational
         if self.use_labels:
             prototypes = tf.stop_gradient(self.prototypes)
             per["logits"] = distillation.logit_distillation(

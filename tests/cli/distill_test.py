@@ -61,7 +61,7 @@ class DistillCliTest(tf.test.TestCase):
         self.assertIn("distill/tiny on synthetic", result.stdout)
         last = [line for line in result.stdout.splitlines() if line.startswith("step 4/4 ")]
         self.assertLen(last, 1)
-        for term in ("embedding", "motion", "relational", "logits", "total"):
+        for term in ("embedding", "motion", "relational", "motion_relational", "logits", "total"):
             self.assertIn(f" {term}=", last[0])
         with open(os.path.join(workdir, loop.RUN_FILE), encoding="utf-8") as f:
             self.assertEqual(json.load(f)["config"]["teacher"], self.teacher)

@@ -157,6 +157,35 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual("motion" in losses, "motion" in views)
         self.assertTrue(all(np.isfinite(v.numpy()) for v in losses.values()))
 
+    def test_motion_stacks_spread_over_the_window_in_the_stream_s_channel_order(self):
+        # Frame t of motion holds the value t everywhere, channel c adds c / 10: a stack's channels name its frames.
+        frames = np.arange(16, dtype=np.float32)[:, None, None, None] + np.array([0.0, 0.1, 0.2])
+        frames = np.broadcast_to(frames, (16, 2, 2, 3))
+        stacks = teacher_lib.motion_stacks(tf.constant(frames), count=4, stacks=4).numpy()
+        self.assertEqual(stacks.shape, (4, 2, 2, 12))
+        # Starts 1, 5, 8, 12: the first after the zero motion of frame 0, the last ending at frame 15.
+        for stack, start in zip(stacks, (1, 5, 8, 12)):
+            expected = np.concatenate([frames[start + k, 0, 0] for k in range(4)])
+            self.assertAllClose(
+                stack[0, 0], expected
+            )  # frame-major, as CrossAndLearn.prepare stacks them
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "shorter than a 4-frame"):
+            teacher_lib.motion_stacks(tf.constant(frames[:4]), count=4, stacks=4)
+
+    def test_cross_and_learn_motion_view_is_the_mean_over_stacks_of_its_motion_stream(self):
+        teacher_dir = _pretrain("cross_and_learn", os.path.join(self.get_temp_dir(), "cl"), steps=1)
+        teacher = teacher_lib.load_teacher(teacher_dir)
+        window = next(iter(_world("pretrain")))
+        window = {"rgb": tf.convert_to_tensor(window["rgb"], tf.float32)}
+        stacks = teacher.views["motion"].inputs(window)
+        self.assertEqual(stacks.shape[0], teacher_lib.MOTION_STACKS)
+        embedding = teacher.views["motion"].model(stacks[None], training=False)[0]
+        per_stack = teacher.method.motion_net(stacks, training=False)
+        mean = tf.reduce_mean(per_stack, axis=0)
+        self.assertAllClose(embedding, mean / tf.norm(mean), atol=1e-5)
+        # Different stacks see different motion: the mean is not one stack's features.
+        self.assertGreater(float(tf.reduce_max(tf.abs(per_stack[0] - per_stack[-1]))), 1e-3)
+
 
 class DistillerTest(tf.test.TestCase):
 
@@ -177,7 +206,9 @@ class DistillerTest(tf.test.TestCase):
         step = tf.function(lambda b: method.train_step(b, BATCH))
         for batch in _batches(method, count=3):
             losses = step(batch)
-        self.assertEqual(set(losses), {"embedding", "motion", "relational", "total"})
+        self.assertEqual(
+            set(losses), {"embedding", "motion", "motion_relational", "relational", "total"}
+        )
         for before, after in zip(teacher_before, method.teacher.variables):
             self.assertAllEqual(
                 before, after.numpy()
@@ -200,6 +231,32 @@ class DistillerTest(tf.test.TestCase):
         self.assertEqual(
             prepared["teacher_motion"].shape, method.teacher.views["motion"].model.input_shape[1:]
         )
+
+    def test_weights_make_the_total_and_motion_relational_sets_motion_clips_apart(self):
+        weights = dict(
+            weight_embedding=0.3,
+            weight_motion=0.7,
+            weight_relational=0.2,
+            weight_motion_relational=1.5,
+        )
+        method = _distiller(self.teacher_dir, **weights)
+        batch = _batches(method)[0]
+        losses, targets = method.losses(batch, BATCH, training=False)
+        total = sum(
+            weights[f"weight_{name}"] * losses[name]
+            for name in ("embedding", "motion", "relational", "motion_relational")
+        )
+        self.assertAllClose(losses["total"], total, rtol=1e-6)
+        # The motion projection against the batch's motion targets, InfoNCE (not the visual ones).
+        projected = method.heads["motion"](
+            method.student(batch["rgb"], training=False), training=False
+        )
+        expected = distillation.relational_contrastive(
+            projected, targets["motion"], method.config.temperature
+        )
+        self.assertAllClose(losses["motion_relational"], tf.reduce_mean(expected), rtol=1e-5)
+        with self.assertRaisesRegex(ValueError, "loss weights must be >= 0"):
+            _distiller(self.teacher_dir, weight_motion_relational=-1.0)
 
     def test_labels_feed_the_logit_term_and_class_prototypes(self):
         method = _distiller(self.teacher_dir, num_classes=synthetic.NUM_ACTIONS)
