@@ -1,8 +1,8 @@
 """The main job: the whole pipeline on this machine, from the synthetic world to a few-shot classifier and a report.
 
-Builds the synthetic world, pretrains a teacher (MoDist by default), distills the student, exports it (TFLite fp32
-and int8, ONNX; a TensorRT engine where TensorRT is installed), runs the few-shot runner on the held-out classes and
-writes DIR/report/report.md with the results table and plots. Each stage is skipped when its output exists and its
+Builds the synthetic world, pretrains a teacher (Cross and Learn by default), distills the student, exports it (TFLite
+fp32 and int8, ONNX; a TensorRT engine where TensorRT is installed), runs the few-shot runner on the held-out classes
+and writes DIR/report/report.md with the results table and plots. Each stage is skipped when its output exists and its
 inputs did not change, so an interrupted demo resumes (training stages from their last checkpoint).
 
 Example:
@@ -29,7 +29,7 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_enum(
     "method",
-    "modist",
+    pipeline.DEFAULT_METHOD,
     [m for m in loader.CONFIGS_METHODS if m != "cv_mim"],
     "Teacher's self-supervised method (an RGB method: the student sees video).",
 )

@@ -198,8 +198,13 @@ def write(folder: str, demo, outcomes: dict) -> dict:
     lines += [
         f"| random init student (fp32) | {_fmt(rows['random init'].get(one))} | "
         f"{_fmt(rows['random init'].get(five_label))} | {student_cx} | {lat('fp32')} |",
-        f"| teacher ({demo.method}, Keras) | {_fmt(rows['teacher'].get(one))} | {_fmt(rows['teacher'].get(five_label))} "
-        f"| {cx['teacher']['params']:,} | {cx['teacher']['macs_per_clip'] / 1e6:.1f} | - |",
+        *(
+            f"| teacher ({demo.method}, {view}, Keras) | {_fmt(rows[row].get(one))} | "
+            f"{_fmt(rows[row].get(five_label))} | {cx[row]['params']:,} | "
+            f"{cx[row]['macs_per_clip'] / 1e6:.1f} | - |"
+            for row, view in (("teacher", "visual"), ("teacher motion", "motion"))
+            if row in rows and row in cx
+        ),
         f"| student fp32 (TFLite) | {_fmt(rows['student fp32'].get(one))} | "
         f"{_fmt(rows['student fp32'].get(five_label))} | {student_cx} | {lat('fp32')} |",
         f"| student int8 (TFLite) | {_fmt(rows['student int8'].get(one))} | "

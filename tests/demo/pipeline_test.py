@@ -33,18 +33,22 @@ class CommandLineTest(tf.test.TestCase):
 
 class DistillFlagsTest(tf.test.TestCase):
 
-    def test_a_modist_student_learns_only_the_motion_embedding(self):
-        out = self.get_temp_dir()
-        flags = pipeline.Demo(out, pipeline.DEFAULT).distill_flags
+    def _overrides(self, method: str) -> dict[str, str]:
+        flags = pipeline.Demo(self.get_temp_dir(), pipeline.DEFAULT, method=method).distill_flags
         overrides = dict(f.removeprefix("--config_override=").split("=") for f in flags)
-        self.assertEqual(
-            overrides, {"weight_embedding": "0", "weight_relational": "0", "weight_logits": "0"}
-        )
         fields = {f.name for f in dataclasses.fields(distiller.DistillConfig)}
         self.assertLessEqual(set(overrides), fields)  # a renamed field would fail the stage
-        self.assertIn("weight_motion", fields)
+        return overrides
+
+    def test_students_learn_only_the_teacher_s_motion_embedding(self):
+        motion_only = {"weight_embedding": "0", "weight_relational": "0", "weight_logits": "0"}
+        self.assertEqual(self._overrides("modist"), motion_only)
+        # Cross and Learn's motion embeddings all point almost one way: the motion InfoNCE term sets clips apart.
+        self.assertEqual(
+            self._overrides("cross_and_learn"), {**motion_only, "weight_motion_relational": "1"}
+        )
         # A teacher without a motion pathway keeps the default weights.
-        self.assertEqual(pipeline.Demo(out, pipeline.DEFAULT, method="muscles").distill_flags, ())
+        self.assertEqual(self._overrides("muscles"), {})
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ class DemoTest(tf.test.TestCase):
             self.assertIn(section, report)
         for row in (
             "random init student",
-            "teacher (modist",
+            "teacher (cross_and_learn, visual",
+            "teacher (cross_and_learn, motion",
             "student fp32 (TFLite)",
             "student int8 (TFLite)",
         ):
