@@ -280,16 +280,7 @@ class Demo:
         # The teacher's visual embedding is its representation; its motion embedding, where it has one, is what the
         # demo's student learns (`DISTILL_FLAGS`), so the report shows both.
         teacher_data = self._teacher_embeddings(heldout, teacher_workdir, artifact)
-        if "motion" in _teacher_views(teacher_workdir):
-            rows["teacher motion"] = {}
-            teacher_data = {
-                "teacher": teacher_data,
-                "teacher motion": self._teacher_embeddings(
-                    heldout, teacher_workdir, artifact, view_name="motion"
-                ),
-            }
-        else:
-            teacher_data = {"teacher": teacher_data}
+        rows.update({row: {} for row in teacher_data})
         for shots in self.settings.shots:
             episodes = [
                 f"--episodes={self.settings.episodes}",
@@ -335,10 +326,9 @@ class Demo:
             runner = json.load(f)
         return {"rows": rows, "runner": runner_out, "runner_accuracy": runner["accuracy"]}
 
-    def _teacher_embeddings(
-        self, heldout: str, teacher_workdir: str, artifact: str, view_name: str = "visual"
-    ):
-        """The teacher's embedding of every held-out clip (its view `view_name` in Keras, inference mode)."""
+    def _teacher_embeddings(self, heldout: str, teacher_workdir: str, artifact: str) -> dict:
+        """Each teacher view's embedding of every held-out clip (in Keras, inference mode), by report row:
+        `teacher` for its visual view, `teacher motion` for its motion view where it has one."""
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
         from edge_ssl.distill import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
@@ -349,24 +339,27 @@ class Demo:
                 f
             )  # the clips are read as the student reads them; the teacher's view resizes them
         teacher = teacher_lib.load_teacher(teacher_workdir)
-        view = teacher.views[view_name]
-
-        def embed(clips: np.ndarray) -> np.ndarray:
-            inputs = tf.stack([view.inputs({"rgb": tf.constant(c)}) for c in clips])
-            return view.model(inputs, training=False).numpy()
-
         index = labeled.index_folder(heldout, "video")
-        return labeled.embed_clips(
-            heldout,
-            index.classes,
-            index.clips,
-            "video",
-            embed,
-            f"teacher:{view_name}:" + teacher.checkpoint,
-            card,
-            None,
-            what=f"embedding held-out clips with the teacher ({view_name})",
-        )
+        out = {}
+        for view_name, view in teacher.views.items():
+
+            def embed(clips: np.ndarray, view=view) -> np.ndarray:
+                inputs = tf.stack([view.inputs({"rgb": tf.constant(c)}) for c in clips])
+                return view.model(inputs, training=False).numpy()
+
+            row = "teacher" if view_name == "visual" else f"teacher {view_name}"
+            out[row] = labeled.embed_clips(
+                heldout,
+                index.classes,
+                index.clips,
+                "video",
+                embed,
+                f"teacher:{view_name}:" + teacher.checkpoint,
+                card,
+                None,
+                what=f"embedding held-out clips with the teacher ({view_name})",
+            )
+        return out
 
     def _teacher_episodes(self, data, artifact: str, shots: int) -> dict:
         """The teacher's accuracy in the same seeded episodes as the students'."""
@@ -501,13 +494,6 @@ def _read_episodes(out: str) -> dict:
     with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
         metrics = json.load(f)
     return {"mean_accuracy": metrics["mean_accuracy"], "ci95": metrics["ci95"]}
-
-
-def _teacher_views(teacher_workdir: str) -> tuple[str, ...]:
-    """The names of the teacher's views (`visual`, and `motion` where it has a motion pathway)."""
-    from edge_ssl.distill import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
-
-    return tuple(teacher_lib.load_teacher(teacher_workdir).views)
 
 
 def _complexity(artifact: str, teacher_workdir: str) -> dict:
