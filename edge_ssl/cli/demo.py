@@ -6,7 +6,7 @@ and writes DIR/report/report.md with the results table and plots. Each stage is 
 inputs did not change, so an interrupted demo resumes (training stages from their last checkpoint).
 
 Example:
-  ./run.sh demo --output_dir=out/demo            # the results table: about 25 minutes on 2 CPU cores
+  ./run.sh demo --output_dir=out/demo            # the results table: about 20 minutes on 2 CPU cores
   ./run.sh demo --output_dir=out/demo_quick --quick   # tiny everything: a few minutes, to see it work
 """
 
