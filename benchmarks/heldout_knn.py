@@ -76,7 +76,9 @@ def _teacher_lines(workdir: str, clips, labels, groups) -> list[str]:
     lines = []
     for name, view in teacher.views.items():
         start = time.time()
-        inputs = np.stack([view.inputs({"rgb": tf.constant(clip)}).numpy() for clip in clips])
+        inputs = np.stack(
+            [view.inputs(teacher.window(tf.constant(clip))).numpy() for clip in clips]
+        )
         features = _batched(lambda x, m=view.model: m(x, training=False), inputs)
         lines.append(
             _line(

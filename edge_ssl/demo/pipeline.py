@@ -344,7 +344,7 @@ class Demo:
         for view_name, view in teacher.views.items():
 
             def embed(clips: np.ndarray, view=view) -> np.ndarray:
-                inputs = tf.stack([view.inputs({"rgb": tf.constant(c)}) for c in clips])
+                inputs = tf.stack([view.inputs(teacher.window(tf.constant(c))) for c in clips])
                 return view.model(inputs, training=False).numpy()
 
             row = "teacher" if view_name == "visual" else f"teacher {view_name}"

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from edge_ssl.configs import loader
 from edge_ssl.data import augment
+from edge_ssl.data import motion as motion_lib
 from edge_ssl.keras import keras
 from edge_ssl.methods import base, registry
 from edge_ssl.models import layers
@@ -76,6 +77,13 @@ class Teacher:
     @property
     def dims(self) -> dict[str, int]:
         return {name: int(view.model.output.shape[-1]) for name, view in self.views.items()}
+
+    def window(self, rgb: tf.Tensor) -> dict[str, tf.Tensor]:
+        """An RGB clip [T, H, W, 3] in [0, 1] as the views take it: with its optical flow when the teacher needs it,
+        computed as the training data pipeline computes it (`motion.add_flow`). For embedding clips outside training.
+        """
+        window = {"rgb": rgb}
+        return motion_lib.add_flow(window) if self.needs_flow else window
 
     def inputs(self, window: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Per example (inside `Dataset.map`): each view's input from an RGB window [T, H, W, 3] (and `flow`)."""

@@ -13,7 +13,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from edge_ssl.configs import loader
-from edge_ssl.data import augment, synthetic
+from edge_ssl.data import augment, motion, synthetic
 from edge_ssl.distill import distiller
 from edge_ssl.distill import teacher as teacher_lib
 from edge_ssl.fewshot import metrics
@@ -42,6 +42,8 @@ def _pretrain(method_name: str, workdir: str, steps: int = 3, overrides=()) -> s
 
     def dataset_fn(ctx, skip=0):
         ds = augment.with_seeds(_world("pretrain").cache().repeat(), 1).skip(skip)
+        if "flow" in method.input_keys:
+            ds = ds.map(lambda ex, seed: (motion.add_flow(ex), seed))
         return ds.map(method.prepare)
 
     options = loop.TrainOptions(steps=steps, global_batch_size=BATCH, export_backbone=False)
@@ -157,6 +159,24 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual("motion" in losses, "motion" in views)
         self.assertTrue(all(np.isfinite(v.numpy()) for v in losses.values()))
 
+    def test_a_clip_becomes_each_view_s_input_with_flow_only_where_the_teacher_needs_it(self):
+        flow_dir = _pretrain(
+            "modist", os.path.join(self.get_temp_dir(), "flow"), steps=1, overrides=["motion=flow"]
+        )
+        diff_dir = _pretrain("cross_and_learn", os.path.join(self.get_temp_dir(), "diff"), steps=1)
+        rgb = tf.convert_to_tensor(next(iter(_world("heldout")))["rgb"], tf.float32)
+        for workdir, keys in ((flow_dir, {"rgb", "flow"}), (diff_dir, {"rgb"})):
+            teacher = teacher_lib.load_teacher(workdir)
+            window = teacher.window(rgb)
+            self.assertEqual(set(window), keys)
+            if "flow" in keys:  # as the training pipeline computes it
+                self.assertAllClose(window["flow"], motion.add_flow({"rgb": rgb})["flow"])
+            for name, view in teacher.views.items():
+                with self.subTest(teacher=teacher.name, view=name):
+                    embedding = view.model(view.inputs(window)[None], training=False)
+                    self.assertEqual(embedding.shape, (1, teacher.dims[name]))
+                    self.assertTrue(np.all(np.isfinite(embedding.numpy())))
+
     def test_motion_stacks_spread_over_the_window_in_the_stream_s_channel_order(self):
         # Frame t of motion holds the value t everywhere, channel c adds c / 10: a stack's channels name its frames.
         frames = np.arange(16, dtype=np.float32)[:, None, None, None] + np.array([0.0, 0.1, 0.2])
@@ -232,7 +252,7 @@ class DistillerTest(tf.test.TestCase):
             prepared["teacher_motion"].shape, method.teacher.views["motion"].model.input_shape[1:]
         )
 
-    def test_weights_make_the_total_and_motion_relational_sets_motion_clips_apart(self):
+    def test_weights_make_the_total_and_motion_relational_is_infonce_on_motion_targets(self):
         weights = dict(
             weight_embedding=0.3,
             weight_motion=0.7,
