@@ -14,6 +14,7 @@ Example (the figures in README.md, "The demo and its results"; about a minute pe
       --teacher=/tmp/demo_cl/teacher/workdir --student=/tmp/demo_cl/student/workdir
 """
 
+import functools
 import os
 import time
 
@@ -27,13 +28,6 @@ flags.DEFINE_list("teacher", [], "Pretraining workdirs whose views to measure.")
 flags.DEFINE_list("student", [], "Distillation workdirs or student SavedModels to measure.")
 flags.DEFINE_integer("batch_size", 20, "Clips per forward pass.")
 flags.mark_flag_as_required("data_dir")
-
-
-def spread(features: np.ndarray) -> float:
-    """1 - |mean of the unit-normalised rows|^2: 0 when every row points one way."""
-    x = np.asarray(features, np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return float(1.0 - np.sum(np.square(x.mean(axis=0))))
 
 
 def _heldout():
@@ -64,22 +58,17 @@ def _line(name: str, features: np.ndarray, labels, groups, seconds: float) -> st
     from edge_ssl.fewshot import metrics  # pylint: disable=g-import-not-at-top
 
     knn = " / ".join(f"{metrics.knn_accuracy(features, labels, groups, k):.1%}" for k in (1, 5))
-    return f"| {name} | {knn} | {spread(features):.3f} | {seconds:.0f} |"
+    return f"| {name} | {knn} | {metrics.spread(features):.3f} | {seconds:.0f} |"
 
 
 def _teacher_lines(workdir: str, clips, labels, groups) -> list[str]:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
     from edge_ssl.distill import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
 
     teacher = teacher_lib.load_teacher(workdir)
     lines = []
-    for name, view in teacher.views.items():
+    for name in teacher.views:
         start = time.time()
-        inputs = np.stack(
-            [view.inputs(teacher.window(tf.constant(clip))).numpy() for clip in clips]
-        )
-        features = _batched(lambda x, m=view.model: m(x, training=False), inputs)
+        features = _batched(functools.partial(teacher.embed_clips, name), clips)
         lines.append(
             _line(
                 f"teacher {teacher.name} {name} ({os.path.basename(os.path.normpath(workdir))}, "

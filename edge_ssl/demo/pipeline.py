@@ -17,13 +17,12 @@ inputs did not change (`edge_ssl.demo.stages`). Stages:
 """
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
-
-import numpy as np
 
 from edge_ssl import environment
 from edge_ssl.demo import stages
@@ -329,8 +328,6 @@ class Demo:
     def _teacher_embeddings(self, heldout: str, teacher_workdir: str, artifact: str) -> dict:
         """Each teacher view's embedding of every held-out clip (in Keras, inference mode), by report row:
         `teacher` for its visual view, `teacher motion` for its motion view where it has one."""
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
         from edge_ssl.distill import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
         from edge_ssl.fewshot import labeled  # pylint: disable=g-import-not-at-top
 
@@ -341,19 +338,14 @@ class Demo:
         teacher = teacher_lib.load_teacher(teacher_workdir)
         index = labeled.index_folder(heldout, "video")
         out = {}
-        for view_name, view in teacher.views.items():
-
-            def embed(clips: np.ndarray, view=view) -> np.ndarray:
-                inputs = tf.stack([view.inputs(teacher.window(tf.constant(c))) for c in clips])
-                return view.model(inputs, training=False).numpy()
-
+        for view_name in teacher.views:
             row = "teacher" if view_name == "visual" else f"teacher {view_name}"
             out[row] = labeled.embed_clips(
                 heldout,
                 index.classes,
                 index.clips,
                 "video",
-                embed,
+                functools.partial(teacher.embed_clips, view_name),
                 f"teacher:{view_name}:" + teacher.checkpoint,
                 card,
                 None,

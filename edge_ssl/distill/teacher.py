@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from edge_ssl.configs import loader
@@ -84,6 +85,15 @@ class Teacher:
         """
         window = {"rgb": rgb}
         return motion_lib.add_flow(window) if self.needs_flow else window
+
+    def embed_clips(self, view_name: str, clips: np.ndarray) -> np.ndarray:
+        """View `view_name`'s embedding [N, D] of RGB clips [N, T, H, W, 3] in [0, 1], in inference mode, each clip
+        made into the view's input as in distillation (`window`, then the view's `inputs`)."""
+        view = self.views[view_name]
+        inputs = tf.stack(
+            [view.inputs(self.window(tf.constant(clip, tf.float32))) for clip in clips]
+        )
+        return view.model(inputs, training=False).numpy()
 
     def inputs(self, window: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Per example (inside `Dataset.map`): each view's input from an RGB window [T, H, W, 3] (and `flow`)."""

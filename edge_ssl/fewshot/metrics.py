@@ -1,4 +1,5 @@
-"""Metrics of a representation: k-NN accuracy, mean accuracy with a 95% confidence interval."""
+"""Metrics of a representation: k-NN accuracy, the spread of its embeddings, mean accuracy with a 95% confidence
+interval."""
 
 import math
 from collections.abc import Sequence
@@ -48,6 +49,16 @@ def knn_accuracy(
         prediction = next(v for v in votes if v in winners)  # ties: the nearest winner
         correct += int(prediction == labels[i])
     return correct / len(x)
+
+
+def spread(embeddings: np.ndarray) -> float:
+    """1 - |mean of the unit-normalised rows|^2: the mean squared distance of the unit rows from their centroid.
+
+    0 when every row points one way (collapsed features, or targets that cosine regression can only learn the common
+    direction of), up to 1 for rows spread evenly over the sphere.
+    """
+    x = parity.l2_normalize(np.asarray(embeddings, np.float64))
+    return float(1.0 - np.sum(np.square(x.mean(axis=0))))
 
 
 def mean_with_ci95(values: Sequence[float]) -> tuple[float, float]:

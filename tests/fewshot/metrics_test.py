@@ -30,6 +30,13 @@ class MetricsTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "nothing to compare"):
             metrics.knn_accuracy(np.ones((2, 2)), [0, 1], groups=[4, 4])
 
+    def test_spread_by_hand(self):
+        # One direction (any lengths, a zero row aside): 0. Two opposite directions: centroid 0, spread 1.
+        self.assertAlmostEqual(metrics.spread([[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]]), 0.0)
+        self.assertAlmostEqual(metrics.spread([[1.0, 0.0], [-2.0, 0.0]]), 1.0)
+        # Orthogonal unit rows: centroid (0.5, 0.5), |c|^2 = 0.5.
+        self.assertAlmostEqual(metrics.spread([[1.0, 0.0], [0.0, 5.0]]), 0.5)
+
     def test_mean_with_ci95(self):
         mean, half = metrics.mean_with_ci95([0.5, 0.7, 0.6, 0.8])
         self.assertAlmostEqual(mean, 0.65)

@@ -2,7 +2,7 @@
 
 Issue 4 asks that "without L_div the Cross and Learn features collapse on the synthetic world and with it they do
 not". Features after ReLU already point almost the same way at random initialisation (mean pairwise cosine ~0.97),
-so "collapse" is measured as spread, not as cosine -> 1: the spread of unit-normalised features u_i is
+so "collapse" is measured as spread (`metrics.spread`), not as cosine -> 1: the spread of unit-normalised features u_i is
 1 - |mean_i u_i|^2, the mean squared distance of the u_i from their centroid (0 when every clip maps to one
 direction, up to 1 for features spread evenly over the sphere).
 """
@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from edge_ssl.configs import cross_and_learn_tiny
 from edge_ssl.data import augment, synthetic
+from edge_ssl.fewshot import metrics
 from edge_ssl.keras import keras
 from edge_ssl.methods import cross_and_learn
 
@@ -26,13 +27,6 @@ SEED = 0
 def _pretrain_clips() -> np.ndarray:
     world = synthetic.get_config("tiny", performances=(PRETRAIN_PERFORMANCES, 0, 0))
     return np.stack([e["rgb"] for e in synthetic.generate(world, "pretrain", seed=SEED)])
-
-
-def spread(features: np.ndarray) -> float:
-    """1 - |mean of the unit-normalised rows|^2: 0 for rows that all point one way."""
-    x = np.asarray(features, np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return float(1.0 - np.sum(np.square(x.mean(axis=0))))
 
 
 class LearningTest(tf.test.TestCase):
@@ -68,9 +62,9 @@ class LearningTest(tf.test.TestCase):
 
         def measure():
             return {
-                "backbone": spread(method.rgb_net(probe["rgb"], training=False)),
-                "rgb": spread(method.rgb_net(probe["rgb"], training=True)),
-                "motion": spread(method.motion_net(probe["motion"], training=True)),
+                "backbone": metrics.spread(method.rgb_net(probe["rgb"], training=False)),
+                "rgb": metrics.spread(method.rgb_net(probe["rgb"], training=True)),
+                "motion": metrics.spread(method.motion_net(probe["motion"], training=True)),
             }
 
         random = measure()
