@@ -8,9 +8,18 @@ prints, for the held-out actions (never in the training split):
 2. For the teacher's Slow-only ResNet, fed RGB and fed absolute frame differences: trained with the seen actions'
    labels (Adam, random horizontal flips), at initialisation and at three points of training: accuracy on training
    clips, on the `test` split (new performers of the seen actions), and held-out k-NN of its pooled features.
+3. With `--shuffled_labels`, a control for each input kind: the same training with the labels permuted across
+   performances (the cameras of one performance keep one label), so no label says anything about the action. A
+   network that fits these as fast as the true labels is telling performances apart by their appearance, not learning
+   actions.
 
-Example (the figures in README.md; about 12 minutes on 2 cores):
-  ./run.sh python benchmarks/learnability.py --data_dir=/tmp/edge_ssl_tfds --size=small --steps=600
+The world comes from the TFDS data directory, or with `--performances` is generated in memory with those numbers of
+performances per split (the tiny world's TFDS build has only 40 training performances).
+
+Examples (the figures in benchmarks/README.md):
+  ./run.sh python benchmarks/learnability.py --data_dir=/tmp/edge_ssl_tfds --size=small --steps=600  # ~12 min
+  ./run.sh python benchmarks/learnability.py --size=tiny --frames=4 --performances=2000,60,60 \
+      --steps=2000 --shuffled_labels  # ~6 min
 """
 
 import time
@@ -31,15 +40,46 @@ flags.DEFINE_integer("batch_size", 16, "Clips per step.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_list("inputs", ["rgb", "absdiff"], "Input kinds to train: rgb, absdiff.")
 flags.DEFINE_integer("seed", 0, "Initialisation and batch-order seed.")
+flags.DEFINE_list(
+    "performances",
+    [],
+    "Performances per split (pretrain,test,heldout): generate the world in memory instead of reading --data_dir.",
+)
+flags.DEFINE_bool(
+    "shuffled_labels", False, "Also train each input kind on labels permuted across performances."
+)
+
+
+def _performances() -> tuple[int, int, int] | None:
+    if not FLAGS.performances:
+        return None
+    try:
+        counts = tuple(int(n) for n in FLAGS.performances)
+    except ValueError:
+        counts = ()
+    if len(counts) != 3 or min(counts) < 1:
+        raise app.UsageError(
+            f"--performances takes three positive counts (pretrain,test,heldout), got {FLAGS.performances}"
+        )
+    return counts
+
+
+def _examples(split: str):
+    if _performances() is None:
+        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+        from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
+
+        return tfds.as_numpy(synthetic_world.load(FLAGS.size, split, data_dir=FLAGS.data_dir))
+    from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
+
+    world = synthetic.get_config(FLAGS.size, performances=_performances())
+    return (synthetic.to_contract(example) for example in synthetic.generate(world, split))
 
 
 def _load(split: str):
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-    from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
-
     clips, labels, groups = [], [], []
-    for example in tfds.as_numpy(synthetic_world.load(FLAGS.size, split, data_dir=FLAGS.data_dir)):
+    for example in _examples(split):
         clips.append(np.asarray(example["rgb"], np.float32)[::2][: FLAGS.frames])
         labels.append(int(example["label"]))
         groups.append(int(example["performance_id"]))
@@ -72,7 +112,16 @@ def _knn(features, labels, groups) -> str:
     return " / ".join(f"{metrics.knn_accuracy(features, labels, groups, k):.1%}" for k in (1, 5))
 
 
-def _supervised(kind: str, train, test, heldout) -> None:
+def _shuffled(train):
+    """`train` with its labels permuted across performances: each performance takes another's label."""
+    clips, labels, groups = train
+    performances = np.unique(groups)
+    own = np.array([labels[groups == g][0] for g in performances])
+    taken = dict(zip(performances, np.random.default_rng(FLAGS.seed).permutation(own)))
+    return clips, np.array([taken[g] for g in groups]), groups
+
+
+def _supervised(kind: str, train, test, heldout, name: str | None = None) -> None:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
@@ -109,13 +158,14 @@ def _supervised(kind: str, train, test, heldout) -> None:
     def report(done: int, loss: float | None, seconds: float) -> None:
         fit = f"loss {loss:.3f}, " if loss is not None else ""
         print(
-            f"  {kind:8s} step {done:5d}: {fit}train {accuracy(train[0][:400], train[1][:400]):.1%}, "
+            f"  {name or kind:8s} step {done:5d}: {fit}train {accuracy(train[0][:400], train[1][:400]):.1%}, "
             f"test {accuracy(*test[:2]):.1%}, held-out k-NN (k=1 / 5) {_knn(features(heldout[0]), *heldout[1:])}"
             f" ({seconds:.0f} s)",
             flush=True,
         )
 
     report(0, None, 0.0)
+    reports = {FLAGS.steps * k // 3 for k in (1, 2, 3)}
     rng = np.random.default_rng(FLAGS.seed)
     start, losses = time.time(), []
     for i in range(FLAGS.steps):
@@ -124,12 +174,20 @@ def _supervised(kind: str, train, test, heldout) -> None:
         if rng.random() < 0.5:
             x = x[:, :, :, ::-1]
         losses.append(float(step(x, train[1][batch].astype(np.int32))))
-        if (i + 1) % max(FLAGS.steps // 3, 1) == 0 or i + 1 == FLAGS.steps:
+        if i + 1 in reports:
             report(i + 1, float(np.mean(losses[-50:])), time.time() - start)
 
 
 def main(argv):
     del argv
+    _performances()  # a bad --performances is a usage error before anything loads
+    from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
+
+    available = (synthetic.SIZES[FLAGS.size]["num_frames"] + 1) // 2
+    if FLAGS.frames > available:
+        raise app.UsageError(
+            f"the {FLAGS.size} world's clips have {available} frames at every other frame; pass --frames<={available}"
+        )
     for kind in FLAGS.inputs:
         if kind not in ("rgb", "absdiff"):
             raise app.UsageError(f"unknown input kind {kind!r}; choose rgb or absdiff")
@@ -147,6 +205,8 @@ def main(argv):
     )
     for kind in FLAGS.inputs:
         _supervised(kind, train, test, heldout)
+        if FLAGS.shuffled_labels:
+            _supervised(kind, _shuffled(train), test, heldout, name=f"{kind}, shuffled labels")
 
 
 if __name__ == "__main__":
