@@ -90,7 +90,13 @@ def source_dataset(
     try:
         ds = tfds.load(data, split=split, data_dir=data_dir, download=False)
     except Exception as e:  # TFDS raises several types for an unknown or unprepared dataset
-        raise DataError(f"--data={data!r}: no such folder, and TFDS cannot load it: {e}") from e
+        # Only TFDS's first line: the rest lists every dataset TFDS knows, hundreds of lines that bury the point.
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(
+            f"--data={data!r} is not an existing folder, and TFDS cannot load it from "
+            f"{data_dir or 'its default data directory'} ({reason}); give 'synthetic', a folder of videos (poses "
+            "for cv_mim), or the name of a TFDS dataset prepared in that data directory"
+        ) from e
     missing = (needs - {"flow"}) - set(ds.element_spec)
     if missing:
         raise DataError(f"{data} lacks {sorted(missing)}, which {method.name} needs")

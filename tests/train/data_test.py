@@ -44,6 +44,12 @@ class DataTest(tf.test.TestCase):
         method = _method("muscles")
         with self.assertRaisesRegex(data.DataError, "does not exist"):
             data.source_dataset("./no/such/folder", method, None, "pretrain", None)
+        # A bare word that is neither a folder nor a prepared TFDS dataset: one short message, not TFDS's list of
+        # every dataset it knows.
+        with self.assertRaisesRegex(data.DataError, "'folder' is not an existing folder") as raised:
+            data.source_dataset("folder", method, self.get_temp_dir(), "pretrain", None)
+        self.assertEqual(len(str(raised.exception).splitlines()), 1)
+        self.assertIn(self.get_temp_dir(), str(raised.exception))
         folder = self.get_temp_dir() + "/videos"
         os.makedirs(folder, exist_ok=True)
         with self.assertRaisesRegex(
