@@ -23,7 +23,8 @@ def read_card(artifact_dir: str) -> dict:
         )
     if not os.path.exists(path):
         raise ArtifactError(
-            f"{artifact_dir} has no {CARD}: not an artifact directory written by export"
+            f"{artifact_dir} has no {CARD}: not an artifact directory written by export (a training workdir or "
+            f"SavedModel becomes one with: python -m export --model={artifact_dir} --output_dir=DIR)"
         )
     try:
         with open(path, encoding="utf-8") as f:
