@@ -33,7 +33,8 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("artifact_dir", None, "An artifact directory written by `python -m export`.")
-flags.DEFINE_list("backends", ["keras", "litert", "onnxruntime", "tensorrt"], "Backends to time.")
+BACKENDS = ("keras", "litert", "onnxruntime", "tensorrt")
+flags.DEFINE_list("backends", list(BACKENDS), "Backends to time.")
 flags.DEFINE_list("threads", ["1", "2"], "Thread counts (LiteRT, ONNX Runtime).")
 flags.DEFINE_enum("mode", "clip", ["clip", "stream"], "Whole clips or streamed frames.")
 flags.DEFINE_integer("runs", 50, "Timed invocations per form.")
@@ -112,11 +113,25 @@ def _keras(directory: str, mode: str, name: str, clip: np.ndarray, kind: str):
     return lambda: student.step(clip[None, 0], state)
 
 
+def _thread_counts() -> list[int]:
+    """--threads as positive ints, or a usage error."""
+    try:
+        counts = [int(t) for t in FLAGS.threads]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise app.UsageError(f"--threads takes positive integers, got {FLAGS.threads}")
+    return counts
+
+
 def rows(directory: str) -> list[dict]:
     """Times every form of the artifact directory for the flags' backends, thread counts and mode; one row each."""
     from export import artifacts  # pylint: disable=g-import-not-at-top
 
-    card = artifacts.read_card(directory)
+    try:
+        card = artifacts.read_card(directory)
+    except artifacts.ArtifactError as e:
+        raise app.UsageError(str(e)) from e
     kind = card.get("kind", "student")
     # The model's one input (a student's `clip`, the pose encoder's `keypoints`) is the card's first input entry.
     name = next(iter(card["input"]))
@@ -149,15 +164,23 @@ def rows(directory: str) -> list[dict]:
 
     if "keras" in FLAGS.backends:
         add("keras", "saved_model", None, _keras(directory, FLAGS.mode, name, clip, kind))
-    for threads in map(int, FLAGS.threads):
+    tflite_forms = [
+        form
+        for form in ("fp32", "fp16", "dynamic", "int8")
+        if os.path.exists(os.path.join(directory, f"model_{form}.tflite"))
+    ]
+    has_onnx = os.path.exists(os.path.join(directory, "model.onnx"))
+    # A backend asked for with nothing of its kind in the directory says so, as tensorrt does below.
+    if "litert" in FLAGS.backends and not tflite_forms:
+        print("litert: no model_*.tflite in the artifact directory", file=sys.stderr)
+    if "onnxruntime" in FLAGS.backends and not has_onnx:
+        print("onnxruntime: no model.onnx in the artifact directory", file=sys.stderr)
+    for threads in _thread_counts():
         if "litert" in FLAGS.backends:
-            for form in ("fp32", "fp16", "dynamic", "int8"):
+            for form in tflite_forms:
                 path = os.path.join(directory, f"model_{form}.tflite")
-                if os.path.exists(path):
-                    add("litert", form, threads, _litert(path, threads, FLAGS.mode, name, clip))
-        if "onnxruntime" in FLAGS.backends and os.path.exists(
-            os.path.join(directory, "model.onnx")
-        ):
+                add("litert", form, threads, _litert(path, threads, FLAGS.mode, name, clip))
+        if "onnxruntime" in FLAGS.backends and has_onnx:
             add(
                 "onnxruntime",
                 "onnx",
@@ -263,6 +286,16 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.artifact_dir or not os.path.isdir(FLAGS.artifact_dir):
         raise app.UsageError(f"--artifact_dir={FLAGS.artifact_dir!r} is not a folder")
+    unknown = sorted(set(FLAGS.backends) - set(BACKENDS))
+    if unknown or not FLAGS.backends:
+        raise app.UsageError(
+            f"--backends: unknown {unknown or 'none given'}; choose from {', '.join(BACKENDS)}"
+        )
+    _thread_counts()
+    if FLAGS.runs < 1 or FLAGS.warmup < 0:
+        raise app.UsageError(
+            f"--runs must be >= 1 and --warmup >= 0, got {FLAGS.runs} and {FLAGS.warmup}"
+        )
     png = FLAGS.output_png
     if png is None and FLAGS.output_json:
         png = os.path.splitext(FLAGS.output_json)[0] + ".png"

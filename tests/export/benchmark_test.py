@@ -124,6 +124,22 @@ class BenchmarkTest(tf.test.TestCase):
         self.assertIsNone(benchmark.plot(rated[:1] + rated[3:], path, "t"))
         self.assertFalse(os.path.exists(path))
 
+    def test_bad_flags_and_a_folder_without_a_card_are_usage_errors(self):
+        cases = [
+            (dict(backends=["litert", "cuda"]), r"--backends: unknown \['cuda'\]"),
+            (dict(threads=["0"]), "--threads takes positive integers"),
+            (dict(threads=["two"]), "--threads takes positive integers"),
+            (dict(runs=0), "--runs must be >= 1"),
+        ]
+        for flags, message in cases:
+            with self.subTest(flags=flags):
+                with flagsaver.flagsaver(artifact_dir=self.directory, **flags):
+                    with self.assertRaisesRegex(app.UsageError, message):
+                        benchmark.main(["benchmark"])
+        with flagsaver.flagsaver(artifact_dir=self.get_temp_dir()):
+            with self.assertRaisesRegex(app.UsageError, "has no model_card.json"):
+                benchmark.main(["benchmark"])
+
     def test_a_plot_file_that_is_not_png_is_a_usage_error(self):
         with flagsaver.flagsaver(artifact_dir=self.directory, output_png="latency.jpg"):
             with self.assertRaisesRegex(app.UsageError, "must name a .png file"):
