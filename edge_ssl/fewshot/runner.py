@@ -117,6 +117,10 @@ def _check_settings(config: RunConfig) -> dict:
     ):
         if value < low:
             raise RunnerError(f"--{name} must be >= {low}, got {value}")
+    if config.num_threads is not None and config.num_threads < 1:
+        raise RunnerError(
+            f"--num_threads must be >= 1 (or unset: the engine's default), got {config.num_threads}"
+        )
     if config.learning_rate <= 0 or config.weight_decay < 0:
         raise RunnerError(
             f"--learning_rate must be > 0 and --weight_decay >= 0, got {config.learning_rate}, "

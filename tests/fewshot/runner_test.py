@@ -199,6 +199,7 @@ class RunnerTest(tf.test.TestCase):
             "does not exist", train_dir=os.path.join(self.get_temp_dir(), "missing")
         )
         self._assert_refused("--epochs must be >= 1", epochs=0)
+        self._assert_refused("--num_threads must be >= 1", num_threads=0)
         taken = os.path.join(self.get_temp_dir(), "taken")
         os.makedirs(taken)
         with self.assertRaisesRegex(
