@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -89,7 +90,15 @@ class PretrainFlagsTest(tf.test.TestCase, parameterized.TestCase):
         self._usage_error(r"data folder '/no/such/folder' does not exist", data="/no/such/folder")
 
     def test_unknown_tfds_name(self):
-        self._usage_error(r"no such folder, and TFDS cannot load it", data="no_such_dataset")
+        self._usage_error(
+            r"'no_such_dataset' is not an existing folder, and TFDS cannot load it",
+            data="no_such_dataset",
+        )
+
+    def test_multi_worker_without_tf_config(self):
+        with mock.patch.dict(os.environ):
+            os.environ.pop("TF_CONFIG", None)
+            self._usage_error(r"multi_worker needs TF_CONFIG", strategy="multi_worker")
 
     def test_global_batch_not_divisible_by_replicas(self):
         self._usage_error(
