@@ -75,7 +75,8 @@ def source_dataset(
         )
         if "flow" in needs and flow_cache is None:
             raise DataError(
-                f"{method.name} needs optical flow: give a cache folder (--cache_dir) so it is computed once per video"
+                f"{method.name} needs optical flow: give a cache folder (--cache_dir) so it is computed once "
+                "per video"
             )
         return video_folder.video_dataset(
             data,
