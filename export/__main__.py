@@ -260,6 +260,12 @@ def main(argv):
         thresholds=thresholds,
         allow_lint_errors=FLAGS.allow_lint_errors,
     )
+    # An artifact directory is replaced whole (engines built from its old ONNX included): say so, and what went.
+    earlier = (
+        sorted(os.listdir(FLAGS.output_dir))
+        if os.path.exists(os.path.join(FLAGS.output_dir, artifacts.CARD))
+        else None
+    )
     try:
         if kind == "pose":
             card = artifacts.export_pose_encoder(
@@ -279,6 +285,10 @@ def main(argv):
     except (artifacts.ArtifactError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if earlier is not None:
+        print(
+            f"replaced the artifact directory written there before (it held {', '.join(earlier)})"
+        )
     print(f"wrote {FLAGS.output_dir} ({card['kind']}):")
     for name, entry in card["artifacts"].items():
         figures = entry.get("parity")

@@ -1,5 +1,7 @@
 """Tests for `python -m export`: a tiny student exported end to end on the synthetic world, and bad input."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -48,6 +50,28 @@ class ExportCliTest(tf.test.TestCase):
         self.assertTrue(os.path.exists(os.path.join(out, "head_trainer.tflite")))
         self.assertEqual(card["artifacts"]["int8"]["parity"]["count"], 12)
         self.assertEqual(card["source"], os.path.join(workdir, "backbone"))
+
+        # Exporting again into the same directory replaces it whole, and says what it held.
+        printed = io.StringIO()
+        flags = dict(
+            model=workdir,
+            output_dir=out,
+            data_dir=f"{self.get_temp_dir()}/tfds",
+            num_representative=4,
+            num_heldout=12,
+            formats=["tflite_fp32"],
+        )
+        with flagsaver.flagsaver(**flags), contextlib.redirect_stdout(printed):
+            self.assertEqual(export_main.main(["export"]), 0)
+        self.assertRegex(
+            printed.getvalue(),
+            r"replaced the artifact directory written there before \(it held .*model_int8",
+        )
+        self.assertFalse(os.path.exists(os.path.join(out, "model_int8.tflite")))
+        with open(os.path.join(out, "model_card.json"), encoding="utf-8") as f:
+            self.assertEqual(
+                set(json.load(f)["artifacts"]), {"saved_model", "fp32", "head_trainer"}
+            )
 
     def test_unknown_format_empty_folder_and_missing_model_are_usage_errors(self):
         workdir = self.get_temp_dir() + "/w"
