@@ -43,6 +43,11 @@ flags.DEFINE_string(
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        pipeline.check_output_dir(FLAGS.output_dir)
+    except pipeline.DemoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     print("stack:")
     for key, value in environment.describe().items():

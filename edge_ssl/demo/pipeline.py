@@ -103,6 +103,34 @@ class DemoError(RuntimeError):
     """A stage failed; the message names it and where its log is."""
 
 
+def check_output_dir(path: str) -> None:
+    """Refuses an output folder the demo would litter: a file, or a non-empty folder that holds no earlier demo run.
+
+    A new or empty folder starts a run; one with a stage folder of an earlier run (finished or interrupted) continues
+    it, every stage whose inputs did not change being skipped.
+
+    Raises:
+      DemoError: with what the folder is and what to give instead.
+    """
+    if not os.path.exists(path):
+        return
+    if not os.path.isdir(path):
+        raise DemoError(f"--output_dir={path} is a file; give a new folder")
+    entries = sorted(os.listdir(path))
+    for entry in entries:
+        for marker in (stages.MARKER, stages.STARTED):
+            if os.path.exists(os.path.join(path, entry, marker)):
+                return
+    if entries:
+        shown = ", ".join(entries[:5]) + (
+            f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+        )
+        raise DemoError(
+            f"--output_dir={path} holds {shown} and no earlier demo run; give a new or empty folder, or the "
+            "folder of an earlier run to continue it"
+        )
+
+
 def _keep_line(line: str) -> bool:
     """The lines of a stage's subprocess worth showing on the terminal (progress, results, errors)."""
     text = line.strip()

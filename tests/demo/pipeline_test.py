@@ -5,8 +5,27 @@ import os
 
 import tensorflow as tf
 
-from edge_ssl.demo import pipeline
+from edge_ssl.demo import pipeline, stages
 from edge_ssl.distill import distiller
+
+
+class OutputDirTest(tf.test.TestCase):
+
+    def test_new_empty_and_earlier_runs_are_taken_and_anything_else_refused(self):
+        root = self.get_temp_dir()
+        pipeline.check_output_dir(os.path.join(root, "new"))
+        os.makedirs(os.path.join(root, "empty"))
+        pipeline.check_output_dir(os.path.join(root, "empty"))
+        for marker in (stages.MARKER, stages.STARTED):  # a finished stage, an interrupted one
+            os.makedirs(os.path.join(root, marker, "world"))
+            with open(os.path.join(root, marker, "world", marker), "w", encoding="utf-8") as f:
+                f.write("{}")
+            pipeline.check_output_dir(os.path.join(root, marker))
+        os.makedirs(os.path.join(root, "videos", "jump"))
+        with self.assertRaisesRegex(pipeline.DemoError, r"holds jump and no earlier demo run"):
+            pipeline.check_output_dir(os.path.join(root, "videos"))
+        with self.assertRaisesRegex(pipeline.DemoError, "is a file"):
+            pipeline.check_output_dir(os.path.join(root, marker, "world", marker))
 
 
 class CommandLineTest(tf.test.TestCase):
