@@ -88,6 +88,24 @@ flags.DEFINE_float("int8_min_agreement", 0.97, "int8 parity: smallest allowed to
 flags.DEFINE_bool("allow_lint_errors", False, "Export even when the op lint reports errors.")
 
 
+def _check_numbers() -> None:
+    """Counts and parity bounds a user can get wrong, as usage errors before any model is loaded."""
+    for name in ("num_representative", "num_heldout"):
+        if getattr(FLAGS, name) < 1:
+            raise app.UsageError(f"--{name} must be >= 1, got {getattr(FLAGS, name)}")
+    if FLAGS.onnx_batch < 0:
+        raise app.UsageError(
+            f"--onnx_batch must be >= 1, or 0 for a dynamic batch; got {FLAGS.onnx_batch}"
+        )
+    if FLAGS.fp32_max_abs < 0:
+        raise app.UsageError(f"--fp32_max_abs must be >= 0, got {FLAGS.fp32_max_abs}")
+    for name in ("fp16_min_cosine", "int8_min_cosine", "int8_min_agreement"):
+        if not 0.0 <= getattr(FLAGS, name) <= 1.0:
+            raise app.UsageError(
+                f"--{name} is a fraction in [0, 1], got {getattr(FLAGS, name)} (97% is 0.97)"
+            )
+
+
 def _model_path(model: str) -> str:
     backbone = os.path.join(model, "backbone")
     if os.path.isdir(backbone):
@@ -222,6 +240,7 @@ def main(argv):
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise app.UsageError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    _check_numbers()
     path = _model_path(FLAGS.model)
     kind, model = _load(path)
     if kind == "pose":

@@ -268,7 +268,8 @@ def _export(
         result = result.merge(lint.lint_model(model, targets))
     if not options.allow_lint_errors and not all(result.ok.values()):
         raise ArtifactError(
-            "op lint failed (use allow_lint_errors to export anyway):\n" + result.report()
+            "op lint failed (use allow_lint_errors, --allow_lint_errors on the command line, to export "
+            "anyway):\n" + result.report()
         )
 
     partial = output_dir + ".partial"

@@ -88,6 +88,19 @@ class ExportCliTest(tf.test.TestCase):
         with flagsaver.flagsaver(model="/no/model", output_dir=out):
             with self.assertRaisesRegex(app.UsageError, "neither a distillation workdir"):
                 export_main.main(["export"])
+        for flags, message in (
+            (dict(num_representative=0), "--num_representative must be >= 1"),
+            (dict(num_heldout=0), "--num_heldout must be >= 1"),
+            (dict(onnx_batch=-1), "--onnx_batch must be >= 1, or 0"),
+            (dict(fp32_max_abs=-1.0), "--fp32_max_abs must be >= 0"),
+            (dict(int8_min_agreement=97.0), r"--int8_min_agreement is a fraction in \[0, 1\]"),
+            (dict(fp16_min_cosine=-0.5), r"--fp16_min_cosine is a fraction in \[0, 1\]"),
+        ):
+            with self.subTest(flags=flags):
+                with flagsaver.flagsaver(model=workdir, output_dir=out, **flags):
+                    with self.assertRaisesRegex(app.UsageError, message):
+                        export_main.main(["export"])
+        self.assertFalse(os.path.exists(out))
 
     def test_a_model_that_is_not_a_student_is_a_usage_error(self):
         with flagsaver.flagsaver(model=self.get_temp_dir(), output_dir=self.get_temp_dir() + "/o"):
