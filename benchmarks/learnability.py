@@ -113,7 +113,7 @@ def _knn(features, labels, groups) -> str:
 
 
 def _shuffled(train):
-    """`train` with its labels permuted across performances: each performance takes another's label."""
+    """`train` with its labels permuted across performances (a random permutation of the performances' labels)."""
     clips, labels, groups = train
     performances = np.unique(groups)
     own = np.array([labels[groups == g][0] for g in performances])
@@ -186,7 +186,8 @@ def main(argv):
     available = (synthetic.SIZES[FLAGS.size]["num_frames"] + 1) // 2
     if FLAGS.frames > available:
         raise app.UsageError(
-            f"the {FLAGS.size} world's clips have {available} frames at every other frame; pass --frames<={available}"
+            f"the {FLAGS.size} world's clips have {available} frames at every other frame; "
+            f"pass --frames<={available}"
         )
     for kind in FLAGS.inputs:
         if kind not in ("rgb", "absdiff"):

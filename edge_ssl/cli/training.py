@@ -90,9 +90,8 @@ def run(argv: Sequence[str], make_config: Callable[[list[str]], object], build: 
     # The strategy first: logical CPUs and collectives must be set before TensorFlow runs anything.
     try:
         strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.num_cpu_replicas)
-    except (
-        ValueError
-    ) as e:  # a flag that names no usable strategy here (multi_worker without TF_CONFIG, ...)
+    except ValueError as e:
+        # A strategy the flags cannot make here (multi_worker without TF_CONFIG, ...).
         raise app.UsageError(str(e)) from e
     from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
     from edge_ssl.train import data, loop  # pylint: disable=g-import-not-at-top
