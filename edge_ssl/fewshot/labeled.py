@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from edge_ssl import files
-from edge_ssl.data import pose_folder, sampling, video_folder
+from edge_ssl.data import decode, pose_folder, sampling, video_folder
 from edge_ssl.data.folder_index import Clip, ClipUnreadable, DataFolderError, FolderIndex
 from export import parity
 
@@ -80,8 +80,21 @@ def index_folder(root: str, modality: str) -> FolderIndex:
     except DataFolderError as e:
         raise LabeledDataError(str(e)) from e
     if not index.clips:
+        # The commonest cause: a folder of the other modality (videos for a pose model, or the reverse).
+        other, extensions = (
+            ("pose", pose_folder.POSE_EXTENSIONS)
+            if modality == "video"
+            else ("video", decode.VIDEO_EXTENSIONS)
+        )
+        foreign = sum(os.path.splitext(p)[1].lower() in extensions for p, _ in index.skipped)
+        mismatch = (
+            f", {foreign} of them {other} files, which a {modality} run (the model card's modality, or "
+            f"--modality) does not read"
+            if foreign
+            else ""
+        )
         raise LabeledDataError(
-            f"{root} has no readable {modality} clip ({len(index.skipped)} entries skipped; "
+            f"{root} has no readable {modality} clip ({len(index.skipped)} entries skipped{mismatch}; "
             f"run the data doctor: python -m edge_ssl.cli.data_doctor --data_dir={root} --modality={modality})"
         )
     return index

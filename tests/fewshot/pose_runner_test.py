@@ -12,6 +12,7 @@ from edge_ssl.fewshot import runner
 from edge_ssl.keras import keras
 from edge_ssl.models import pose_encoder
 from export import artifacts, parity, tflite
+from tests.fewshot import fixtures
 
 FRAMES = 12
 
@@ -125,6 +126,13 @@ class PoseRunnerTest(tf.test.TestCase):
             runner.run(
                 self.config(train_dir=unnamed, eval_dir=None, head="prototype", cross_view=True)
             )
+
+    def test_a_video_folder_for_the_pose_model_says_it_holds_videos(self):
+        videos = fixtures.write_video_folder(os.path.join(self.get_temp_dir(), "videos"), 2)
+        with self.assertRaisesRegex(
+            runner.RunnerError, r"no readable pose clip \((\d+) entries skipped, \1 of them video files"
+        ):
+            runner.run(self.config(train_dir=videos, eval_dir=None, head="prototype"))
 
 
 if __name__ == "__main__":
