@@ -130,7 +130,8 @@ class PoseRunnerTest(tf.test.TestCase):
     def test_a_video_folder_for_the_pose_model_says_it_holds_videos(self):
         videos = fixtures.write_video_folder(os.path.join(self.get_temp_dir(), "videos"), 2)
         with self.assertRaisesRegex(
-            runner.RunnerError, r"no readable pose clip \((\d+) entries skipped, \1 of them video files"
+            runner.RunnerError,
+            r"no readable pose clip \((\d+) entries skipped, \1 of them video files",
         ):
             runner.run(self.config(train_dir=videos, eval_dir=None, head="prototype"))
 
