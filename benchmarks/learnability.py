@@ -19,7 +19,7 @@ performances per split (the tiny world's TFDS build has only 40 training perform
 Examples (the figures in benchmarks/README.md):
   ./run.sh python benchmarks/learnability.py --data_dir=/tmp/edge_ssl_tfds --size=small --steps=600  # ~12 min
   ./run.sh python benchmarks/learnability.py --size=tiny --frames=4 --performances=2000,60,60 \
-      --steps=2000 --shuffled_labels  # ~6 min
+      --steps=2000 --shuffled_labels  # ~4 min
 """
 
 import time
