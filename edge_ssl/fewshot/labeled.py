@@ -26,7 +26,13 @@ import numpy as np
 
 from edge_ssl import files
 from edge_ssl.data import decode, pose_folder, sampling, video_folder
-from edge_ssl.data.folder_index import Clip, ClipUnreadable, DataFolderError, FolderIndex
+from edge_ssl.data.folder_index import (
+    Clip,
+    ClipUnreadable,
+    DataFolderError,
+    FolderIndex,
+    extension,
+)
 from export import parity
 
 VIEWS_CSV = "views.csv"
@@ -86,7 +92,7 @@ def index_folder(root: str, modality: str) -> FolderIndex:
             if modality == "video"
             else ("video", decode.VIDEO_EXTENSIONS)
         )
-        foreign = sum(os.path.splitext(p)[1].lower() in extensions for p, _ in index.skipped)
+        foreign = sum(extension(p) in extensions for p, _ in index.skipped)
         mismatch = (
             f", {foreign} of them {other} files, which a {modality} run (the model card's modality, or "
             f"--modality) does not read"
