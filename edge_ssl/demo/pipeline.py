@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable
 
 from edge_ssl import environment
-from edge_ssl.demo import stages
+from edge_ssl.demo import report, stages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_STAGES = 9
@@ -302,7 +302,7 @@ class Demo:
     def fewshot(
         self, folder: str, heldout: str, teacher_workdir: str, artifact: str, random_artifact: str
     ) -> dict:
-        rows = {"random init": {}, "teacher": {}, "student fp32": {}, "student int8": {}}
+        rows = {"random init": {}, "student fp32": {}, "student int8": {}}
         cache = os.path.join(self.output_dir, "embedding_cache")
         # The teacher's visual embedding is its representation; its motion embedding, where it has one, is what the
         # demo's student learns (`DISTILL_FLAGS`), so the report shows both.
@@ -367,8 +367,7 @@ class Demo:
         index = labeled.index_folder(heldout, "video")
         out = {}
         for view_name in teacher.views:
-            row = "teacher" if view_name == "visual" else f"teacher {view_name}"
-            out[row] = labeled.embed_clips(
+            out[report.teacher_row(view_name)] = labeled.embed_clips(
                 heldout,
                 index.classes,
                 index.clips,
@@ -415,8 +414,6 @@ class Demo:
 
     def run(self) -> dict:
         """Runs (or skips) every stage; returns the report's path and the results table."""
-        from edge_ssl.demo import report  # pylint: disable=g-import-not-at-top
-
         s = dataclasses.asdict(self.settings)
         p = self.pipeline
         world = p.run(
@@ -525,9 +522,9 @@ def _complexity(artifact: str, teacher_workdir: str) -> dict:
 
     student = student_lib.load_student(os.path.join(artifact, "saved_model")).model
     views = teacher_lib.load_teacher(teacher_workdir).views
-    models = [("student", student), ("teacher", views["visual"].model)]
-    if "motion" in views:
-        models.append(("teacher motion", views["motion"].model))
+    models = [("student", student)] + [
+        (report.teacher_row(n), view.model) for n, view in views.items()
+    ]
     return {
         name: {
             "params": int(model.count_params()),

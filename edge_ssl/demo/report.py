@@ -13,6 +13,11 @@ from edge_ssl import environment
 VERSION = 1  # bumped when the report's content changes, so a finished demo rewrites it
 
 
+def teacher_row(view_name: str) -> str:
+    """The results row of a teacher view: `teacher` for its visual view (its representation), `teacher <view>` else."""
+    return "teacher" if view_name == "visual" else f"teacher {view_name}"
+
+
 def _pyplot():
     import matplotlib  # pylint: disable=g-import-not-at-top
 
@@ -202,8 +207,8 @@ def write(folder: str, demo, outcomes: dict) -> dict:
             f"| teacher ({demo.method}, {view}, Keras) | {_fmt(rows[row].get(one))} | "
             f"{_fmt(rows[row].get(five_label))} | {cx[row]['params']:,} | "
             f"{cx[row]['macs_per_clip'] / 1e6:.1f} | - |"
-            for row, view in (("teacher", "visual"), ("teacher motion", "motion"))
-            if row in rows and row in cx
+            for view in ("visual", "motion")
+            if (row := teacher_row(view)) in rows and row in cx
         ),
         f"| student fp32 (TFLite) | {_fmt(rows['student fp32'].get(one))} | "
         f"{_fmt(rows['student fp32'].get(five_label))} | {student_cx} | {lat('fp32')} |",
