@@ -2,8 +2,13 @@
 per clip (whole-clip model) and per streamed frame (the step model with its state), next to a per-frame
 MobileNetV3-Small (keras.applications, random weights, no top, average pooling) at the same input size.
 
+Teachers are counted as the distiller runs them (`edge_ssl.distill.teacher.VIEWS`): every view of the method's
+`small` and `paper` configs (MoDist's visual and motion pathways, Cross and Learn's RGB stream and its motion stream
+over the stacks of one clip, Muscles' frame encoder), random weights, then each teacher's views together with the
+`small` student's share of their multiply-adds (issue 7's target: at most 1/10).
+
 Latency is the median of --runs invocations after --warmup, batch 1, `ai_edge_litert` with `num_threads=1`, models
-converted with the TFLite converter (fp32, builtin ops).
+converted with the TFLite converter (fp32, builtin ops). Views above --max_timed_gmacs are counted, not timed.
 
 Example:
   ./run.sh python benchmarks/students.py --runs=30
@@ -13,9 +18,10 @@ import tensorflow as tf
 from absl import app, flags
 
 from benchmarks import litert_timing
-from edge_ssl.configs import cross_and_learn_small, modist_small, muscles_small
+from edge_ssl.configs import loader
+from edge_ssl.distill import teacher as teacher_lib
 from edge_ssl.keras import keras
-from edge_ssl.methods import cross_and_learn, modist, muscles
+from edge_ssl.methods import registry
 from edge_ssl.models import complexity
 from edge_ssl.models import student as student_lib
 
@@ -23,7 +29,21 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("variants", ["tiny", "small", "base"], "Student variants.")
 flags.DEFINE_integer("runs", 30, "Timed invocations per model.")
 flags.DEFINE_integer("warmup", 3, "Untimed invocations first.")
-flags.DEFINE_bool("teachers", True, "Also measure the small teachers' backbones.")
+flags.DEFINE_list(
+    "teacher_sizes", ["small", "paper"], "Teacher configs to count (none: an empty list)."
+)
+flags.DEFINE_float(
+    "max_timed_gmacs",
+    2.0,
+    "Teacher views above this many GMACs per clip are not timed (MoDist's paper R50 is 45.5).",
+)
+
+TEACHER_NAMES = {"modist": "MoDist", "cross_and_learn": "Cross and Learn", "muscles": "Muscles"}
+VIEW_NAMES = {
+    "modist": {"visual": "visual pathway", "motion": "motion pathway"},
+    "cross_and_learn": {"visual": "RGB stream", "motion": "motion stream, mean over stacks"},
+    "muscles": {"visual": "frame encoder"},
+}
 
 
 def _step_tflite(student: student_lib.Student) -> bytes:
@@ -73,25 +93,35 @@ def main(argv):
             None,
             _latency_ms(litert_timing.keras_tflite(mobile)),
         )
-    if FLAGS.teachers:
-        teachers = (
-            ("MoDist small visual pathway", modist.build(modist_small.get_config())),
-            (
-                "Cross and Learn small RGB stream",
-                cross_and_learn.build(cross_and_learn_small.get_config()),
-            ),
-            ("Muscles small frame encoder", muscles.build(muscles_small.get_config())),
-        )
-        for name, method in teachers:
-            backbone = method.backbone
-            shape = backbone.input_shape
-            _row(
-                f"teacher: {name} ({shape[1]} x {shape[2]} px)",
-                backbone.count_params(),
-                complexity.multiply_adds(backbone) / 1e9,
-                _latency_ms(litert_timing.keras_tflite(backbone)),
-                None,
-            )
+    totals = []
+    for size in FLAGS.teacher_sizes:
+        for method_name in teacher_lib.RGB_TEACHERS:
+            method = registry.get(method_name).build(loader.load(method_name, size))
+            params = macs = 0
+            for view_name, view in teacher_lib.VIEWS[method_name](method).items():
+                model = view.model
+                gmacs = complexity.multiply_adds(model) / 1e9
+                params += model.count_params()
+                macs += gmacs
+                shape = " x ".join(str(d) for d in model.input_shape[1:])
+                timed = gmacs <= FLAGS.max_timed_gmacs
+                _row(
+                    f"teacher: {TEACHER_NAMES[method_name]} {size}, "
+                    f"{VIEW_NAMES[method_name][view_name]} ({shape})",
+                    model.count_params(),
+                    gmacs,
+                    _latency_ms(litert_timing.keras_tflite(model)) if timed else None,
+                    None,
+                )
+            totals.append((f"{TEACHER_NAMES[method_name]} {size}", params, macs))
+            keras.backend.clear_session()
+    if totals:
+        small = complexity.multiply_adds(student_lib.build_student("small").model) / 1e9
+        print()
+        print("| teacher, every view | params | GMACs per clip | `small` student's share |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, params, macs in totals:
+            print(f"| {name} | {params:,} | {macs:.4f} | {100 * small / macs:.1f}% |", flush=True)
 
 
 if __name__ == "__main__":
