@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from edge_ssl.data import augment, motion, pose_folder, video_folder
+from edge_ssl.data import augment, motion, pose_folder, synthetic, video_folder
 from edge_ssl.data.datasets import synthetic_world
 from edge_ssl.methods import base
 
@@ -101,6 +101,9 @@ def source_dataset(
     missing = (needs - {"flow"}) - set(ds.element_spec)
     if missing:
         raise DataError(f"{data} lacks {sorted(missing)}, which {method.name} needs")
+    if "rgb" in ds.element_spec:
+        # TFDS stores video as uint8 (the synthetic world too, read by name): DESIGN.md's contract is float32 in [0, 1].
+        ds = ds.map(synthetic.to_contract, num_parallel_calls=tf.data.AUTOTUNE)
     return ds
 
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from edge_ssl.configs import loader
 from edge_ssl.data import synthetic
+from edge_ssl.data.datasets import synthetic_world
 from edge_ssl.methods import registry
 from edge_ssl.train import data
 
@@ -39,6 +40,22 @@ class DataTest(tf.test.TestCase):
         )
         self.assertEqual(data.shuffle_buffer_size(pose, {"pose2d"}), 1024)
         self.assertEqual(data.shuffle_buffer_size(video, {"rgb"}, memory=1), 16)
+
+    def test_a_tfds_name_gives_examples_in_the_contract(self):
+        # `--data=synthetic_world/tiny`: TFDS stores the world's rgb as uint8, and a method's `prepare` takes the
+        # contract's float32 in [0, 1] (the distiller's raised a dtype error on uint8).
+        data_dir = os.path.join(self.get_temp_dir(), "tfds")
+        expected = next(iter(synthetic_world.load("tiny", "heldout", data_dir)))  # builds the world
+        method = _method("cross_and_learn")
+        source = data.source_dataset("synthetic_world/tiny", method, data_dir, "heldout", None)
+        example = next(iter(source))
+        self.assertEqual(example["rgb"].dtype, tf.float32)
+        self.assertAllClose(example["rgb"], expected["rgb"])
+        self.assertBetween(float(tf.reduce_max(example["rgb"])), 0.5, 1.0)
+        self.assertEqual(example["label"].dtype, tf.int32)
+        self.assertEqual(int(example["label"]), int(expected["label"]))
+        prepared = method.prepare(example, tf.constant([1, 2]))
+        self.assertEqual(prepared["rgb"].dtype, tf.float32)
 
     def test_bad_sources_are_clear_errors(self):
         method = _method("muscles")
