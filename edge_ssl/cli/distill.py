@@ -10,6 +10,8 @@ export. Labels in the data (the synthetic world's, or a TFDS dataset's `label`) 
 turns it off.
 """
 
+import os
+
 from absl import app, flags
 
 from edge_ssl.cli import training
@@ -24,14 +26,29 @@ training.define_flags("'synthetic', a folder of videos, or a TFDS name (RGB clip
 
 
 def _num_classes() -> int:
-    """Classes for the logit term: the synthetic world's actions, a TFDS dataset's labels, or 0 (none)."""
-    if not FLAGS.labels:
+    """Classes for the logit term: the synthetic world's actions, a TFDS dataset's `label` classes (the world read
+    by its TFDS name included), or 0 (none: `--nolabels`, a video folder, or a dataset without a ClassLabel `label`).
+    """
+    if not FLAGS.labels or os.path.isdir(FLAGS.data):
         return 0
-    from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
-
     if FLAGS.data == "synthetic":
+        from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
+
         return synthetic.NUM_ACTIONS
-    return 0
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    from edge_ssl.data.datasets import (  # pylint: disable=g-import-not-at-top,unused-import
+        synthetic_world,
+    )
+
+    try:
+        features = tfds.builder(FLAGS.data, data_dir=FLAGS.data_dir).info.features
+    except (
+        Exception
+    ):  # pylint: disable=broad-except  # an unknown name: the data stage says so, in one line
+        return 0
+    label = features["label"] if "label" in features else None
+    return int(getattr(label, "num_classes", 0) or 0)
 
 
 def main(argv: list[str]) -> int:

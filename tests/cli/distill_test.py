@@ -11,6 +11,7 @@ from absl import app
 from absl.testing import flagsaver
 
 from edge_ssl.cli import distill
+from edge_ssl.data import synthetic
 from edge_ssl.models import student as student_lib
 from edge_ssl.train import loop
 
@@ -77,6 +78,31 @@ class DistillCliTest(tf.test.TestCase):
         for t in range(clip.shape[1]):
             streamed, state = student.step(clip[:, t], state)
         self.assertAllClose(streamed, student(clip), atol=1e-5)
+
+    def test_the_world_by_its_tfds_name_distills_with_its_labels(self):
+        # `--data=synthetic_world/tiny` reads what `--data=synthetic` built: uint8 video in TFDS, float32 in the
+        # contract, and the world's ClassLabel feeds the logit term as the synthetic world's actions do.
+        result = _cli(
+            "edge_ssl.cli.distill",
+            f"--teacher={self.teacher}",
+            "--student=tiny",
+            "--data=synthetic_world/tiny",
+            f"--data_dir={self.data_dir}",
+            f"--workdir={self.get_temp_dir()}/by_name",
+            "--steps=2",
+            "--global_batch_size=8",
+            "--log_every=1",
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        last = [line for line in result.stdout.splitlines() if line.startswith("step 2/2 ")]
+        self.assertLen(last, 1)
+        self.assertIn(" logits=", last[0])
+        with flagsaver.flagsaver(data="synthetic_world/tiny", data_dir=self.data_dir):
+            self.assertEqual(distill._num_classes(), synthetic.NUM_ACTIONS)
+        with flagsaver.flagsaver(data="synthetic_world/tiny", data_dir=self.data_dir, labels=False):
+            self.assertEqual(distill._num_classes(), 0)
+        with flagsaver.flagsaver(data=self.get_temp_dir(), data_dir=self.data_dir):
+            self.assertEqual(distill._num_classes(), 0)  # a folder of videos has no labels
 
     def _usage_error(self, pattern: str, **flags):
         values = dict(
