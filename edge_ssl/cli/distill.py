@@ -37,16 +37,13 @@ def _num_classes() -> int:
         return synthetic.NUM_ACTIONS
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-    from edge_ssl.data.datasets import (  # pylint: disable=g-import-not-at-top,unused-import
-        synthetic_world,
-    )
+    from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
 
+    del synthetic_world  # imported to register the world's builder: its name resolves before it is built
     try:
         features = tfds.builder(FLAGS.data, data_dir=FLAGS.data_dir).info.features
-    except (
-        Exception
-    ):  # pylint: disable=broad-except  # an unknown name: the data stage says so, in one line
-        return 0
+    except Exception:  # pylint: disable=broad-except
+        return 0  # an unknown name: the data stage says so, in one line
     label = features["label"] if "label" in features else None
     return int(getattr(label, "num_classes", 0) or 0)
 

@@ -102,7 +102,7 @@ def source_dataset(
     if missing:
         raise DataError(f"{data} lacks {sorted(missing)}, which {method.name} needs")
     if "rgb" in ds.element_spec:
-        # TFDS stores video as uint8 (the synthetic world too, read by name): DESIGN.md's contract is float32 in [0, 1].
+        # TFDS stores video as uint8 (the synthetic world read by name too); the contract is float32 in [0, 1].
         ds = ds.map(synthetic.to_contract, num_parallel_calls=tf.data.AUTOTUNE)
     return ds
 
