@@ -37,8 +37,8 @@ def source_dataset(
     """The finite, unprepared dataset named by `data`, checked against what the method needs.
 
     Args:
-      data: "synthetic" (the world sized for the config), an existing folder (videos, or poses for cv_mim), or a
-        TFDS name such as "synthetic_world/small".
+      data: "synthetic" (the world sized for the config), "synthetic_world/<size>" (that world; both are built on
+        first use), an existing folder (videos, or poses for cv_mim), or the name of a prepared TFDS dataset.
       method: the method to feed; its `input_keys` must all be available (flow is computed when missing).
       data_dir: TFDS data directory (the synthetic world is built there on first use).
       split: the TFDS split ("pretrain" for the synthetic world).
@@ -50,6 +50,10 @@ def source_dataset(
     needs = set(method.input_keys)
     if data == "synthetic":
         size = WORLD_SIZES[method.config.size]
+        return synthetic_world.load(size, split, data_dir=data_dir)
+    world, _, size = data.partition("/")
+    if world == "synthetic_world" and size in synthetic.SIZES:
+        # The world named by size (a student distilled on its teacher's world): built on first use, as above.
         return synthetic_world.load(size, split, data_dir=data_dir)
     if os.path.isdir(data):
         if needs <= {"pose2d"} or method.name == "cv_mim":

@@ -1,8 +1,10 @@
 """Tests for edge_ssl.train.data: where pretraining data comes from, and the per-pipeline datasets."""
 
 import os
+from unittest import mock
 
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from edge_ssl.configs import loader
 from edge_ssl.data import synthetic
@@ -41,21 +43,39 @@ class DataTest(tf.test.TestCase):
         self.assertEqual(data.shuffle_buffer_size(pose, {"pose2d"}), 1024)
         self.assertEqual(data.shuffle_buffer_size(video, {"rgb"}, memory=1), 16)
 
-    def test_a_tfds_name_gives_examples_in_the_contract(self):
-        # `--data=synthetic_world/tiny`: TFDS stores the world's rgb as uint8, and a method's `prepare` takes the
-        # contract's float32 in [0, 1] (the distiller's raised a dtype error on uint8).
-        data_dir = os.path.join(self.get_temp_dir(), "tfds")
-        expected = next(iter(synthetic_world.load("tiny", "heldout", data_dir)))  # builds the world
+    def test_the_world_by_its_tfds_name_is_built_and_given_in_the_contract(self):
+        # `--data=synthetic_world/tiny`: built on first use like `--data=synthetic`, and in the contract (float32 rgb
+        # in [0, 1]; TFDS stores it as uint8, which the distiller's `prepare` refused with a dtype error).
+        data_dir = os.path.join(self.get_temp_dir(), "tfds_by_name")  # new: nothing prepared there
         method = _method("cross_and_learn")
+        self.assertFalse(os.path.exists(data_dir))
         source = data.source_dataset("synthetic_world/tiny", method, data_dir, "heldout", None)
+        self.assertTrue(os.path.isdir(os.path.join(data_dir, "synthetic_world", "tiny")))
         example = next(iter(source))
+        stored = next(iter(tfds.load("synthetic_world/tiny", split="heldout", data_dir=data_dir)))
+        self.assertEqual(stored["rgb"].dtype, tf.uint8)
         self.assertEqual(example["rgb"].dtype, tf.float32)
-        self.assertAllClose(example["rgb"], expected["rgb"])
+        self.assertAllClose(example["rgb"], tf.cast(stored["rgb"], tf.float32) / 255)
         self.assertBetween(float(tf.reduce_max(example["rgb"])), 0.5, 1.0)
         self.assertEqual(example["label"].dtype, tf.int32)
-        self.assertEqual(int(example["label"]), int(expected["label"]))
+        self.assertEqual(int(example["label"]), int(stored["label"]))
         prepared = method.prepare(example, tf.constant([1, 2]))
         self.assertEqual(prepared["rgb"].dtype, tf.float32)
+
+    def test_a_prepared_tfds_dataset_is_given_in_the_contract(self):
+        # Any TFDS dataset read by name (here the world through TFDS alone, no edge_ssl loader): uint8 rgb becomes
+        # float32 in [0, 1] and labels int32.
+        data_dir = os.path.join(self.get_temp_dir(), "tfds_prepared")
+        expected = next(iter(synthetic_world.load("tiny", "heldout", data_dir)))
+        with mock.patch.object(synthetic_world, "load", side_effect=AssertionError("not by name")):
+            with mock.patch.object(synthetic, "SIZES", {}):  # the name is not taken for the world's
+                source = data.source_dataset(
+                    "synthetic_world/tiny", _method("cross_and_learn"), data_dir, "heldout", None
+                )
+                example = next(iter(source))
+        self.assertEqual(example["rgb"].dtype, tf.float32)
+        self.assertAllClose(example["rgb"], expected["rgb"])
+        self.assertEqual(example["label"].dtype, tf.int32)
 
     def test_bad_sources_are_clear_errors(self):
         method = _method("muscles")
