@@ -386,7 +386,11 @@ def _export(
         if not entry.get("passed", True)
     ]
     if failed:
-        problems.append("parity failed:\n  " + "\n  ".join(failed))
+        problems.append(
+            "parity failed (the bounds are the thresholds option; on the command line --fp32_max_abs, "
+            "--fp16_min_cosine, --int8_min_cosine and --int8_min_agreement; every artifact's figures are in the "
+            "attempt's model_card.json):\n  " + "\n  ".join(failed)
+        )
     if problems:
         raise ArtifactError(
             f"nothing written to {output_dir} (the attempt is in {partial}):\n"
