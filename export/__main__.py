@@ -83,6 +83,9 @@ flags.DEFINE_bool(
 flags.DEFINE_integer("onnx_batch", 1, "ONNX batch size; 0 for a dynamic batch axis.")
 flags.DEFINE_float("fp32_max_abs", 1e-4, "fp32 parity: largest allowed absolute difference.")
 flags.DEFINE_float("fp16_min_cosine", 0.999, "fp16 parity: smallest allowed mean cosine.")
+flags.DEFINE_float(
+    "dynamic_min_cosine", 0.99, "Dynamic-range parity: smallest allowed mean cosine."
+)
 flags.DEFINE_float("int8_min_cosine", 0.98, "int8 parity: smallest allowed mean cosine.")
 flags.DEFINE_float("int8_min_agreement", 0.97, "int8 parity: smallest allowed top-1 agreement.")
 flags.DEFINE_bool("allow_lint_errors", False, "Export even when the op lint reports errors.")
@@ -99,7 +102,7 @@ def _check_numbers() -> None:
         )
     if FLAGS.fp32_max_abs < 0:
         raise app.UsageError(f"--fp32_max_abs must be >= 0, got {FLAGS.fp32_max_abs}")
-    for name in ("fp16_min_cosine", "int8_min_cosine", "int8_min_agreement"):
+    for name in ("fp16_min_cosine", "dynamic_min_cosine", "int8_min_cosine", "int8_min_agreement"):
         if not 0.0 <= getattr(FLAGS, name) <= 1.0:
             raise app.UsageError(
                 f"--{name} is a fraction in [0, 1], got {getattr(FLAGS, name)} (97% is 0.97)"
@@ -268,6 +271,7 @@ def main(argv):
     thresholds = dict(parity.DEFAULT_THRESHOLDS)
     thresholds["fp32"] = parity.Thresholds(max_abs=FLAGS.fp32_max_abs)
     thresholds["fp16"] = parity.Thresholds(min_cosine=FLAGS.fp16_min_cosine)
+    thresholds["dynamic"] = parity.Thresholds(min_cosine=FLAGS.dynamic_min_cosine)
     thresholds["int8"] = parity.Thresholds(
         min_cosine=FLAGS.int8_min_cosine, min_agreement=FLAGS.int8_min_agreement
     )

@@ -388,8 +388,8 @@ def _export(
     if failed:
         problems.append(
             "parity failed (the bounds are the thresholds option; on the command line --fp32_max_abs, "
-            "--fp16_min_cosine, --int8_min_cosine and --int8_min_agreement; every artifact's figures are in the "
-            "attempt's model_card.json):\n  " + "\n  ".join(failed)
+            "--fp16_min_cosine, --dynamic_min_cosine, --int8_min_cosine and --int8_min_agreement; every artifact's "
+            "figures are in the attempt's model_card.json):\n  " + "\n  ".join(failed)
         )
     if problems:
         raise ArtifactError(

@@ -95,6 +95,7 @@ class ExportCliTest(tf.test.TestCase):
             (dict(fp32_max_abs=-1.0), "--fp32_max_abs must be >= 0"),
             (dict(int8_min_agreement=97.0), r"--int8_min_agreement is a fraction in \[0, 1\]"),
             (dict(fp16_min_cosine=-0.5), r"--fp16_min_cosine is a fraction in \[0, 1\]"),
+            (dict(dynamic_min_cosine=2.0), r"--dynamic_min_cosine is a fraction in \[0, 1\]"),
         ):
             with self.subTest(flags=flags):
                 with flagsaver.flagsaver(model=workdir, output_dir=out, **flags):
