@@ -51,10 +51,6 @@ def source_dataset(
     if data == "synthetic":
         size = WORLD_SIZES[method.config.size]
         return synthetic_world.load(size, split, data_dir=data_dir)
-    world, _, size = data.partition("/")
-    if world == "synthetic_world" and size in synthetic.SIZES:
-        # The world named by size (a student distilled on its teacher's world): built on first use, as above.
-        return synthetic_world.load(size, split, data_dir=data_dir)
     if os.path.isdir(data):
         if needs <= {"pose2d"} or method.name == "cv_mim":
             available = {"pose2d", "confidence"}
@@ -90,8 +86,23 @@ def source_dataset(
             cache_dir=os.path.join(cache_dir, "frames") if cache_dir else None,
             flow_cache=flow_cache,
         )
+    world, _, size = data.partition("/")
+    if world == "synthetic_world":
+        if size not in synthetic.SIZES:
+            raise DataError(
+                f"--data={data!r}: the synthetic world's sizes are {', '.join(synthetic.SIZES)}"
+            )
+        # The world named by size (a student distilled on its teacher's world): built on first use like "synthetic".
+        return synthetic_world.load(size, split, data_dir=data_dir)
     if data.startswith(("/", ".", "~")) or data.count("/") > 1:
         raise DataError(f"data folder {data!r} does not exist")
+    return _tfds_dataset(data, method, data_dir, split)
+
+
+def _tfds_dataset(
+    data: str, method: base.Method, data_dir: str | None, split: str
+) -> tf.data.Dataset:
+    """A prepared TFDS dataset by name, checked against the method's keys, in the contract (float32 rgb)."""
     try:
         ds = tfds.load(data, split=split, data_dir=data_dir, download=False)
     except Exception as e:  # TFDS raises several types for an unknown or unprepared dataset
@@ -102,7 +113,7 @@ def source_dataset(
             f"{data_dir or 'its default data directory'} ({reason}); give 'synthetic', a folder of videos (poses "
             "for cv_mim), or the name of a TFDS dataset prepared in that data directory"
         ) from e
-    missing = (needs - {"flow"}) - set(ds.element_spec)
+    missing = (set(method.input_keys) - {"flow"}) - set(ds.element_spec)
     if missing:
         raise DataError(f"{data} lacks {sorted(missing)}, which {method.name} needs")
     if "rgb" in ds.element_spec:

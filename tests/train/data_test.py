@@ -68,11 +68,10 @@ class DataTest(tf.test.TestCase):
         data_dir = os.path.join(self.get_temp_dir(), "tfds_prepared")
         expected = next(iter(synthetic_world.load("tiny", "heldout", data_dir)))
         with mock.patch.object(synthetic_world, "load", side_effect=AssertionError("not by name")):
-            with mock.patch.object(synthetic, "SIZES", {}):  # the name is not taken for the world's
-                source = data.source_dataset(
-                    "synthetic_world/tiny", _method("cross_and_learn"), data_dir, "heldout", None
-                )
-                example = next(iter(source))
+            source = data._tfds_dataset(
+                "synthetic_world/tiny", _method("cross_and_learn"), data_dir, "heldout"
+            )
+            example = next(iter(source))
         self.assertEqual(example["rgb"].dtype, tf.float32)
         self.assertAllClose(example["rgb"], expected["rgb"])
         self.assertEqual(example["label"].dtype, tf.int32)
@@ -83,6 +82,12 @@ class DataTest(tf.test.TestCase):
             data.source_dataset("./no/such/folder", method, None, "pretrain", None)
         # A bare word that is neither a folder nor a prepared TFDS dataset: one short message, not TFDS's list of
         # every dataset it knows.
+        with self.assertRaisesRegex(
+            data.DataError, "the synthetic world's sizes are tiny, small, base"
+        ):
+            data.source_dataset(
+                "synthetic_world/huge", method, self.get_temp_dir(), "pretrain", None
+            )
         with self.assertRaisesRegex(data.DataError, "'folder' is not an existing folder") as raised:
             data.source_dataset("folder", method, self.get_temp_dir(), "pretrain", None)
         self.assertEqual(len(str(raised.exception).splitlines()), 1)
