@@ -23,6 +23,8 @@ import sys
 import numpy as np
 from absl import app, flags
 
+from export import parity
+
 FLAGS = flags.FLAGS
 # The synthetic world a pretraining run of each config size used (edge_ssl.train.data.WORLD_SIZES; export does not
 # import training code).
@@ -81,13 +83,29 @@ flags.DEFINE_bool(
     "int8_io", False, "int8 inputs and outputs for the int8 model (float32 otherwise)."
 )
 flags.DEFINE_integer("onnx_batch", 1, "ONNX batch size; 0 for a dynamic batch axis.")
-flags.DEFINE_float("fp32_max_abs", 1e-4, "fp32 parity: largest allowed absolute difference.")
-flags.DEFINE_float("fp16_min_cosine", 0.999, "fp16 parity: smallest allowed mean cosine.")
+# The parity bounds' defaults are parity.DEFAULT_THRESHOLDS (issue 8's), so the two cannot drift apart.
+_BOUNDS = parity.DEFAULT_THRESHOLDS
 flags.DEFINE_float(
-    "dynamic_min_cosine", 0.99, "Dynamic-range parity: smallest allowed mean cosine."
+    "fp32_max_abs",
+    _BOUNDS["fp32"].max_abs,
+    "fp32 parity: largest allowed absolute difference.",
 )
-flags.DEFINE_float("int8_min_cosine", 0.98, "int8 parity: smallest allowed mean cosine.")
-flags.DEFINE_float("int8_min_agreement", 0.97, "int8 parity: smallest allowed top-1 agreement.")
+flags.DEFINE_float(
+    "fp16_min_cosine", _BOUNDS["fp16"].min_cosine, "fp16 parity: smallest allowed mean cosine."
+)
+flags.DEFINE_float(
+    "dynamic_min_cosine",
+    _BOUNDS["dynamic"].min_cosine,
+    "Dynamic-range parity: smallest allowed mean cosine.",
+)
+flags.DEFINE_float(
+    "int8_min_cosine", _BOUNDS["int8"].min_cosine, "int8 parity: smallest allowed mean cosine."
+)
+flags.DEFINE_float(
+    "int8_min_agreement",
+    _BOUNDS["int8"].min_agreement,
+    "int8 parity: smallest allowed top-1 agreement.",
+)
 flags.DEFINE_bool("allow_lint_errors", False, "Export even when the op lint reports errors.")
 
 
@@ -237,7 +255,7 @@ def _pose_folder(path: str, count: int):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from export import artifacts, parity  # pylint: disable=g-import-not-at-top
+    from export import artifacts  # pylint: disable=g-import-not-at-top
 
     formats = list(FLAGS.formats)
     unknown = sorted(set(formats) - set(FORMATS))
@@ -268,13 +286,14 @@ def main(argv):
             heldout, labels = _folder(FLAGS.heldout, FLAGS.num_heldout, frames, size)
         else:
             heldout, labels = _synthetic("heldout", FLAGS.num_heldout, frames, size)
-    thresholds = dict(parity.DEFAULT_THRESHOLDS)
-    thresholds["fp32"] = parity.Thresholds(max_abs=FLAGS.fp32_max_abs)
-    thresholds["fp16"] = parity.Thresholds(min_cosine=FLAGS.fp16_min_cosine)
-    thresholds["dynamic"] = parity.Thresholds(min_cosine=FLAGS.dynamic_min_cosine)
-    thresholds["int8"] = parity.Thresholds(
-        min_cosine=FLAGS.int8_min_cosine, min_agreement=FLAGS.int8_min_agreement
-    )
+    thresholds = {
+        "fp32": parity.Thresholds(max_abs=FLAGS.fp32_max_abs),
+        "fp16": parity.Thresholds(min_cosine=FLAGS.fp16_min_cosine),
+        "dynamic": parity.Thresholds(min_cosine=FLAGS.dynamic_min_cosine),
+        "int8": parity.Thresholds(
+            min_cosine=FLAGS.int8_min_cosine, min_agreement=FLAGS.int8_min_agreement
+        ),
+    }
     options = artifacts.ExportOptions(
         quantizations=tuple(f[len("tflite_") :] for f in formats if f.startswith("tflite_")),
         onnx="onnx" in formats or any(f.startswith("tensorrt_") for f in formats),
