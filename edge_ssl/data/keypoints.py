@@ -62,18 +62,7 @@ LIMB_ENDPOINTS = np.array([(INDEX[a], INDEX[b]) for _, a, b in LIMBS], dtype=np.
 # signals[..., LIMB_FLIP_PERMUTATION] (and moved[...]) relabel the limbs of a mirrored clip.
 LIMB_FLIP_PERMUTATION = np.array([LIMB_NAMES.index(_mirror(n)) for n in LIMB_NAMES], dtype=np.int32)
 
-# Segments drawn by the synthetic renderer, and the torso pairs CV-MIM normalises by.
-BONES = tuple(
-    (INDEX[a], INDEX[b])
-    for a, b in (
-        ("left_shoulder", "right_shoulder"),
-        ("left_hip", "right_hip"),
-        ("left_shoulder", "left_hip"),
-        ("right_shoulder", "right_hip"),
-        ("nose", "left_shoulder"),
-        ("nose", "right_shoulder"),
-    )
-) + tuple((INDEX[a], INDEX[b]) for _, a, b in LIMBS)
+# The torso pairs CV-MIM normalises by.
 TORSO_PAIRS = tuple(
     (INDEX[a], INDEX[b])
     for a, b in (

@@ -1,12 +1,19 @@
-"""The synthetic world: stick-figure people acting in front of cameras, with every modality from one source.
+"""The synthetic world: clothed people acting in rooms before cameras, with every modality from one source.
 
 One seeded generator produces, for each *performance* (one person doing one action), a 3D pose sequence from a small
-forward-kinematics skeleton, several perspective cameras around the person, and for each camera an example: the RGB
-render (limbs as thick shaded strokes over a textured background, with colour, lighting, noise and camera-shake
-nuisance), the 2D keypoints in that camera, the same frames seen from another camera (CV-MIM's cross-view positive),
+forward-kinematics skeleton, several perspective cameras in a frontal arc, and for each camera an example: the RGB
+render, the 2D keypoints in that camera, the same frames seen from another camera (CV-MIM's cross-view positive),
 limb angular speeds and movement flags (the stand-in for the Muscles paper's limb IMUs), a gaze-like 2D target, and
-the label. Actions differ by motion only: limb colours, background and lighting are drawn per performance independently
-of the action, so appearance carries no class information.
+the label. It is built to behave like real footage where it matters for learning:
+
+* The person is visible and recognisable: filled capsules along the bones (sleeves, trousers, shoes, hands, neck),
+  a filled trunk, two-tone shading, hair on the back of the head (so front and back, and left and right, can be told
+  apart), clothing luminance at least MIN_CONTRAST from the background behind it, standing 65-85% of the frame high.
+* Nuisance cannot be memorised: clothing, body proportions and style are drawn per performance independently of the
+  action; backgrounds come from a pool of rooms shared by every action and split (`clutter`, flat to textures);
+  lighting (gain, colour cast, brightness ramp, flicker), sensor noise and camera drift vary per clip.
+* Actions are defined by pose and motion; two pairs differ only in time order (TIME_REVERSED), so motion is needed.
+  benchmarks/learnability.py measures what a network can learn from it.
 
 Example keys (numpy, one dict per (performance, camera)); T frames of H x W pixels:
 
@@ -25,7 +32,8 @@ Example keys (numpy, one dict per (performance, camera)); T frames of H x W pixe
 * `gaze` float32 [T, 2]: where the person looks, as (x / W, y / H) in this camera, [-1, -1] where that point is outside
   the image or behind the camera. The person looks at their moving hand(s) when the hands move, else straight ahead.
 * `label` int32 (index into `ACTIONS`), `performance_id` int32, `camera_id` int32 (index among the performance's
-  cameras).
+  cameras), `room_id` int32 (the room of the shared pool, -1 at other clutter levels).
+* `mask` uint8 [T, H, W, 1], only with `generate(..., mask=True)`: 1 on the person's pixels.
 
 Splits: `pretrain` and `test` hold `SEEN_ACTIONS` only, `heldout` holds `HELDOUT_ACTIONS` only, so few-shot
 evaluation on `heldout` uses classes pretraining never saw. The world is y-up, right-handed, metres; time is seconds,
@@ -33,6 +41,7 @@ sampled at the size's `fps`, and every size covers the same clip duration.
 """
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator, Mapping
 
@@ -41,22 +50,33 @@ import numpy as np
 
 from edge_ssl.data import keypoints
 
-# Actions differ by motion. Held-out ones come last, so seen labels are 0..len(SEEN_ACTIONS)-1.
+# Actions differ by pose and motion. Held-out ones come last, so seen labels are 0..len(SEEN_ACTIONS)-1. Two pairs
+# differ only in time order (squat_down / stand_up, raise_arms / lower_arms): one plays the other backwards, so a
+# single frame cannot tell them apart and motion is needed.
 SEEN_ACTIONS = (
     "wave_left",
     "wave_right",
     "clap",
     "jumping_jack",
-    "squat",
+    "squat_down",
+    "stand_up",
     "kick_left",
     "kick_right",
     "punch",
     "march",
-    "bend_forward",
 )
-HELDOUT_ACTIONS = ("arm_circles", "twist", "side_step", "raise_arms", "jump")
+HELDOUT_ACTIONS = ("arm_circles", "side_step", "jump", "raise_arms", "lower_arms")
 ACTIONS = SEEN_ACTIONS + HELDOUT_ACTIONS
 NUM_ACTIONS = len(ACTIONS)
+# The pairs in which one action is the other played backwards (the second is rendered as the first reversed).
+TIME_REVERSED = (("squat_down", "stand_up"), ("raise_arms", "lower_arms"))
+
+# ACTION_FLIP[label] is the label of the horizontally mirrored clip: the person's left becomes their right, so
+# wave_left <-> wave_right and kick_left <-> kick_right; every other action is its own mirror image. Use it wherever
+# a flip meets labels (augmentation, supervised benchmarks).
+_MIRRORED = {"wave_left": "wave_right", "kick_left": "kick_right"}
+_MIRRORED.update({v: k for k, v in _MIRRORED.items()})
+ACTION_FLIP = np.array([ACTIONS.index(_MIRRORED.get(a, a)) for a in ACTIONS], dtype=np.int32)
 
 SPLITS = ("pretrain", "test", "heldout")
 _SPLIT_ACTIONS = {"pretrain": SEEN_ACTIONS, "test": SEEN_ACTIONS, "heldout": HELDOUT_ACTIONS}
@@ -78,12 +98,16 @@ VIEW_FIELDS = (
 )
 NUM_VIEW_FIELDS = len(VIEW_FIELDS)
 
+# Background settings of `WorldConfig.clutter`: flat, shared room pool (default), unique rooms, textures.
+CLUTTER_LEVELS = (0, 1, 2, 3)
+
 # One table of sizes, decoded only by `get_config`. Every size spans CLIP_SECONDS of motion.
 CLIP_SECONDS = 2.0
 SIZES = {
     "tiny": dict(num_frames=8, height=32, width=32, num_cameras=3, performances=(40, 20, 20)),
+    # Thousands of performances, so that memorising performers is harder than learning actions.
     "small": dict(
-        num_frames=16, height=112, width=112, num_cameras=4, performances=(400, 100, 100)
+        num_frames=16, height=112, width=112, num_cameras=3, performances=(2000, 200, 200)
     ),
     "base": dict(
         num_frames=32, height=224, width=224, num_cameras=4, performances=(2000, 400, 400)
@@ -104,6 +128,15 @@ class WorldConfig:
       performances: number of performances in the (pretrain, test, heldout) splits.
       moved_min_deg_per_s: limb angular speeds below this are `moved == 0` (still).
       moved_max_deg_per_s: limb angular speeds above this are `moved == 1` (moving); in between is -1.
+      clutter: the background. 0 a flat colour per performance; 1 (default) a room from a fixed pool of `rooms`
+        scenes shared by every action and split (wall and floor meeting behind the person, furniture blocks,
+        low-amplitude wallpaper, slightly blurred), so a background says nothing about the action or the performer;
+        2 a room of the same kind drawn anew for every performance; 3 high-contrast textures (noise, stripes,
+        checkers) drawn anew for every clip, the world's first renderer's backgrounds.
+      rooms: scenes in the shared pool of `clutter` 1.
+      camera_arc_deg: the cameras of a performance sit within this arc of azimuths centred on the direction the
+        person faces (120: a frontal arc of +-60 degrees, so front and back, and so left and right, are visible;
+        360: all around the person, for cross-view pose work that wants the widest views).
     """
 
     name: str = "custom"
@@ -114,6 +147,9 @@ class WorldConfig:
     performances: tuple[int, int, int] = (40, 20, 20)
     moved_min_deg_per_s: float = 15.0
     moved_max_deg_per_s: float = 40.0
+    clutter: int = 1
+    rooms: int = 32
+    camera_arc_deg: float = 120.0
 
     def __post_init__(self):
         if not isinstance(self.num_frames, int) or self.num_frames < 2:
@@ -140,6 +176,12 @@ class WorldConfig:
                 "need 0 <= moved_min_deg_per_s < moved_max_deg_per_s, got "
                 f"{self.moved_min_deg_per_s} and {self.moved_max_deg_per_s}"
             )
+        if self.clutter not in CLUTTER_LEVELS:
+            raise ValueError(f"clutter must be one of {CLUTTER_LEVELS}, got {self.clutter!r}")
+        if not isinstance(self.rooms, int) or self.rooms < 1:
+            raise ValueError(f"rooms must be an int >= 1, got {self.rooms!r}")
+        if not 0.0 < self.camera_arc_deg <= 360.0:
+            raise ValueError(f"camera_arc_deg must be in (0, 360], got {self.camera_arc_deg!r}")
 
     @property
     def fps(self) -> float:
@@ -179,6 +221,12 @@ def get_config(name: str, **overrides) -> WorldConfig:
     return WorldConfig(**{"name": name, **SIZES[name], **overrides})
 
 
+def split_actions(split: str) -> tuple[str, ...]:
+    """The actions of `split`: SEEN_ACTIONS for pretrain and test, HELDOUT_ACTIONS for heldout."""
+    _split_index(split)
+    return _SPLIT_ACTIONS[split]
+
+
 def _split_index(split: str) -> int:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; splits are {SPLITS}")
@@ -188,7 +236,7 @@ def _split_index(split: str) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 # Body: proportions, actions as joint-angle curves, forward kinematics.
 
-# Segment lengths in metres for a person of scale 1 (about 1.75 m tall).
+# Segment lengths and the widths of the rendered body in metres, for a person of scale 1 (about 1.78 m tall).
 _BODY = dict(
     foot=0.06,
     shin=0.44,
@@ -198,13 +246,20 @@ _BODY = dict(
     shoulder_half=0.19,
     upper_arm=0.30,
     forearm=0.27,
-    limb_width=0.09,
     head_radius=0.11,
+    # Widths (diameters) of the filled capsules the renderer draws along the bones.
+    upper_arm_width=0.13,
+    forearm_width=0.1,
+    thigh_width=0.2,
+    shin_width=0.14,
+    neck_width=0.10,
+    trunk_round=0.2,
+    hand_radius=0.05,
+    shoe_length=0.2,
+    shoe_width=0.1,
 )
+STANDING_HEIGHT = 1.78  # metres, feet to the top of the head at scale 1
 
-# Joint angles, degrees. Arm segments are (elevation above the horizontal, azimuth from sideways-out towards forward)
-# in the torso frame; legs are flexion forward, abduction sideways and knee bend; pitch bends the torso forward at the
-# hips, twist turns it about the vertical; dx (sideways, metres) and dy (lift off the ground, metres) move the body.
 _ANGLE_KEYS = (
     "l_arm_el",
     "l_arm_az",
@@ -245,10 +300,10 @@ def _both(pose: dict, key: str, left: np.ndarray, right: np.ndarray | None = Non
 
 
 def _wave(pose, th, a, side):
-    pose[f"{side}_arm_el"] = np.full_like(th, 40.0)
+    pose[f"{side}_arm_el"] = 35.0 + 10.0 * a * np.sin(th)
     pose[f"{side}_arm_az"] = np.full_like(th, 10.0)
-    # The forearm swings in the frontal plane about the raised elbow.
-    pose[f"{side}_fore_el"] = 65.0 + 30.0 * a * np.sin(th)
+    # The forearm swings in the frontal plane about the raised elbow, from out sideways to over the head.
+    pose[f"{side}_fore_el"] = 50.0 + 55.0 * a * np.sin(th)
     pose[f"{side}_fore_az"] = np.full_like(th, 10.0)
 
 
@@ -270,8 +325,42 @@ def _kick(pose, th, a, side):
     pose["pitch"] = -8.0 * a * h
 
 
-def _action_angles(action: str, th: np.ndarray, a: float) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Joint-angle curves (degrees), sideways shift and lift (metres) of `action` at phases `th` and amplitude `a`."""
+def _squat(pose, p, a):
+    """Crouched by `p` (0 standing, 1 deep), arms reaching forward for balance."""
+    _both(pose, "hip_flex", np.minimum(100.0 * a * p, 110.0))
+    _both(pose, "knee", np.minimum(3.0 + 120.0 * a * p, 130.0))
+    pose["pitch"] = 35.0 * a * p
+    _both(pose, "arm_el", -85.0 + 80.0 * a * p)
+    _both(pose, "fore_el", -80.0 + 80.0 * a * p)
+    _both(pose, "arm_az", np.full_like(p, 85.0))
+    _both(pose, "fore_az", np.full_like(p, 85.0))
+
+
+def _raised(pose, p, a):
+    """Both arms raised forwards by `p` (0 hanging, 1 overhead)."""
+    el = np.minimum(-85.0 + 170.0 * min(a, 1.0) * p, 88.0)
+    _both(pose, "arm_el", el)
+    _both(pose, "fore_el", el)
+    _both(pose, "arm_az", np.full_like(p, 88.0))
+    _both(pose, "fore_az", np.full_like(p, 88.0))
+
+
+def _action_angles(
+    action: str, th: np.ndarray, a: float, ramp: np.ndarray
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Joint-angle curves (degrees), sideways shift and lift (metres) of `action`.
+
+    Args:
+      action: a name of ACTIONS.
+      th: [T] phases (radians) of the cyclic actions.
+      a: amplitude, the performer's style.
+      ramp: [T] progress of the one-way actions (squat_down, raise_arms), rising from 0 to 1 within the clip; the
+        second action of each TIME_REVERSED pair is the first one's curves played backwards.
+    """
+    for first, second in TIME_REVERSED:
+        if action == second:
+            pose, dx, dy = _action_angles(first, th, a, ramp)
+            return {k: v[::-1].copy() for k, v in pose.items()}, dx[::-1].copy(), dy[::-1].copy()
     s, c = np.sin(th), np.cos(th)
     h = 0.5 - 0.5 * c  # 0 -> 1 -> 0 over a cycle
     up, down = np.maximum(s, 0.0), np.maximum(-s, 0.0)
@@ -282,10 +371,10 @@ def _action_angles(action: str, th: np.ndarray, a: float) -> tuple[dict, np.ndar
     elif action == "wave_right":
         _wave(pose, th, a, "r")
     elif action == "clap":
-        _both(pose, "arm_el", np.full_like(th, -5.0))
-        _both(pose, "arm_az", 40.0 + 50.0 * a * h)
-        _both(pose, "fore_el", np.full_like(th, 0.0))
-        _both(pose, "fore_az", 60.0 + 45.0 * a * h)
+        _both(pose, "arm_el", np.full_like(th, 0.0))
+        _both(pose, "arm_az", 30.0 + 60.0 * a * h)
+        _both(pose, "fore_el", np.full_like(th, 5.0))
+        _both(pose, "fore_az", 40.0 + 60.0 * a * h)
     elif action == "jumping_jack":
         el = np.minimum(-80.0 + 150.0 * a * h, 85.0)
         _both(pose, "arm_el", el)
@@ -294,14 +383,8 @@ def _action_angles(action: str, th: np.ndarray, a: float) -> tuple[dict, np.ndar
         _both(pose, "fore_az", np.full_like(th, 0.0))
         _both(pose, "hip_abd", 4.0 + 18.0 * a * h)
         dy = 0.06 * a * np.abs(s)
-    elif action == "squat":
-        _both(pose, "hip_flex", np.minimum(100.0 * a * h, 110.0))
-        _both(pose, "knee", np.minimum(3.0 + 120.0 * a * h, 130.0))
-        pose["pitch"] = 35.0 * a * h
-        _both(pose, "arm_el", -85.0 + 80.0 * a * h)
-        _both(pose, "fore_el", -80.0 + 80.0 * a * h)
-        _both(pose, "arm_az", np.full_like(th, 85.0))
-        _both(pose, "fore_az", np.full_like(th, 85.0))
+    elif action == "squat_down":
+        _squat(pose, ramp, a)
     elif action == "kick_left":
         _kick(pose, th, a, "l")
     elif action == "kick_right":
@@ -316,34 +399,20 @@ def _action_angles(action: str, th: np.ndarray, a: float) -> tuple[dict, np.ndar
         pose["twist"] = 15.0 * a * (down - up)
     elif action == "march":
         for side, lift, swing in (("l", up, -s), ("r", down, s)):
-            pose[f"{side}_hip_flex"] = 60.0 * a * lift
-            pose[f"{side}_knee"] = 3.0 + 80.0 * a * lift
+            pose[f"{side}_hip_flex"] = 70.0 * a * lift
+            pose[f"{side}_knee"] = 3.0 + 90.0 * a * lift
             # Each arm swings with the opposite leg.
-            pose[f"{side}_arm_el"] = -90.0 + 35.0 * a * swing
-            pose[f"{side}_fore_el"] = -80.0 + 45.0 * a * swing
+            pose[f"{side}_arm_el"] = -90.0 + 45.0 * a * swing
+            pose[f"{side}_fore_el"] = -80.0 + 55.0 * a * swing
             pose[f"{side}_arm_az"] = np.full_like(th, 90.0)
             pose[f"{side}_fore_az"] = np.full_like(th, 90.0)
-    elif action == "bend_forward":
-        pitch = np.minimum(80.0 * a * h, 90.0)
-        pose["pitch"] = pitch
-        # Arms reach towards the feet: they swing forward in the bending torso's frame, by less than its bend.
-        _both(pose, "arm_el", -88.0 + 0.5 * pitch)
-        _both(pose, "fore_el", -85.0 + 0.5 * pitch)
-        _both(pose, "arm_az", np.full_like(th, 88.0))
-        _both(pose, "fore_az", np.full_like(th, 88.0))
     elif action == "arm_circles":
-        _both(pose, "arm_el", 25.0 * a * c)
-        _both(pose, "fore_el", 28.0 * a * c)
-        _both(pose, "arm_az", 25.0 * a * s)
-        _both(pose, "fore_az", 28.0 * a * s)
-    elif action == "twist":
-        pose["twist"] = 50.0 * a * s
-        _both(pose, "arm_el", np.full_like(th, -10.0))
-        _both(pose, "fore_el", np.full_like(th, -5.0))
-        _both(pose, "arm_az", np.full_like(th, 10.0))
-        _both(pose, "fore_az", np.full_like(th, 20.0))
+        _both(pose, "arm_el", 35.0 * a * c)
+        _both(pose, "fore_el", 38.0 * a * c)
+        _both(pose, "arm_az", 35.0 * a * s)
+        _both(pose, "fore_az", 38.0 * a * s)
     elif action == "side_step":
-        dx = 0.25 * a * s
+        dx = 0.3 * a * s
         # The leading leg opens in the direction of travel.
         _both(
             pose,
@@ -353,11 +422,7 @@ def _action_angles(action: str, th: np.ndarray, a: float) -> tuple[dict, np.ndar
         )
         _both(pose, "knee", np.full_like(th, 10.0))
     elif action == "raise_arms":
-        el = np.minimum(-85.0 + 170.0 * a * h, 88.0)
-        _both(pose, "arm_el", el)
-        _both(pose, "fore_el", el)
-        _both(pose, "arm_az", np.full_like(th, 88.0))
-        _both(pose, "fore_az", np.full_like(th, 88.0))
+        _raised(pose, ramp, a)
     elif action == "jump":
         crouch = np.minimum(a * down, 1.0)
         _both(pose, "hip_flex", 55.0 * crouch)
@@ -506,23 +571,30 @@ def camera_depth(points3d: np.ndarray, view: np.ndarray) -> np.ndarray:
 
 
 def _sample_cameras(
-    rng: np.random.Generator, cfg: WorldConfig, target: np.ndarray, height_m: float
+    rng: np.random.Generator, cfg: WorldConfig, target: np.ndarray, height_m: float, yaw: float
 ):
-    """[num_cameras, NUM_VIEW_FIELDS] cameras spread around the person, each framing the whole body."""
-    base = rng.uniform(0.0, 2.0 * math.pi)
+    """[num_cameras, NUM_VIEW_FIELDS] cameras within `camera_arc_deg` of the facing `yaw`, each framing the body.
+
+    Azimuths are spread evenly over the arc with jitter, so the views of one performance really differ (by up to the
+    arc); the standing person fills 65-85% of the frame height.
+    """
+    arc = math.radians(cfg.camera_arc_deg)
+    n = cfg.num_cameras
+    if cfg.camera_arc_deg >= 360.0:
+        start = rng.uniform(0.0, 2.0 * math.pi)
+        azimuths = start + arc * (np.arange(n) + rng.uniform(-0.1, 0.1, size=n)) / n
+    else:
+        azimuths = yaw - arc / 2.0 + arc * (np.arange(n) + rng.uniform(0.0, 1.0, size=n)) / n
     views = []
-    for i in range(cfg.num_cameras):
-        # Spread azimuths evenly with jitter, so the views of one performance really differ.
-        az = (base + 2.0 * math.pi * i / cfg.num_cameras + rng.uniform(-0.3, 0.3)) % (2.0 * math.pi)
-        el = rng.uniform(math.radians(-5.0), math.radians(35.0))
-        roll = rng.uniform(math.radians(-6.0), math.radians(6.0))
+    for az in azimuths:
+        el = rng.uniform(math.radians(-5.0), math.radians(25.0))
+        roll = rng.uniform(math.radians(-4.0), math.radians(4.0))
         dist = rng.uniform(3.5, 6.0)
-        # A raised arm reaches about 1.3 x body height; that extent fills 70-95 % of the frame.
-        focal = rng.uniform(0.7, 0.95) * min(cfg.height, cfg.width) * dist / (1.3 * height_m)
-        cx = cfg.width / 2.0 + rng.uniform(-0.05, 0.05) * cfg.width
-        cy = cfg.height / 2.0 + rng.uniform(-0.05, 0.05) * cfg.height
-        aim = target + rng.uniform(-0.1, 0.1, size=3)
-        views.append([az, el, roll, dist, focal, cx, cy, *aim])
+        focal = rng.uniform(0.65, 0.85) * cfg.height * dist / height_m
+        cx = cfg.width / 2.0 + rng.uniform(-0.03, 0.03) * cfg.width
+        cy = cfg.height / 2.0 + rng.uniform(-0.03, 0.03) * cfg.height
+        aim = target + rng.uniform(-0.05, 0.05, size=3)
+        views.append([az % (2.0 * math.pi), el, roll, dist, focal, cx, cy, *aim])
     return np.asarray(views, dtype=np.float64)
 
 
@@ -597,12 +669,36 @@ def _normalised_gaze(points: np.ndarray, view: np.ndarray, shake: np.ndarray, cf
 # ----------------------------------------------------------------------------------------------------------------
 # Rendering.
 
+# Clothing stays at least this far (0-255 luminance) from the background behind it, before lighting.
+MIN_CONTRAST = 40.0
 
-def _random_colour(rng: np.random.Generator, sat=(0.3, 1.0), val=(0.3, 1.0)) -> np.ndarray:
+
+def luminance(rgb) -> np.ndarray:
+    """Rec. 601 luma of RGB values in [0, 255] (any leading shape)."""
+    return np.asarray(rgb, np.float32) @ np.float32([0.299, 0.587, 0.114])
+
+
+def _random_colour(
+    rng: np.random.Generator, sat=(0.3, 1.0), val=(0.3, 1.0), hue=(0.0, 180.0)
+) -> np.ndarray:
     hsv = np.array(
-        [[[rng.uniform(0, 180), rng.uniform(*sat) * 255, rng.uniform(*val) * 255]]], np.uint8
+        [[[rng.uniform(*hue), rng.uniform(*sat) * 255, rng.uniform(*val) * 255]]], np.uint8
     )
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+
+def _contrasting_colour(
+    rng: np.random.Generator, avoid, sat=(0.15, 0.9), gap: float = MIN_CONTRAST
+) -> np.ndarray:
+    """A random colour whose luminance is at least `gap` from each luminance in `avoid`."""
+    avoid = np.asarray(avoid, np.float32)
+    for _ in range(64):
+        colour = _random_colour(rng, sat=sat, val=(0.05, 1.0))
+        if np.all(np.abs(luminance(colour) - avoid) >= gap):
+            return colour
+    # Rare: the backgrounds' luminances leave no gap a random draw finds; take the extreme furthest from them.
+    greys = [np.full(3, v, np.float32) for v in (15.0, 240.0)]
+    return max(greys, key=lambda g: float(np.min(np.abs(luminance(g) - avoid))))
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -627,7 +723,8 @@ def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return a * (1.0 - m[..., None]) + b * m[..., None]
 
 
-def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def _textured_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """clutter 3: one or two overlaid high-contrast textures with pixel noise."""
     tex = _texture(rng, height, width)
     if rng.uniform() < 0.5:  # overlay a second texture for more variety
         alpha = rng.uniform(0.2, 0.5)
@@ -635,87 +732,316 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return np.clip(tex + rng.normal(0.0, 6.0, size=tex.shape), 0, 255).astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class Room:
+    """A room behind the person, in metres relative to the spot behind them as seen from the camera.
+
+    The wall stands `back` metres behind the person, square to the camera's horizontal line of sight; the floor
+    meets it there. Furniture blocks stand on the floor in front of the wall: (lateral offset, width, height,
+    distance in front of the wall, colour).
+    """
+
+    wall: np.ndarray
+    floor: np.ndarray
+    back: float
+    stripe_period: float
+    stripe_contrast: float
+    furniture: tuple
+
+
+def _draw_room(rng: np.random.Generator) -> Room:
+    furniture = tuple(
+        (
+            rng.uniform(-3.5, 3.5),
+            rng.uniform(0.4, 1.5),
+            rng.uniform(0.4, 2.0),
+            rng.uniform(0.0, 0.6),
+            _random_colour(rng, sat=(0.1, 0.7), val=(0.15, 0.9)),
+        )
+        for _ in range(rng.integers(2, 6))
+    )
+    return Room(
+        wall=_random_colour(rng, sat=(0.05, 0.45), val=(0.35, 0.95)),
+        floor=_random_colour(rng, sat=(0.05, 0.5), val=(0.2, 0.8)),
+        back=float(rng.uniform(1.5, 4.0)),
+        stripe_period=float(rng.uniform(0.12, 0.5)),
+        stripe_contrast=float(rng.uniform(0.03, 0.08)),
+        furniture=furniture,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def room_pool(seed: int, count: int) -> tuple[Room, ...]:
+    """The `count` rooms of `clutter` 1 for a world seed: the same for every split, action and performance."""
+    return tuple(
+        _draw_room(np.random.default_rng(np.random.SeedSequence([seed, _ROOM_POOL_KEY, k])))
+        for k in range(count)
+    )
+
+
+_ROOM_POOL_KEY = 7919  # keeps the pool's seeds apart from the performances' (seed, split, index)
 _SHIFT = 4  # cv2 fixed-point bits, so thin strokes land at sub-pixel positions on tiny frames
-_TORSO = tuple(
-    keypoints.INDEX[n] for n in ("left_shoulder", "right_shoulder", "right_hip", "left_hip")
-)
 
 
-def _fixed(xy) -> tuple[int, int]:
-    return int(round(xy[0] * (1 << _SHIFT))), int(round(xy[1] * (1 << _SHIFT)))
+def _fixed(points: np.ndarray) -> np.ndarray:
+    """int32 fixed-point pixel coordinates for cv2's `shift`, clipped far outside any frame."""
+    return np.clip(np.round(np.asarray(points) * (1 << _SHIFT)), -(1 << 26), 1 << 26).astype(
+        np.int32
+    )
+
+
+def _render_room(room: Room, view: np.ndarray, height: int, width: int) -> np.ndarray:
+    """float32 [height, width, 3]: the room seen by `view` (whose principal point is in this canvas's pixels)."""
+    az, el, dist = float(view[0]), float(view[1]), float(view[3])
+    target = np.asarray(view[7:10], np.float64)
+    towards_camera = np.array([math.sin(az), 0.0, math.cos(az)])
+    lateral = np.array([math.cos(az), 0.0, -math.sin(az)])  # the camera's right, horizontally
+    up = np.array([0.0, 1.0, 0.0])
+    ground = np.array([target[0], 0.0, target[2]])
+    wall_base = ground - room.back * towards_camera
+
+    def wall_quads(s0, s1, h0, h1, forward=0.0):
+        s0, s1, h0, h1 = (np.asarray(v, np.float64)[..., None] for v in (s0, s1, h0, h1))
+        base = wall_base + forward * towards_camera
+        corners = [base + s * lateral + h * up for s, h in ((s0, h0), (s1, h0), (s1, h1), (s0, h1))]
+        return _fixed(project(np.stack(corners, axis=-2), view))
+
+    img = np.empty((height, width, 3), np.float32)
+    img[:] = room.wall
+    # Wallpaper: faint vertical stripes, every other one lighter.
+    edges = np.arange(-8.0, 8.0, 2.0 * room.stripe_period)
+    stripes = wall_quads(edges, edges + room.stripe_period, 0.0, 6.0)
+    light = tuple(float(v) for v in np.clip(room.wall * (1.0 + room.stripe_contrast), 0, 255))
+    cv2.fillPoly(img, list(stripes), light, cv2.LINE_AA, _SHIFT)
+    # The floor, from the foot of the wall to just in front of the camera, and a skirting board along the wall.
+    camera_ground = ground + dist * math.cos(el) * towards_camera
+    near = camera_ground - 0.3 * towards_camera
+    floor = np.stack(
+        [
+            wall_base - 30.0 * lateral,
+            wall_base + 30.0 * lateral,
+            near + 3.0 * lateral,
+            near - 3.0 * lateral,
+        ]
+    )
+    cv2.fillConvexPoly(
+        img, _fixed(project(floor, view)), tuple(float(v) for v in room.floor), cv2.LINE_AA, _SHIFT
+    )
+    board = tuple(float(v) for v in room.wall * 0.6)
+    cv2.fillConvexPoly(
+        img, wall_quads([-30.0], [30.0], [0.0], [0.08])[0], board, cv2.LINE_AA, _SHIFT
+    )
+    for s, w, h, forward, colour in sorted(room.furniture, key=lambda f: f[3]):
+        quad = wall_quads([s], [s + w], [0.0], [h], forward)[0]
+        cv2.fillConvexPoly(img, quad, tuple(float(v) for v in colour), cv2.LINE_AA, _SHIFT)
+        cv2.polylines(
+            img, [quad], True, tuple(float(v) for v in colour * 0.6), 1, cv2.LINE_AA, _SHIFT
+        )
+    sigma = (
+        0.3 + height / 250.0
+    )  # a slightly soft background, as a lens focused on the person gives
+    return cv2.GaussianBlur(img, (0, 0), sigma)
+
+
+@dataclasses.dataclass(frozen=True)
+class Clothes:
+    """A performer's look, drawn per performance independently of the action (RGB in [0, 255])."""
+
+    skin: np.ndarray
+    hair: np.ndarray
+    shirt: np.ndarray
+    trousers: np.ndarray
+    shoes: np.ndarray
+    long_sleeves: bool
+
+
+def _draw_clothes(rng: np.random.Generator, behind_torso, behind_legs) -> Clothes:
+    """Clothes whose shirt and trousers stand out from the background luminances behind them."""
+    skin = _random_colour(rng, hue=(4.0, 18.0), sat=(0.25, 0.6), val=(0.3, 0.95))
+    return Clothes(
+        skin=skin,
+        # Hair differs from the skin, so the back of the head (all hair) differs from the face.
+        hair=_contrasting_colour(rng, [luminance(skin)], sat=(0.1, 0.8)),
+        shirt=_contrasting_colour(rng, behind_torso),
+        trousers=_contrasting_colour(rng, behind_legs),
+        shoes=_random_colour(rng, sat=(0.0, 0.6), val=(0.05, 0.5)),
+        long_sleeves=bool(rng.uniform() < 0.5),
+    )
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+
+
+def _body_points(pose3d: np.ndarray, fwd: np.ndarray, head: np.ndarray, body: Mapping[str, float]):
+    """The extra 3D points [T, 3] the renderer draws besides the joints: neck, head, hair, hands, heels, toes."""
+    idx = keypoints.INDEX
+    neck = 0.5 * (pose3d[:, idx["left_shoulder"]] + pose3d[:, idx["right_shoulder"]])
+    head_up = _unit(head - neck)
+    hips_left = _unit(pose3d[:, idx["left_hip"]] - pose3d[:, idx["right_hip"]])
+    feet_fwd = _unit(np.cross(hips_left, [0.0, 1.0, 0.0]))
+    r = body["head_radius"]
+    points = {
+        "neck": neck,
+        "head": head,
+        # Hair sits on the back and top of the head: behind the face seen from the front, over it from behind.
+        "hair": head - 0.45 * r * fwd + 0.2 * r * head_up,
+    }
+    for side in ("left", "right"):
+        wrist, elbow = pose3d[:, idx[f"{side}_wrist"]], pose3d[:, idx[f"{side}_elbow"]]
+        points[f"{side}_hand"] = wrist + 0.8 * body["hand_radius"] * _unit(wrist - elbow)
+        ankle = pose3d[:, idx[f"{side}_ankle"]]
+        points[f"{side}_heel"] = ankle - 0.25 * body["shoe_length"] * feet_fwd
+        points[f"{side}_toe"] = ankle + 0.75 * body["shoe_length"] * feet_fwd
+    return points
+
+
+def _person_parts(pose3d, fwd, head, body, clothes: Clothes):
+    """The drawing list: (kind, 3D anchor points [T, n, 3], width in metres, colour, depth bias).
+
+    kind "capsule" is a thick rounded stroke between two points, "disc" a filled circle at one point, "trunk" a
+    filled rounded quadrilateral. Parts are painted far to near by the depth of their anchors' mean plus the bias.
+    """
+    idx = keypoints.INDEX
+    extra = _body_points(pose3d, fwd, head, body)
+
+    def joint(name):
+        return pose3d[:, idx[name]]
+
+    def pts(*names):
+        return np.stack([extra[n] if n in extra else joint(n) for n in names], axis=1)
+
+    sleeves = clothes.shirt if clothes.long_sleeves else clothes.skin
+    parts = [
+        (
+            "trunk",
+            pts("left_shoulder", "right_shoulder", "right_hip", "left_hip"),
+            body["trunk_round"],
+            clothes.shirt,
+            0.05,
+        ),
+        ("capsule", pts("left_hip", "right_hip"), body["thigh_width"], clothes.trousers, 0.04),
+        ("capsule", pts("neck", "head"), body["neck_width"], clothes.skin, 0.02),
+        ("disc", pts("head"), body["head_radius"], clothes.skin, 0.0),
+        ("disc", pts("hair"), 0.95 * body["head_radius"], clothes.hair, 0.0),
+    ]
+    for side in ("left", "right"):
+        parts += [
+            (
+                "capsule",
+                pts(f"{side}_shoulder", f"{side}_elbow"),
+                body["upper_arm_width"],
+                clothes.shirt,
+                0.0,
+            ),
+            ("capsule", pts(f"{side}_elbow", f"{side}_wrist"), body["forearm_width"], sleeves, 0.0),
+            ("disc", pts(f"{side}_hand"), body["hand_radius"], clothes.skin, 0.0),
+            (
+                "capsule",
+                pts(f"{side}_hip", f"{side}_knee"),
+                body["thigh_width"],
+                clothes.trousers,
+                0.0,
+            ),
+            (
+                "capsule",
+                pts(f"{side}_knee", f"{side}_ankle"),
+                body["shin_width"],
+                clothes.trousers,
+                0.0,
+            ),
+            ("capsule", pts(f"{side}_heel", f"{side}_toe"), body["shoe_width"], clothes.shoes, 0.0),
+        ]
+    return parts
+
+
+def _paint(canvases, kind: str, xy: np.ndarray, width_px: float, colour) -> None:
+    """Paints one part on each (image, colour scale) of `canvases`: a dark full-size rim and a lighter core.
+
+    The mask canvas (single channel) gets the full-size shape only.
+    """
+    pts = _fixed(xy)
+    for img, is_mask in canvases:
+        tones = ((1.0, 1.0),) if is_mask else ((1.0, 0.7), (0.6, 1.0))
+        for size, shade in tones:
+            col = 1.0 if is_mask else tuple(float(v) for v in np.clip(colour * shade, 0, 255))
+            w = max(1, int(round(width_px * size)))
+            if kind == "capsule":
+                cv2.line(img, tuple(pts[0]), tuple(pts[1]), col, w, cv2.LINE_AA, _SHIFT)
+            elif kind == "disc":
+                radius = max(1, int(round(0.5 * width_px * size * (1 << _SHIFT))))
+                cv2.circle(img, tuple(pts[0]), radius, col, -1, cv2.LINE_AA, _SHIFT)
+            else:  # trunk: the quadrilateral with its outline thickened by the rounding width
+                cv2.fillConvexPoly(img, pts, col, cv2.LINE_AA, _SHIFT)
+                cv2.polylines(img, [pts], True, col, w, cv2.LINE_AA, _SHIFT)
+            if kind == "trunk":
+                break  # one tone: a core would draw a second, smaller quadrilateral inside the first
+
+
+def _scene_canvas(scene, view: np.ndarray, height: int, width: int, margin: int, rng) -> np.ndarray:
+    """float32 [H + 2 margin, W + 2 margin, 3]: what stands behind the person for one camera."""
+    if isinstance(scene, Room):
+        shifted = np.array(view, np.float64)
+        shifted[5:7] += margin
+        return _render_room(scene, shifted, height + 2 * margin, width + 2 * margin)
+    if scene is None:  # clutter 3: a new texture for every clip
+        return _textured_background(rng, height + 2 * margin, width + 2 * margin)
+    canvas = np.empty((height + 2 * margin, width + 2 * margin, 3), np.float32)
+    canvas[:] = scene  # clutter 0: a flat colour
+    return canvas
 
 
 def _render(
     rng: np.random.Generator,
     cfg: WorldConfig,
-    pose3d: np.ndarray,
-    head: np.ndarray,
-    body: Mapping[str, float],
+    parts,
+    canvas: np.ndarray,
     view: np.ndarray,
     shake: np.ndarray,
-) -> np.ndarray:
-    """uint8 [T, H, W, 3]: the person as shaded strokes over a shaking textured background, with lighting and noise."""
-    t, height, width = cfg.num_frames, cfg.height, cfg.width
-    margin = int(math.ceil(np.abs(shake).max())) + 2
-    bg = _background(rng, height + 2 * margin, width + 2 * margin)
-    # Colours are drawn per performance regardless of the action: appearance must carry no class information.
-    bone_colour = [_random_colour(rng) for _ in keypoints.BONES]
-    torso_colour = _random_colour(rng)
-    head_colour = _random_colour(rng, sat=(0.1, 0.6))
-    focal = float(view[4])
-    pose2d = project(pose3d, view, shake)
-    head2d = project(head[:, None, :], view, shake)[:, 0]
-    depth = camera_depth(pose3d, view)
-    head_depth = camera_depth(head, view)
+    with_mask: bool,
+    person: bool = True,
+):
+    """(uint8 [T, H, W, 3] frames, uint8 [T, H, W, 1] person mask or None).
 
+    The person's parts, painted far to near over the background `canvas` that moves with the camera shake, then
+    lighting (gain, colour cast, a brightness ramp, flicker) and sensor noise. `person=False` renders the same clip
+    without the person (the shortcut control of benchmarks/learnability.py).
+    """
+    t, height, width = cfg.num_frames, cfg.height, cfg.width
+    margin = (canvas.shape[0] - height) // 2
+    focal = float(view[4])
+    projected = [
+        (kind, project(p3, view, shake), camera_depth(p3, view), w, c, b)
+        for kind, p3, w, c, b in parts
+    ]
     frames = np.empty((t, height, width, 3), np.float32)
+    masks = np.zeros((t, height, width, 1), np.uint8) if with_mask else None
     for f in range(t):
         # The background moves with the shake, like the keypoints.
         m = np.float32([[1, 0, shake[f, 0] - margin], [0, 1, shake[f, 1] - margin]])
-        img = cv2.warpAffine(bg, m, (width, height), borderMode=cv2.BORDER_REFLECT)
-        items = []  # (depth, draw) painted far to near
-        for (i, k), colour in zip(keypoints.BONES, bone_colour):
-            z = 0.5 * (depth[f, i] + depth[f, k])
-            items.append((z, "bone", (i, k, colour)))
-        items.append((depth[f, list(_TORSO)].mean() + 0.05, "torso", None))
-        items.append((head_depth[f], "head", None))
-        for z, kind, arg in sorted(items, key=lambda item: -item[0]):
+        img = cv2.warpAffine(canvas, m, (width, height), borderMode=cv2.BORDER_REFLECT)
+        mask = np.zeros((height, width), np.float32) if with_mask else None
+        canvases = [(img, False)] + ([(mask, True)] if with_mask else [])
+        order = sorted(projected, key=lambda part: -(part[2][f].mean() + part[5]))
+        for kind, xy, depth, width_m, colour, _ in order if person else ():
+            z = float(depth[f].mean())
             if z <= 0.05:
                 continue  # behind the camera
-            if kind == "bone":
-                i, k, colour = arg
-                thick = max(1.0, focal * body["limb_width"] / z)
-                p, q = _fixed(pose2d[f, i]), _fixed(pose2d[f, k])
-                # Shading: dark rim, body colour, light core.
-                for scale, shade in ((1.0, 0.55), (0.7, 1.0), (0.3, 1.35)):
-                    w = max(1, int(round(thick * scale)))
-                    col = tuple(float(x) for x in np.clip(colour * shade, 0, 255))
-                    cv2.line(img, p, q, col, w, cv2.LINE_AA, _SHIFT)
-            elif kind == "torso":
-                poly = np.array([_fixed(pose2d[f, i]) for i in _TORSO], np.int32)
-                cv2.fillConvexPoly(
-                    img, poly, tuple(float(x) for x in torso_colour * 0.8), cv2.LINE_AA, _SHIFT
-                )
-            else:
-                r = max(1.0, focal * body["head_radius"] / z)
-                centre = _fixed(head2d[f])
-                for scale, shade in ((1.0, 0.6), (0.6, 1.0), (0.25, 1.3)):
-                    col = tuple(float(x) for x in np.clip(head_colour * shade, 0, 255))
-                    rad = max(1, int(round(r * scale * (1 << _SHIFT))))
-                    cv2.circle(img, centre, rad, col, -1, cv2.LINE_AA, _SHIFT)
+            _paint(canvases, kind, xy[f], focal * width_m / z, colour)
         frames[f] = img
+        if with_mask:
+            masks[f, ..., 0] = mask >= 0.5
 
-    # Lighting: global gain, colour cast and a spatial ramp, flickering a little per frame; then sensor noise.
-    gain = rng.uniform(0.6, 1.3) * rng.uniform(0.85, 1.15, size=3).astype(np.float32)
+    gain = rng.uniform(0.7, 1.25) * rng.uniform(0.9, 1.1, size=3).astype(np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     ang = rng.uniform(0, 2 * math.pi)
     ramp = ((xx / width - 0.5) * math.cos(ang) + (yy / height - 0.5) * math.sin(ang)) * rng.uniform(
-        0, 0.5
+        0, 0.3
     )
-    flicker = 1.0 + rng.normal(0.0, 0.03, size=(t, 1, 1, 1))
+    flicker = 1.0 + rng.uniform(-0.02, 0.02, size=(t, 1, 1, 1))
     frames = frames * gain * (1.0 + ramp)[None, :, :, None] * flicker
-    frames += rng.normal(0.0, rng.uniform(0.0, 10.0), size=frames.shape)
-    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+    frames += rng.normal(0.0, rng.uniform(0.0, 5.0), size=frames.shape)
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), masks
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -723,26 +1049,34 @@ def _render(
 
 
 def _performance(rng: np.random.Generator, cfg: WorldConfig, action: str):
-    """One person doing `action`: joints [T, 17, 3], torso forward [T, 3], head centre [T, 3], body proportions."""
+    """One person doing `action`: joints [T, 17, 3], torso forward [T, 3], head centre [T, 3], body, scale, yaw."""
     scale = rng.uniform(0.8, 1.15)
     body = {k: v * scale * rng.uniform(0.95, 1.05) for k, v in _BODY.items()}
     times = np.arange(cfg.num_frames) / cfg.fps
     freq = rng.uniform(0.45, 0.95)  # cycles per second: the performance's speed
     phase = 2 * math.pi * freq * times + rng.uniform(0, 2 * math.pi)
-    amplitude = rng.uniform(0.75, 1.2)  # style: how big the movement is
-    angles, dx, dy = _action_angles(action, phase, amplitude)
+    amplitude = rng.uniform(0.8, 1.2)  # style: how big the movement is
+    # One-way actions rise smoothly from 0 to 1 over half to two thirds of the clip, starting at a random moment.
+    u = np.arange(cfg.num_frames) / (cfg.num_frames - 1)
+    start, span = rng.uniform(0.05, 0.3), rng.uniform(0.5, 0.65)
+    progress = np.clip((u - start) / span, 0.0, 1.0)
+    ramp = progress * progress * (3.0 - 2.0 * progress)
+    angles, dx, dy = _action_angles(action, phase, amplitude, ramp)
     for key in _ANGLE_KEYS:
-        # Style: a personal posture offset and a slow sway, both too slow to count as movement.
-        sway = 2.0 * np.sin(
+        # Style: a personal posture offset and a slow sway, both too small and slow to count as movement. The
+        # whole-body angles (lean and twist) get less of both, so a posture never reads as another action.
+        whole_body = key in ("pitch", "twist")
+        limit, sway_deg = (3.0, 1.0) if whole_body else (6.0, 2.0)
+        sway = sway_deg * np.sin(
             2 * math.pi * rng.uniform(0.1, 0.3) * times + rng.uniform(0, 2 * math.pi)
         )
-        angles[key] = angles[key] + rng.normal(0.0, 4.0) + sway
+        angles[key] = angles[key] + np.clip(rng.normal(0.0, limit / 1.5), -limit, limit) + sway
     angles["l_knee"] = np.maximum(angles["l_knee"], 0.0)  # knees never bend backwards
     angles["r_knee"] = np.maximum(angles["r_knee"], 0.0)
     yaw = rng.uniform(-math.pi, math.pi)
     origin = np.array([rng.uniform(-0.3, 0.3), 0.0, rng.uniform(-0.3, 0.3)])
     pose3d, fwd, head = _forward_kinematics(angles, body, yaw, origin, dx, dy)
-    return pose3d, fwd, head, body, scale
+    return pose3d, fwd, head, body, scale, yaw
 
 
 # Standard deviation of the camera's drift over a whole clip, as a fraction of the frame's shorter side.
@@ -765,16 +1099,45 @@ def camera_shake(rng: np.random.Generator, config: WorldConfig) -> np.ndarray:
     return np.cumsum(steps, axis=0).astype(np.float32)
 
 
-def generate(config: WorldConfig, split: str, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+def _scene(rng: np.random.Generator, cfg: WorldConfig, seed: int):
+    """(scene, room id): what stands behind one performance; room id -1 where it is not from the shared pool."""
+    if cfg.clutter == 0:
+        return _random_colour(rng, sat=(0.0, 0.5), val=(0.2, 0.9)), -1
+    if cfg.clutter == 1:
+        room_id = int(rng.integers(cfg.rooms))
+        return room_pool(seed, cfg.rooms)[room_id], room_id
+    if cfg.clutter == 2:
+        return _draw_room(rng), -1
+    return None, -1  # clutter 3: a texture per clip, drawn when the clip is rendered
+
+
+def _behind(scene, canvases: list[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Background luminances behind the torso and behind the legs, that the clothes must stand out from."""
+    if isinstance(scene, Room):
+        wall, floor = float(luminance(scene.wall)), float(luminance(scene.floor))
+        return [wall], [wall, floor]
+    if scene is not None:
+        flat = float(luminance(scene))
+        return [flat], [flat]
+    means = [float(luminance(c.reshape(-1, 3).mean(axis=0))) for c in canvases]
+    return means, means
+
+
+def generate(
+    config: WorldConfig, split: str, seed: int = 0, mask: bool = False, person: bool = True
+) -> Iterator[dict[str, np.ndarray]]:
     """Examples of one split of the world, `config.num_cameras` per performance, in a fixed order.
 
     Each performance draws from its own generator seeded by (seed, split, performance index), so the same arguments
-    give identical arrays, and a performance does not depend on the ones before it.
+    give identical arrays, and a performance does not depend on the ones before it. The rooms of `clutter` 1 come
+    from a pool seeded by `seed` alone, shared by every split.
 
     Args:
-      config: the world's sizes (see `get_config`).
+      config: the world's sizes and settings (see `get_config`).
       split: "pretrain" or "test" (SEEN_ACTIONS), or "heldout" (HELDOUT_ACTIONS).
       seed: the world's seed.
+      mask: also yield `mask`, uint8 [T, H, W, 1], 1 on the person's pixels (not stored by the TFDS builder).
+      person: False renders every clip without the person, everything else identical (a shortcut control).
 
     Yields:
       Dicts of numpy arrays with the keys in this module's docstring (`rgb` uint8; `to_contract` makes it float).
@@ -782,39 +1145,55 @@ def generate(config: WorldConfig, split: str, seed: int = 0) -> Iterator[dict[st
     split_index = _split_index(split)
     actions = _SPLIT_ACTIONS[split]
     still_below, moving_above = config.moved_thresholds
+    margin_px = int(math.ceil(4.0 * SHAKE_FRACTION * min(config.height, config.width))) + 2
     for perf in range(config.num_performances(split)):
         rng = np.random.default_rng(np.random.SeedSequence([seed, split_index, perf]))
         action = actions[perf % len(actions)]  # balanced classes
-        pose3d, fwd, head, body, scale = _performance(rng, config, action)
-        # Cameras aim at the body's middle: between the hips on the ground plane, at hip height.
+        pose3d, fwd, head, body, scale, yaw = _performance(rng, config, action)
+        # Cameras aim at the middle of the standing body, above the hips on the ground plane.
         hips = pose3d[0, [keypoints.INDEX["left_hip"], keypoints.INDEX["right_hip"]]].mean(axis=0)
-        target = np.array([hips[0], 0.85 * scale, hips[2]])
-        views = _sample_cameras(rng, config, target, 1.75 * scale)
+        height_m = STANDING_HEIGHT * scale
+        target = np.array([hips[0], 0.5 * height_m, hips[2]])
+        views = _sample_cameras(rng, config, target, height_m, yaw).astype(np.float32)
+        scene, room_id = _scene(rng, config, seed)
+        canvases = [
+            _scene_canvas(scene, view, config.height, config.width, margin_px, rng)
+            for view in views
+        ]
+        parts = _person_parts(
+            pose3d, fwd, head, body, _draw_clothes(rng, *_behind(scene, canvases))
+        )
         signals = limb_signals(pose3d)
         moved = movement_flags(signals, still_below, moving_above)
         gaze3d = _gaze_points(pose3d, fwd, head, config.fps)
+        # Project with the float32 values that are stored, so pose2d == project(pose3d, view, shake) exactly.
+        pose3d32 = pose3d.astype(np.float32)
         for cam in range(config.num_cameras):
-            view = views[cam].astype(np.float32)
+            view = views[cam]
             pair = (cam + 1 + rng.integers(config.num_cameras - 1)) % config.num_cameras
-            view_pair = views[pair].astype(np.float32)
-            shake = camera_shake(rng, config)
-            # Project with the float32 views that are stored, so pose2d == project(pose3d, view, shake) exactly.
-            pose3d32 = pose3d.astype(np.float32)
-            yield {
-                "rgb": _render(rng, config, pose3d, head, body, view, shake),
+            shake = np.clip(camera_shake(rng, config), -(margin_px - 2), margin_px - 2)
+            rgb, person_mask = _render(
+                rng, config, parts, canvases[cam], view, shake, mask, person=person
+            )
+            example = {
+                "rgb": rgb,
                 "pose2d": project(pose3d32, view, shake),
                 "pose3d": pose3d32,
                 "view": view,
                 "shake": shake,
-                "pose2d_pair": project(pose3d32, view_pair),
-                "view_pair": view_pair,
+                "pose2d_pair": project(pose3d32, views[pair]),
+                "view_pair": views[pair],
                 "signals": signals,
                 "moved": moved,
                 "gaze": _normalised_gaze(gaze3d, view, shake, config),
                 "label": np.int32(ACTIONS.index(action)),
                 "performance_id": np.int32(perf),
                 "camera_id": np.int32(cam),
+                "room_id": np.int32(room_id),
             }
+            if mask:
+                example["mask"] = person_mask
+            yield example
 
 
 def feature_shapes(config: WorldConfig) -> dict[str, tuple[tuple[int, ...], type]]:
@@ -841,6 +1220,7 @@ def feature_shapes(config: WorldConfig) -> dict[str, tuple[tuple[int, ...], type
         "label": ((), np.int32),
         "performance_id": ((), np.int32),
         "camera_id": ((), np.int32),
+        "room_id": ((), np.int32),
     }
 
 
@@ -859,7 +1239,7 @@ def to_contract(example: Mapping) -> dict:
 
     out = dict(example)
     out["rgb"] = tf.image.convert_image_dtype(tf.convert_to_tensor(example["rgb"]), tf.float32)
-    for key in ("label", "performance_id", "camera_id", "moved"):
+    for key in ("label", "performance_id", "camera_id", "room_id", "moved"):
         if key in out:
             out[key] = tf.cast(out[key], tf.int32)
     return out

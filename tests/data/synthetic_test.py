@@ -76,6 +76,7 @@ class SyntheticTest(tf.test.TestCase):
             "label": ((), np.int32),
             "performance_id": ((), np.int32),
             "camera_id": ((), np.int32),
+            "room_id": ((), np.int32),
         }
         self.assertEqual(
             {k: (s, np.dtype(d)) for k, (s, d) in synthetic.feature_shapes(_CONFIG).items()},
@@ -121,7 +122,9 @@ class SyntheticTest(tf.test.TestCase):
             for a in views[1:]:
                 np.testing.assert_array_equal(a["pose3d"], views[0]["pose3d"])
                 self.assertEqual(a["label"], views[0]["label"])
-                self.assertGreater(np.abs(a["pose2d"] - views[0]["pose2d"]).mean(), 1.0)
+                self.assertGreater(
+                    np.abs(a["pose2d"] - views[0]["pose2d"]).mean(), 0.02 * _CONFIG.width
+                )
                 self.assertGreater(np.abs(a["rgb"].astype(int) - views[0]["rgb"]).mean(), 5.0)
             for a in views:
                 # The pair is another camera of the same performance, seen without shake.
@@ -135,6 +138,164 @@ class SyntheticTest(tf.test.TestCase):
             np.array_equal(by_perf[0][0]["pose3d"], by_perf[1][0]["pose3d"]),
             "different performances must differ",
         )
+
+    def test_the_person_covers_a_tenth_of_the_frame_and_the_keypoints_fall_on_them(self):
+        config = synthetic.get_config("tiny", performances=(10, 0, 5))
+        examples = [
+            e
+            for split in ("pretrain", "heldout")
+            for e in synthetic.generate(config, split, mask=True)
+        ]
+        cover = np.array([e["mask"].mean() for e in examples])
+        self.assertGreaterEqual(cover.mean(), 0.10)
+        self.assertGreaterEqual(cover.min(), 0.05)
+        on, inside = 0, 0
+        for e in examples:
+            self.assertEqual(e["mask"].shape, (*e["rgb"].shape[:3], 1))
+            self.assertEqual(e["mask"].dtype, np.uint8)
+            # A keypoint's pixel, or one of its 8 neighbours (anti-aliased edges), is the person's.
+            padded = np.pad(e["mask"][..., 0], ((0, 0), (1, 1), (1, 1)))
+            xy = np.rint(e["pose2d"]).astype(int)
+            for t, k in np.ndindex(*xy.shape[:2]):
+                x, y = xy[t, k]
+                if 0 <= x < config.width and 0 <= y < config.height:
+                    inside += 1
+                    on += padded[t, y : y + 3, x : x + 3].any()
+        self.assertGreater(on / inside, 0.98)
+
+    def test_the_person_stands_out_from_the_background(self):
+        config = synthetic.get_config("tiny", performances=(6, 0, 0))
+        for e, bare in zip(
+            synthetic.generate(config, "pretrain", mask=True),
+            synthetic.generate(config, "pretrain", person=False),
+        ):
+            # Everything but the person is identical without them.
+            person = e["mask"][..., 0].astype(bool)
+            np.testing.assert_array_equal(e["rgb"][~person], bare["rgb"][~person])
+            grey = synthetic.luminance(e["rgb"].astype(np.float32))
+            behind = synthetic.luminance(bare["rgb"].astype(np.float32))
+            # Lighting scales both; at the darkest gain (0.7) the clothes' 40-level margin is 28.
+            self.assertGreater(np.abs(grey - behind)[person].mean(), 20.0)
+
+    def test_every_clutter_level_renders_and_rooms_come_from_one_shared_pool(self):
+        for clutter in synthetic.CLUTTER_LEVELS:
+            config = synthetic.get_config("tiny", performances=(2, 0, 1), clutter=clutter)
+            examples = list(synthetic.generate(config, "pretrain", person=False))
+            with self.subTest(clutter=clutter):
+                self.assertLen(examples, 2 * config.num_cameras)
+                rooms = {int(e["room_id"]) for e in examples}
+                self.assertEqual(rooms == {-1}, clutter != 1)
+                spatial = np.mean(
+                    [e["rgb"][0].astype(np.float32).std(axis=(0, 1)).mean() for e in examples]
+                )
+                # Flat backgrounds hold only lighting ramps and noise; rooms and textures have structure.
+                if clutter == 0:
+                    self.assertLess(spatial, 15.0)
+                else:
+                    self.assertGreater(spatial, 5.0)
+        config = synthetic.get_config("tiny", performances=(30, 0, 15), rooms=4)
+        seen = {}
+        for split in ("pretrain", "heldout"):
+            for e in synthetic.generate(config, split, seed=3):
+                seen.setdefault(int(e["room_id"]), set()).add((split, int(e["label"])))
+        self.assertEqual(set(seen), {0, 1, 2, 3})
+        for room, uses in seen.items():
+            # Every room stands behind both splits and several actions: it says nothing about either.
+            self.assertEqual({split for split, _ in uses}, {"pretrain", "heldout"}, room)
+            self.assertGreater(len({label for _, label in uses}), 3, room)
+        self.assertIs(synthetic.room_pool(3, 4), synthetic.room_pool(3, 4))
+        self.assertNotEqual(synthetic.room_pool(3, 4)[0].back, synthetic.room_pool(4, 4)[0].back)
+
+    def test_cameras_sit_in_a_frontal_arc_unless_asked_for_all_around(self):
+        def relative_azimuths(config):
+            out = []
+            for e in synthetic.generate(config, "pretrain"):
+                pose = e["pose3d"][0].astype(np.float64)
+                left = pose[keypoints.INDEX["left_hip"]] - pose[keypoints.INDEX["right_hip"]]
+                facing = np.cross(left, [0.0, 1.0, 0.0])
+                az = float(e["view"][0])
+                towards_camera = np.array([math.sin(az), 0.0, math.cos(az)])
+                cos = facing @ towards_camera / np.linalg.norm(facing)
+                out.append(math.degrees(math.acos(np.clip(cos, -1.0, 1.0))))
+            return np.array(out)
+
+        frontal = relative_azimuths(synthetic.get_config("tiny", performances=(20, 0, 0)))
+        # The hips' facing carries the posture noise (a few degrees) on top of the arc's +-60.
+        self.assertLess(frontal.max(), 70.0)
+        around = relative_azimuths(
+            synthetic.get_config("tiny", performances=(20, 0, 0), camera_arc_deg=360.0)
+        )
+        self.assertGreater(around.max(), 120.0)
+
+    def test_every_action_moves_at_least_fifteen_percent_of_the_frame(self):
+        config = synthetic.get_config("tiny", performances=(40, 0, 20))
+        excursion = {}
+        for split in ("pretrain", "heldout"):
+            for e in synthetic.generate(config, split):
+                pose = e["pose2d"] - e["shake"][:, None, :]
+                largest = (pose.max(axis=0) - pose.min(axis=0)).max() / config.height
+                excursion.setdefault(synthetic.ACTIONS[e["label"]], []).append(largest)
+        self.assertEqual(set(excursion), set(synthetic.ACTIONS))
+        for action, values in excursion.items():
+            self.assertGreaterEqual(np.median(values), 0.15, action)
+
+    def test_action_flip_is_an_involution_that_mirrors_left_and_right_actions(self):
+        flip = synthetic.ACTION_FLIP
+        np.testing.assert_array_equal(flip[flip], np.arange(synthetic.NUM_ACTIONS))
+        name = {a: synthetic.ACTIONS[flip[i]] for i, a in enumerate(synthetic.ACTIONS)}
+        self.assertEqual(name["wave_left"], "wave_right")
+        self.assertEqual(name["kick_right"], "kick_left")
+        self.assertEqual(name["clap"], "clap")
+        config = synthetic.get_config("tiny", performances=(30, 0, 0))
+        idx = keypoints.INDEX
+        checked = 0
+        for e in synthetic.generate(config, "pretrain"):
+            action = synthetic.ACTIONS[e["label"]]
+            if action not in ("wave_left", "wave_right", "kick_left", "kick_right"):
+                continue
+            part = "wrist" if action.startswith("wave") else "ankle"
+
+            def moving_side(pose):
+                speed = {
+                    s: np.abs(np.diff(pose[:, idx[f"{s}_{part}"]], axis=0)).sum()
+                    for s in ("left", "right")
+                }
+                return max(speed, key=speed.get)
+
+            pose = e["pose2d"] - e["shake"][:, None, :]
+            self.assertEqual(moving_side(pose), action.split("_")[1])
+            mirrored = pose[:, keypoints.FLIP_PERMUTATION].copy()
+            mirrored[..., 0] = config.width - 1 - mirrored[..., 0]
+            self.assertEqual(
+                moving_side(mirrored), synthetic.ACTIONS[flip[e["label"]]].split("_")[1]
+            )
+            checked += 1
+        self.assertGreaterEqual(checked, 30)
+
+    def test_time_reversed_pairs_share_their_frames_but_not_their_order(self):
+        config = synthetic.get_config("tiny", performances=(200, 0, 100))
+        idx = keypoints.INDEX
+        trends, levels = {}, {}
+        for split in ("pretrain", "heldout"):
+            for e in synthetic.generate(config, split):
+                if e["camera_id"] != 0:
+                    continue
+                action = synthetic.ACTIONS[e["label"]]
+                pose = e["pose3d"]
+                # Hip height for the squat pair, wrist height for the arms pair.
+                joint = "left_hip" if "squat" in action or "stand" in action else "left_wrist"
+                y = pose[:, idx[joint], 1]
+                trends.setdefault(action, []).append(y[-1] - y[0])
+                levels.setdefault(action, []).append(y)
+        for first, second in synthetic.TIME_REVERSED:
+            with self.subTest(pair=(first, second)):
+                # Opposite directions in time...
+                self.assertLess(np.median(trends[first]) * np.median(trends[second]), 0.0)
+                # ...through the same poses: a single frame's height has the same distribution.
+                a, b = np.concatenate(levels[first]), np.concatenate(levels[second])
+                spread = max(a.std(), b.std())
+                self.assertLess(abs(a.mean() - b.mean()), 0.25 * spread)
+                self.assertLess(abs(np.median(a) - np.median(b)), 0.3 * spread)
 
     def test_heldout_classes_never_appear_in_pretrain(self):
         self.assertGreaterEqual(len(synthetic.HELDOUT_ACTIONS), 5)

@@ -43,10 +43,14 @@ class SyntheticWorldConfig(tfds.core.BuilderConfig):
 
 
 class SyntheticWorld(tfds.core.GeneratorBasedBuilder):
-    """Stick-figure people acting before several cameras: RGB, 2D/3D keypoints, views, body signals, labels."""
+    """Clothed people acting in rooms before several cameras: RGB, 2D/3D keypoints, views, body signals, labels."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "2.0.0": "A learnable world: filled, clothed people with a facing cue in a shared pool of rooms, frontal "
+        "cameras, time-reversed action pairs; `room_id`.",
+    }
     BUILDER_CONFIGS = [
         SyntheticWorldConfig(world=synthetic.get_config(name)) for name in ("tiny", "small", "base")
     ]
