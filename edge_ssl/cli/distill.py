@@ -48,13 +48,27 @@ def _num_classes() -> int:
     return int(getattr(label, "num_classes", 0) or 0)
 
 
+def _label_flip(num_classes: int) -> tuple[int, ...]:
+    """The synthetic world's ACTION_FLIP when the labels are its actions (flipped clips mirror their labels)."""
+    if num_classes and (FLAGS.data == "synthetic" or FLAGS.data.startswith("synthetic_world")):
+        from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
+
+        if num_classes == synthetic.NUM_ACTIONS:
+            return tuple(int(i) for i in synthetic.ACTION_FLIP)
+    return ()
+
+
 def main(argv: list[str]) -> int:
     from edge_ssl.configs import loader  # pylint: disable=g-import-not-at-top
     from edge_ssl.distill import distiller  # pylint: disable=g-import-not-at-top
 
     def make_config(overrides):
+        num_classes = _num_classes()
         config = distiller.DistillConfig(
-            teacher=FLAGS.teacher or "", size=FLAGS.student, num_classes=_num_classes()
+            teacher=FLAGS.teacher or "",
+            size=FLAGS.student,
+            num_classes=num_classes,
+            label_flip=_label_flip(num_classes),
         )
         return loader.apply_overrides(config, overrides)
 

@@ -113,13 +113,17 @@ def random_crop(example: Example, size: tuple[int, int], seed: tf.Tensor) -> Exa
     return crop(example, top, left, size)
 
 
-def horizontal_flip(example: Example) -> Example:
+def horizontal_flip(example: Example, label_flip=None) -> Example:
     """Mirrors the image left to right, and every key with it.
 
     Flow x is negated; 2D keypoints get x -> W - 1 - x (pixel centres at integers) and their left/right labels swapped;
-    limb `signals` and `moved` swap left and right limbs; gaze x -> 1 - x where present.
+    limb `signals` and `moved` swap left and right limbs; gaze x -> 1 - x where present. With `label_flip` (the
+    label of each label's mirror image, e.g. `synthetic.ACTION_FLIP`: wave_left <-> wave_right), `label` follows;
+    without it labels are taken to be mirror-symmetric and left alone.
     """
     out = dict(example)
+    if label_flip is not None and "label" in out:
+        out["label"] = tf.gather(tf.constant(label_flip, out["label"].dtype), out["label"])
     _, width = _image_size(example)
     for key in SPATIAL_KEYS:
         if key in out:
@@ -175,9 +179,9 @@ def _maybe(
     return {key: tf.where(apply, flipped[key], example[key]) for key in example}
 
 
-def random_flip(example: Example, seed: tf.Tensor, prob: float = 0.5) -> Example:
-    """`horizontal_flip` with probability `prob`."""
-    return _maybe(horizontal_flip, example, seed, prob)
+def random_flip(example: Example, seed: tf.Tensor, prob: float = 0.5, label_flip=None) -> Example:
+    """`horizontal_flip` (with its `label_flip`) with probability `prob`."""
+    return _maybe(lambda ex: horizontal_flip(ex, label_flip), example, seed, prob)
 
 
 def random_reversal(example: Example, seed: tf.Tensor, prob: float = 0.5) -> Example:

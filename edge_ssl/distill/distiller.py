@@ -47,6 +47,9 @@ class DistillConfig(base.MethodConfig):
     num_classes: int = (
         0  # > 0: labels in the data feed the logit term (the synthetic world: its action count)
     )
+    # The label of each label's mirror image, used when a training clip is flipped (the synthetic world's
+    # ACTION_FLIP: wave_left <-> wave_right); empty: labels are mirror-symmetric.
+    label_flip: tuple[int, ...] = ()
     prototype_momentum: float = 0.9
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
@@ -70,6 +73,10 @@ class DistillConfig(base.MethodConfig):
             ),
             (self.temperature > 0 and self.logit_temperature > 0, "temperatures must be positive"),
             (self.num_classes >= 0, "num_classes must be >= 0"),
+            (
+                not self.label_flip or sorted(self.label_flip) == list(range(self.num_classes)),
+                "label_flip must be empty or a permutation of the num_classes labels",
+            ),
             (0.0 <= self.prototype_momentum < 1.0, "prototype_momentum must be in [0, 1)"),
             (self.learning_rate > 0, "learning_rate must be positive"),
             (0.0 <= self.warmup_fraction < 1.0, "warmup_fraction must be in [0, 1)"),
@@ -153,12 +160,15 @@ class Distiller(base.Method):
             [], seeds[0], 0, tf.maximum(length - self.frames, 0) + 1, dtype=tf.int32
         )
         index = tf.minimum(tf.range(self.frames) + start, length - 1)
-        window = augment.random_flip({k: tf.gather(v, index) for k, v in window.items()}, seeds[1])
+        window = {k: tf.gather(v, index) for k, v in window.items()}
+        if self.use_labels:
+            window["label"] = tf.cast(example["label"], tf.int32)
+        window = augment.random_flip(window, seeds[1], label_flip=self.config.label_flip or None)
         size = (self.image_size, self.image_size)
         out = {"rgb": augment.resize({"rgb": window["rgb"]}, size)["rgb"]}
-        out.update(self.teacher.inputs(window))
+        out.update(self.teacher.inputs({k: v for k, v in window.items() if k != "label"}))
         if self.use_labels:
-            out["label"] = tf.cast(example["label"], tf.int32)
+            out["label"] = window["label"]
         return out
 
     def losses(self, batch, global_batch_size, training=True):

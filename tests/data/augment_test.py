@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from edge_ssl.data import augment, keypoints
+from edge_ssl.data import augment, keypoints, synthetic
 
 T, H, W = 4, 12, 16
 
@@ -124,6 +124,17 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(out["signals"][:, r_arm], ex["signals"].numpy()[:, l_arm])
         self.assertAllEqual(out["moved"][:, l_arm], ex["moved"].numpy()[:, r_arm])
         self.assertAllClose(out["gaze"], [[0.75, 0.5], [-1, -1], [0.1, 0.1], [0.5, 0.5]])
+
+    @parameterized.named_parameters(*MODES)
+    def test_flip_mirrors_labels_only_with_a_label_permutation(self, mode):
+        ex = dict(_example(), label=tf.constant(0, tf.int32))
+        flip = synthetic.ACTION_FLIP
+        out = _run(lambda e, s: augment.horizontal_flip(e, flip), ex, mode)
+        self.assertEqual(int(out["label"]), synthetic.ACTIONS.index("wave_right"))
+        self.assertEqual(int(_run(lambda e, s: augment.horizontal_flip(e), ex, mode)["label"]), 0)
+        for prob, want in ((1.0, int(flip[0])), (0.0, 0)):
+            got = _run(lambda e, s, p=prob: augment.random_flip(e, s, p, label_flip=flip), ex, mode)
+            self.assertEqual(int(got["label"]), want)
 
     def test_flip_twice_and_reverse_twice_are_identities(self):
         ex = _example()
