@@ -75,7 +75,8 @@ class LearningTest(tf.test.TestCase):
         return random, measure()
 
     def test_cross_and_learn_features_collapse_without_l_div_and_not_with_it(self):
-        # weight_cross = 1 leaves L = L_cross alone; 0.5 is the paper's L = (L_cross + L_div) / 2.
+        # weight_cross = 1 leaves the true pairs' similarity alone (2 L_cross - 2); 0.5 is the paper's
+        # L = L_cross + L_div.
         random, without_div = self._cross_and_learn_spreads(weight_cross=1.0)
         random_again, with_div = self._cross_and_learn_spreads(weight_cross=0.5)
         self.assertEqual(
