@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from edge_ssl.configs import cross_and_learn_tiny, modist_small, modist_tiny
+from edge_ssl.configs import cross_and_learn_tiny, modist_paper, modist_small, modist_tiny
 from edge_ssl.data import augment
 from edge_ssl.keras import keras
 from edge_ssl.methods import cross_and_learn, modist
@@ -206,6 +206,11 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
             modist.MoDistConfig(variant="r152")
         with self.assertRaisesRegex(ValueError, "motion_width_divisor"):
             modist.MoDistConfig(motion_width_divisor=0)
+
+    def test_modist_small_learning_rate_is_the_papers_scaled_linearly_to_its_batch(self):
+        paper, small = modist_paper.get_config(), modist_small.get_config()
+        scaled = paper.learning_rate * small.global_batch_size / paper.global_batch_size
+        self.assertAllClose(small.learning_rate, scaled)
 
     def test_modist_motion_pathway_keeps_the_papers_stem_width_in_every_size(self):
         """The paper's motion pathway (R50 / 8) has an 8-channel stem; so do the smaller sizes' (at 1/8 their stems
