@@ -2,9 +2,10 @@
 
 A student distilled from a teacher's embedding can learn at most what that embedding knows, so this prints, for the
 synthetic world's held-out split (actions never seen in pretraining or distillation), the leave-one-out k-NN accuracy
-by cosine (k = 1 and 5; the other cameras of a clip's performance never vote; chance 20%) and the spread of the
-unit-normalised embeddings (1 - |their mean|^2: near 0 when every clip points almost one way, which is when cosine
-regression to them learns little) of:
+by cosine (k = 1 and 5; the other cameras of a clip's performance never vote; chance 20%), the spread of the
+unit-normalised embeddings (1 - |their mean|^2 over the clips whose embedding is not all zero: near 0 when every clip
+points almost one way, which is when cosine regression to them learns little) and the fractions of dead rows (clips
+embedded as all zeros) and dead units (dimensions zero for every clip), `edge_ssl.fewshot.metrics.collapse`, of:
 - each view of every `--teacher` pretraining workdir (`visual`, and `motion` where the method has one), built from
   each clip exactly as the distiller builds them (`edge_ssl.distill.teacher`), in inference mode;
 - every `--student`: a distillation workdir (its `backbone`) or a student SavedModel.
@@ -58,7 +59,9 @@ def _line(name: str, features: np.ndarray, labels, groups, seconds: float) -> st
     from edge_ssl.fewshot import metrics  # pylint: disable=g-import-not-at-top
 
     knn = " / ".join(f"{metrics.knn_accuracy(features, labels, groups, k):.1%}" for k in (1, 5))
-    return f"| {name} | {knn} | {metrics.spread(features):.3f} | {seconds:.0f} |"
+    c = metrics.collapse(features)
+    dead = f"{c.dead_rows:.1%} / {c.dead_units:.1%}"
+    return f"| {name} | {knn} | {c.spread:.3f} | {dead} | {seconds:.0f} |"
 
 
 def _teacher_lines(workdir: str, clips, labels, groups) -> list[str]:
@@ -127,8 +130,8 @@ def main(argv):
         f"synthetic_world/{FLAGS.size} held-out: {len(clips)} clips of {clips.shape[1:]}, "
         f"{len(set(labels))} actions, {len(set(groups))} performances ({time.time() - start:.0f} s to load)"
     )
-    print("| model | held-out k-NN, k = 1 / 5 | spread | seconds |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| model | held-out k-NN, k = 1 / 5 | spread | dead rows / units | seconds |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for workdir in FLAGS.teacher:
         for line in _teacher_lines(workdir, clips, labels, groups):
             print(line, flush=True)

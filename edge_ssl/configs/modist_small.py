@@ -15,9 +15,12 @@ def get_config() -> modist.MoDistConfig:
         motion="flow",
         proj_hidden=256,
         proj_dim=64,
-        queue_size=2048,
+        # Fewer keys than the small world has pretraining clips, so that a query's own clip from the last epoch is
+        # seldom a negative in the queue (training warns when a queue is not smaller than its dataset).
+        queue_size=1024,
         key_momentum=0.99,
-        learning_rate=0.05,
+        # The paper config's 0.2 at batch 512 (0.1 x batch / 256), scaled linearly to this batch of 16.
+        learning_rate=0.2 * 16 / 512,
         scale_size=128,
         global_batch_size=16,
         steps=2000,

@@ -5,6 +5,10 @@ Maximization", CVPR 2021. A 2D pose is reduced to 13 COCO keypoints (no eyes or 
 scaled so that the largest of the six torso distances is `scale_unit` (0.5). New views come from the 3D pose: rotate it
 by a random camera (azimuth U(-pi, pi), elevation and roll U(-pi/6, pi/6)), place it at depth 1/scale_unit, and
 project it with a pinhole camera.
+
+Conventions: 3D poses are world coordinates with y up (the synthetic world's `pose3d`); 2D poses are image
+coordinates with y down (pixels, as every `pose2d`). A camera's rotation maps the world onto its (right, down,
+forward) axes, as the synthetic world's cameras do, so a re-projected pose stands the same way up as a real one.
 """
 
 import math
@@ -59,32 +63,38 @@ def normalize(pose: tf.Tensor, scale_unit: float = SCALE_UNIT, epsilon: float = 
 
 
 def rotation_matrix(azimuth: tf.Tensor, elevation: tf.Tensor, roll: tf.Tensor) -> tf.Tensor:
-    """Camera rotation [..., 3, 3]: azimuth about the vertical (y) axis, then elevation about x, then roll about z."""
+    """World-to-camera rotation [..., 3, 3] of a camera looking at the origin of a y-up world.
+
+    The camera sits in the direction (cos(el) sin(az), sin(el), cos(el) cos(az)) from the origin (azimuth about the
+    vertical axis; positive elevation looks down on the person), is rolled by `roll` about its optical axis, and its
+    rows are its (right, down, forward) axes in world coordinates: the synthetic world's camera for the same angles
+    (`synthetic.VIEW_FIELDS`). With elevation and roll zero, world up is image up (smaller image y).
+    """
     azimuth, elevation, roll = (tf.cast(v, tf.float32) for v in (azimuth, elevation, roll))
-    zero, one = tf.zeros_like(azimuth), tf.ones_like(azimuth)
-
-    def mat(rows):
-        return tf.stack([tf.stack(r, axis=-1) for r in rows], axis=-2)
-
+    zero = tf.zeros_like(azimuth)
     ca, sa = tf.cos(azimuth), tf.sin(azimuth)
     ce, se = tf.cos(elevation), tf.sin(elevation)
     cr, sr = tf.cos(roll), tf.sin(roll)
-    r_az = mat([[ca, zero, sa], [zero, one, zero], [-sa, zero, ca]])
-    r_el = mat([[one, zero, zero], [zero, ce, -se], [zero, se, ce]])
-    r_roll = mat([[cr, -sr, zero], [sr, cr, zero], [zero, zero, one]])
-    return r_roll @ r_el @ r_az
+    # Unrolled axes: forward points from the camera to the origin, right is horizontal, down = forward x right.
+    right = tf.stack([ca, zero, -sa], axis=-1)
+    down = tf.stack([se * sa, -ce, se * ca], axis=-1)
+    forward = tf.stack([-ce * sa, -se, -ce * ca], axis=-1)
+    rolled_right = cr[..., None] * right + sr[..., None] * down
+    rolled_down = -sr[..., None] * right + cr[..., None] * down
+    return tf.stack([rolled_right, rolled_down, forward], axis=-2)
 
 
 def project(pose3d: tf.Tensor, rotation: tf.Tensor, scale_unit: float = SCALE_UNIT) -> tf.Tensor:
-    """Rotates a 3D pose by `rotation`, places it at depth 1/scale_unit and projects it (pinhole, focal 1).
+    """Turns a 3D pose into camera axes by `rotation`, places it at depth 1/scale_unit and projects it (pinhole,
+    focal 1).
 
     Args:
-      pose3d: float [..., 17 or 13, 3] world keypoints with y the vertical axis.
-      rotation: float [..., 3, 3] camera rotation.
+      pose3d: float [..., 17 or 13, 3] world keypoints, y up (the synthetic world's `pose3d`).
+      rotation: float [..., 3, 3] world-to-camera rotation, rows (right, down, forward) (`rotation_matrix`).
       scale_unit: as in `normalize`; the 3D pose is normalised first, so depth 1/scale_unit keeps it in front.
 
     Returns:
-      float32 [..., 13, 2], CV-MIM-normalised 2D keypoints of the new view.
+      float32 [..., 13, 2], CV-MIM-normalised 2D keypoints of the new view, y down like `normalize(pose2d)`.
     """
     body = normalize(pose3d, scale_unit)  # [..., 13, 3], centred, torso <= scale_unit
     camera = tf.linalg.matmul(body, rotation, transpose_b=True)
@@ -99,7 +109,8 @@ def random_reprojection(
     max_roll: float = math.pi / 6,
     scale_unit: float = SCALE_UNIT,
 ) -> tf.Tensor:
-    """A random new view of `pose3d` ([..., 17, 3] or [..., 13, 3]) as normalised 2D keypoints [..., 13, 2].
+    """A random new view of the y-up world pose `pose3d` ([..., 17, 3] or [..., 13, 3]) as normalised 2D keypoints
+    [..., 13, 2], y down.
 
     One camera is drawn per pose (per leading index), as CV-MIM's `2D_INPUT_AND_3D_PROJECTION` input does.
     """

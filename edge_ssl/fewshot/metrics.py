@@ -1,6 +1,7 @@
-"""Metrics of a representation: k-NN accuracy, the spread of its embeddings, mean accuracy with a 95% confidence
-interval."""
+"""Metrics of a representation: k-NN accuracy, how collapsed its embeddings are (spread, dead rows and units), mean
+accuracy with a 95% confidence interval."""
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -51,14 +52,49 @@ def knn_accuracy(
     return correct / len(x)
 
 
-def spread(embeddings: np.ndarray) -> float:
-    """1 - |mean of the unit-normalised rows|^2: the mean squared distance of the unit rows from their centroid.
+@dataclasses.dataclass(frozen=True)
+class Collapse:
+    """How collapsed a set of embeddings [N, D] is.
 
-    0 when every row points one way (collapsed features, or targets that cosine regression can only learn the common
-    direction of), up to 1 for rows spread evenly over the sphere.
+    Attributes:
+      spread: 1 - |mean of the unit-normalised rows|^2 over the rows that are not all zero: the mean squared distance
+        of those unit rows from their centroid. 0 when every such row points one way (collapsed features, or targets
+        that cosine regression can only learn the common direction of) or when every row is zero; up to 1 for rows
+        spread evenly over the sphere.
+      dead_rows: the fraction of rows that are all zero (a dead ReLU layer's output for those inputs).
+      dead_units: the fraction of columns that are zero in every row (units that never fire).
     """
-    x = parity.l2_normalize(np.asarray(embeddings, np.float64))
-    return float(1.0 - np.sum(np.square(x.mean(axis=0))))
+
+    spread: float
+    dead_rows: float
+    dead_units: float
+
+
+def collapse(embeddings: np.ndarray) -> Collapse:
+    """Spread and dead rows and units of `embeddings` [N, D] (see `Collapse`); zero means exactly zero.
+
+    All-zero rows have no direction: left in, each would pull the centroid towards 0 and read as spread, so that a
+    representation whose ReLUs died for every input would score the largest spread of all.
+    """
+    x = np.asarray(embeddings, np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"embeddings must be [N, D] with N >= 1, got shape {x.shape}")
+    live = np.any(x != 0.0, axis=1)
+    if live.any():
+        unit = parity.l2_normalize(x[live])
+        spread_value = float(1.0 - np.sum(np.square(unit.mean(axis=0))))
+    else:
+        spread_value = 0.0
+    return Collapse(
+        spread=spread_value,
+        dead_rows=float(1.0 - live.mean()),
+        dead_units=float(np.mean(np.all(x == 0.0, axis=0))),
+    )
+
+
+def spread(embeddings: np.ndarray) -> float:
+    """`collapse(embeddings).spread`: 1 - |mean of the unit rows|^2 over the rows that are not all zero."""
+    return collapse(embeddings).spread
 
 
 def mean_with_ci95(values: Sequence[float]) -> tuple[float, float]:

@@ -9,6 +9,9 @@ video, NCE the InfoNCE of `edge_ssl.losses.contrastive`, and queues Q_v, Q_m:
     L = NCE(q_v, k_v, Q_v) + lambda_flow [NCE(q_v, k_m, Q_m) + NCE(q_m, k_v, Q_v) (+ NCE(q_m, k_m, Q_m))]
 
 The cross-modal terms distil motion into the RGB network; only the visual pathway is kept as the representation.
+Weight decay is coupled L2 on every trainable variable but BatchNorm's, as the authors' SlowFast-based PyTorch SGD
+applies it (`BN.WEIGHT_DECAY` 0): 1e-4 * w added to the gradient before the momentum (`base.apply_gradients`), not
+Keras's decoupled form, which is ~10x weaker under momentum 0.9.
 
 Differences from the paper: no shuffle-BN (one device, or per-replica BN under a strategy); temporal shifts between
 views are bounded by the clip length of the data at hand; with `motion="diff"` frame differences stand in for flow
@@ -53,6 +56,7 @@ class MoDistConfig(base.MethodConfig):
     motion_motion: bool = False  # the optional L_mm term
     learning_rate: float = 0.1
     momentum: float = 0.9
+    # Coupled L2, as PyTorch's SGD: weight_decay * w is added to every gradient but BN's (base.apply_gradients).
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
     jitter_prob: float = 0.8
@@ -142,9 +146,7 @@ class MoDist(base.Method):
         )
         schedule = base.warmup_cosine(c.learning_rate, c.steps, c.warmup_fraction)
         self._optimizer = base.loss_scaled(
-            keras.optimizers.SGD(
-                schedule, momentum=c.momentum, nesterov=True, weight_decay=c.weight_decay
-            ),
+            keras.optimizers.SGD(schedule, momentum=c.momentum, nesterov=True),  # decay: train_step
             c,
         )
 
@@ -247,7 +249,13 @@ class MoDist(base.Method):
         with tf.GradientTape() as tape:
             losses, (k_v, k_m) = self.losses(batch, global_batch_size)
         base.apply_gradients(
-            self._optimizer, losses["total"], tape, variables, self.config.clip_norm
+            self._optimizer,
+            losses["total"],
+            tape,
+            variables,
+            self.config.clip_norm,
+            weight_decay=self.config.weight_decay,
+            decayed=base.trainable_without_batch_norm([self.visual_query, self.motion_query]),
         )
         for keys, queries in self._momentum_pairs:
             contrastive.momentum_update(keys, queries, self.config.key_momentum)

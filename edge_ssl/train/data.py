@@ -7,9 +7,11 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
 from edge_ssl.data import augment, motion, pose_folder, synthetic, video_folder
 from edge_ssl.data.datasets import synthetic_world
+from edge_ssl.losses import contrastive
 from edge_ssl.methods import base
 
 # The synthetic world's size for each config size (students: tiny, small, base).
@@ -143,6 +145,28 @@ def shuffle_buffer_size(
     return int(max(16, min(most, memory // max(size, 1))))
 
 
+def check_queues(method: base.Method, num_examples: int) -> list[str]:
+    """Warns (absl logging) about each key queue of `method` that is not smaller than a dataset of `num_examples`.
+
+    A MoCo-style queue (MoDist, Muscles) with as many keys as there are examples holds about an epoch of keys, often
+    one of the query's own clip among them: the positive then also sits in the queue as a negative. The queues are
+    those among the method's `checkpoint_items()`.
+
+    Returns:
+      The warnings logged, one per such queue.
+    """
+    warnings = []
+    for name, item in sorted(method.checkpoint_items().items()):
+        if isinstance(item, contrastive.KeyQueue) and item.size >= num_examples:
+            warnings.append(
+                f"{method.name}'s {name} holds {item.size} keys, not fewer than the {num_examples} examples it "
+                f"trains on: a query's own clip from the last epoch is often a negative in it; use a smaller "
+                f"queue (--config_override=queue_size=N with N < {num_examples}) or more data"
+            )
+            logging.warning("%s", warnings[-1])
+    return warnings
+
+
 def make_dataset_fn(
     source: tf.data.Dataset, method: base.Method, shuffle_buffer: int | None = None
 ) -> Callable[[tf.distribute.InputContext, int], tf.data.Dataset]:
@@ -150,8 +174,12 @@ def make_dataset_fn(
 
     Deterministic for a given seed, and `skip` examples are dropped before the (costly) preparation, so a resumed run
     continues the stream where the interrupted one stopped. The shuffle buffer is sized to the examples' memory
-    unless given.
+    unless given. When `source`'s size is known, a key queue of the method that is not smaller is warned about
+    (`check_queues`).
     """
+    num_examples = int(source.cardinality())
+    if num_examples >= 0:  # not INFINITE (-1) or UNKNOWN (-2), as a filtered folder's is
+        check_queues(method, num_examples)
     needs_flow = "flow" in method.input_keys and "flow" not in source.element_spec
     seed = method.config.seed
     if shuffle_buffer is None:

@@ -31,11 +31,37 @@ class MetricsTest(tf.test.TestCase):
             metrics.knn_accuracy(np.ones((2, 2)), [0, 1], groups=[4, 4])
 
     def test_spread_by_hand(self):
-        # One direction (any lengths, a zero row aside): 0. Two opposite directions: centroid 0, spread 1.
+        # One direction (any lengths): 0. Two opposite directions: centroid 0, spread 1.
         self.assertAlmostEqual(metrics.spread([[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]]), 0.0)
         self.assertAlmostEqual(metrics.spread([[1.0, 0.0], [-2.0, 0.0]]), 1.0)
         # Orthogonal unit rows: centroid (0.5, 0.5), |c|^2 = 0.5.
         self.assertAlmostEqual(metrics.spread([[1.0, 0.0], [0.0, 5.0]]), 0.5)
+
+    def test_all_zero_rows_do_not_count_towards_spread(self):
+        # A dead-ReLU collapse is no spread at all (with the zero rows counted, every-row-zero read as 1, the most).
+        self.assertEqual(metrics.spread(np.zeros((4, 3))), 0.0)
+        # One live direction among dead rows is still one direction.
+        self.assertAlmostEqual(
+            metrics.spread([[1.0, 0.0], [0.0, 0.0], [2.0, 0.0], [0.0, 0.0]]), 0.0
+        )
+        live = np.array([[1.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
+        with_dead = np.concatenate([live, np.zeros((6, 3))])
+        self.assertAlmostEqual(metrics.spread(with_dead), metrics.spread(live))
+        self.assertAlmostEqual(metrics.spread(with_dead), 0.5)
+
+    def test_dead_rows_and_units_by_hand(self):
+        x = np.array([[1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, -1.0]])
+        out = metrics.collapse(x)
+        self.assertAlmostEqual(out.dead_rows, 1 / 3)  # row 1
+        self.assertAlmostEqual(out.dead_units, 2 / 4)  # columns 1 and 2
+        u = x[[0, 2]] / np.linalg.norm(x[[0, 2]], axis=1, keepdims=True)
+        self.assertAlmostEqual(out.spread, 1.0 - np.sum(u.mean(axis=0) ** 2))
+        dead = metrics.collapse(np.zeros((5, 2)))
+        self.assertEqual((dead.spread, dead.dead_rows, dead.dead_units), (0.0, 1.0, 1.0))
+        alive = metrics.collapse(np.eye(3))
+        self.assertEqual((alive.dead_rows, alive.dead_units), (0.0, 0.0))
+        with self.assertRaisesRegex(ValueError, r"\[N, D\]"):
+            metrics.collapse(np.zeros((0, 3)))
 
     def test_mean_with_ci95(self):
         mean, half = metrics.mean_with_ci95([0.5, 0.7, 0.6, 0.8])

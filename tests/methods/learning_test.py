@@ -41,8 +41,11 @@ class LearningTest(tf.test.TestCase):
         dataset = dataset.repeat().shuffle(len(self.clips), seed=seed)
         return augment.with_seeds(dataset, seed).map(method.prepare)
 
-    def _cross_and_learn_spreads(self, weight_cross: float) -> dict[str, float]:
-        """Feature spreads on fixed prepared pairs, at initialisation and after STEPS steps of pretraining.
+    def _cross_and_learn_collapse(
+        self, weight_cross: float
+    ) -> tuple[dict[str, metrics.Collapse], dict[str, metrics.Collapse]]:
+        """Feature spreads (and dead rows and units) on fixed prepared pairs, at initialisation and after STEPS steps
+        of pretraining.
 
         `backbone` is the RGB stream in inference mode (moving BN statistics), the representation that is kept;
         `rgb` and `motion` are both streams in training mode, the features the loss sees. Dropout is off so that a
@@ -62,9 +65,9 @@ class LearningTest(tf.test.TestCase):
 
         def measure():
             return {
-                "backbone": metrics.spread(method.rgb_net(probe["rgb"], training=False)),
-                "rgb": metrics.spread(method.rgb_net(probe["rgb"], training=True)),
-                "motion": metrics.spread(method.motion_net(probe["motion"], training=True)),
+                "backbone": metrics.collapse(method.rgb_net(probe["rgb"], training=False)),
+                "rgb": metrics.collapse(method.rgb_net(probe["rgb"], training=True)),
+                "motion": metrics.collapse(method.motion_net(probe["motion"], training=True)),
             }
 
         random = measure()
@@ -75,19 +78,22 @@ class LearningTest(tf.test.TestCase):
         return random, measure()
 
     def test_cross_and_learn_features_collapse_without_l_div_and_not_with_it(self):
-        # weight_cross = 1 leaves L = L_cross alone; 0.5 is the paper's L = (L_cross + L_div) / 2.
-        random, without_div = self._cross_and_learn_spreads(weight_cross=1.0)
-        random_again, with_div = self._cross_and_learn_spreads(weight_cross=0.5)
+        # weight_cross = 1 leaves the true pairs' similarity alone (2 L_cross - 2); 0.5 is the paper's
+        # L = L_cross + L_div.
+        random, without_div = self._cross_and_learn_collapse(weight_cross=1.0)
+        random_again, with_div = self._cross_and_learn_collapse(weight_cross=0.5)
         self.assertEqual(
             random, random_again
         )  # same seeds, same starting point: only the loss differs
         for name in random:
             with self.subTest(features=name):
                 # Collapse: every clip's features end up pointing one way, far tighter than at initialisation.
-                self.assertLess(without_div[name], 0.5 * random[name])
-                # With L_div the same run spreads the features beyond where they started.
-                self.assertGreater(with_div[name], random[name])
-                self.assertGreater(with_div[name], 10.0 * without_div[name])
+                self.assertLess(without_div[name].spread, 0.5 * random[name].spread)
+                # With L_div the same run spreads the features beyond where they started, and not by switching
+                # them off: spread counts only the clips whose features are not all zero.
+                self.assertGreater(with_div[name].spread, random[name].spread)
+                self.assertGreater(with_div[name].spread, 10.0 * without_div[name].spread)
+                self.assertEqual(with_div[name].dead_rows, 0.0)
 
 
 if __name__ == "__main__":

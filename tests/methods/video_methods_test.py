@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from edge_ssl.configs import cross_and_learn_tiny, modist_small, modist_tiny
+from edge_ssl.configs import cross_and_learn_tiny, modist_paper, modist_small, modist_tiny
 from edge_ssl.data import augment
 from edge_ssl.keras import keras
 from edge_ssl.methods import cross_and_learn, modist
@@ -55,6 +55,52 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         for item in method.checkpoint_items().values():
             if isinstance(item, keras.Model) and item.name.endswith("_key"):
                 self.assertEqual(item.trainable_variables, [])
+
+    @parameterized.named_parameters(*METHODS)
+    def test_weight_decay_is_coupled_l2_on_the_papers_variables(self, name):
+        # The same first step from the same weights, with and without decay: the gradients are equal, so the runs
+        # differ by the decay alone. Coupled, it is part of the gradient the momentum accumulates: the momentum
+        # buffer differs by -lr * wd * w and the weights by -lr * wd * w (Nesterov: (1 + momentum) times that), on
+        # every variable for Cross and Learn and on all but BN's for MoDist. (Keras's decoupled decay moves the
+        # weights alike on a first step, but never enters the momentum.)
+        decay = 0.5
+        no_dropout = (
+            {"dropout": 0.0} if name == "cross_and_learn" else {}
+        )  # the same masks in both runs
+        methods = [_build(name, weight_decay=wd, **no_dropout) for wd in (decay, 0.0)]
+        models = [
+            [m for m in method.checkpoint_items().values() if isinstance(m, keras.Model)]
+            for method in methods
+        ]
+        for source, target in zip(*models):
+            target.set_weights(source.get_weights())
+        config = methods[0].config
+        batch = _batch(methods[0])
+        trained = [[v for m in x.encoders.values() for v in m.trainable_variables] for x in methods]
+        before = [v.numpy().copy() for v in trained[0]]
+        for method in methods:
+            method.train_step(batch, BATCH)
+        slots = [{v.name: v for v in x.optimizers["sgd"].variables} for x in methods]
+        lr = config.learning_rate
+        step = lr * (1.0 + config.momentum if name == "modist" else 1.0)  # MoDist's SGD is Nesterov
+        decayed = 0
+        for with_decay, without, w0 in zip(*trained, before):
+            exempt = name == "modist" and with_decay.name.split("/")[-1] in ("gamma:0", "beta:0")
+            decayed += int(not exempt)
+            momentum = [x[f"SGD/m/{with_decay.name}"].numpy() for x in slots]
+            self.assertAllClose(
+                momentum[0] - momentum[1],
+                np.zeros_like(w0) if exempt else -lr * decay * w0,
+                atol=1e-5,
+                msg=f"momentum of {with_decay.name}",
+            )
+            self.assertAllClose(
+                with_decay.numpy() - without.numpy(),
+                np.zeros_like(w0) if exempt else -step * decay * w0,
+                atol=1e-5,
+                msg=with_decay.name,
+            )
+        self.assertGreater(decayed, 0)
 
     def test_modist_key_encoders_move_only_by_the_exact_momentum_update(self):
         method = _build("modist", key_momentum=0.9)
@@ -160,6 +206,11 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
             modist.MoDistConfig(variant="r152")
         with self.assertRaisesRegex(ValueError, "motion_width_divisor"):
             modist.MoDistConfig(motion_width_divisor=0)
+
+    def test_modist_small_learning_rate_is_the_papers_scaled_linearly_to_its_batch(self):
+        paper, small = modist_paper.get_config(), modist_small.get_config()
+        scaled = paper.learning_rate * small.global_batch_size / paper.global_batch_size
+        self.assertAllClose(small.learning_rate, scaled)
 
     def test_modist_motion_pathway_keeps_the_papers_stem_width_in_every_size(self):
         """The paper's motion pathway (R50 / 8) has an 8-channel stem; so do the smaller sizes' (at 1/8 their stems

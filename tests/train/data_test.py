@@ -3,6 +3,7 @@
 import os
 from unittest import mock
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -100,6 +101,34 @@ class DataTest(tf.test.TestCase):
             data.source_dataset(folder, method, None, "pretrain", None)
         with self.assertRaisesRegex(data.DataError, "needs optical flow: give a cache folder"):
             data.source_dataset(folder, _method("modist", "motion=flow"), None, "pretrain", None)
+
+    def test_a_queue_not_smaller_than_the_dataset_is_warned_about_with_its_numbers(self):
+        method = _method("modist")  # tiny: a visual and a motion queue of 256 keys each
+        queue = method.config.queue_size
+
+        def source(n):
+            return tf.data.Dataset.from_tensor_slices({"rgb": np.zeros([n, 1], np.float32)})
+
+        with self.assertLogs(logger="absl", level="WARNING") as logs:
+            data.make_dataset_fn(source(queue), method)
+        self.assertLen(logs.records, 2)
+        for record, name in zip(logs.records, ("motion_queue", "visual_queue")):
+            self.assertRegex(
+                record.getMessage(),
+                f"modist's {name} holds {queue} keys, not fewer than the {queue} examples.*N < {queue}",
+            )
+        with self.assertNoLogs(logger="absl", level="WARNING"):
+            data.make_dataset_fn(source(queue + 1), method)
+            # A dataset of unknown size (a folder's, filtered) is not checked.
+            data.make_dataset_fn(source(10).filter(lambda ex: True), method)
+        self.assertEqual(data.check_queues(_method("cross_and_learn"), 1), [])
+
+    def test_small_configs_keep_their_queues_below_the_small_worlds_clips(self):
+        world = synthetic.get_config(data.WORLD_SIZES["small"])
+        clips = world.num_performances("pretrain") * world.num_cameras
+        for name in ("modist", "muscles"):
+            with self.subTest(method=name):
+                self.assertLess(loader.load(name, "small", []).queue_size, clips)
 
 
 if __name__ == "__main__":
