@@ -16,7 +16,6 @@ Imports no TensorFlow unless the `tf` engine or the `finetune` head is used.
 import dataclasses
 import json
 import os
-import resource
 import shutil
 import time
 
@@ -25,7 +24,7 @@ import numpy as np
 from edge_ssl import files
 from edge_ssl.data import episodes as episodes_lib
 from edge_ssl.fewshot import engines, heads, labeled, metrics, report
-from export import classifier, trainable_head
+from export import classifier, machine, trainable_head
 from export.card import ArtifactError, read_card
 
 MODALITIES = ("video", "pose")
@@ -63,10 +62,6 @@ class RunConfig:
     overwrite: bool = False
     cross_view: bool = False  # pose: CV-MIM's single-shot cross-view protocol on train_dir
     sequence_length: int = 32  # pose: frames the temporal classifier sees
-
-
-def _peak_memory_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _check_settings(config: RunConfig) -> dict:
@@ -332,6 +327,7 @@ def run(config: RunConfig) -> dict:
         "engine": engine.name,
         "engine_file": os.path.basename(engine.path),
         "precision": engine.precision,
+        "precision_choice": engine.choice,
         "modality": config.modality,
         "head": config.head,
         "classes": classes,
@@ -444,7 +440,7 @@ def run(config: RunConfig) -> dict:
             f.write("\n".join(classes) + "\n")
         timings["total_seconds"] = time.perf_counter() - started
         results["timings"] = timings
-        results["peak_memory_mib"] = _peak_memory_mib()
+        results["peak_memory_mib"] = machine.peak_memory_mib()
         results["outputs"] = report.write(partial, results)
         files.write_json_atomic(os.path.join(partial, "metrics.json"), results)
     except BaseException:
