@@ -124,9 +124,7 @@ class _Status:
             self.stream.flush()
 
 
-def _draw(
-    image: np.ndarray, labels: list[str], result: FrameResult | None, fps: float
-) -> np.ndarray:
+def _draw(image: np.ndarray, result: FrameResult | None, fps: float) -> np.ndarray:
     """A copy of BGR `image` with the current action, its confidence as a bar, and the FPS."""
     out = decode.to_rgb8(image)[..., ::-1].copy()  # any OpenCV image -> BGR uint8
     h, w = out.shape[:2]
@@ -218,7 +216,6 @@ def recognize(
     """
     folder = getattr(source, "folder", False)
     status = _Status(status_stream)
-    labels = recognizer.labels
     started = time.perf_counter()
     last, ended = None, None
     events_file = None
@@ -271,7 +268,7 @@ def recognize(
                         if not source.live and frame.fps
                         else recognizer.classifier.frame_rate
                     )
-                    annotator.write(_draw(frame.image, labels, last, fps_now), rate)
+                    annotator.write(_draw(frame.image, last, fps_now), rate)
                 if last is not None:
                     action = (last.label or NO_ACTION) if last.warm else "warming up"
                     p50 = _percentile_ms(recognizer.model_seconds[-200:], 50)

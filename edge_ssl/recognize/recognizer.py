@@ -123,10 +123,6 @@ class Recognizer:
     def labels(self) -> list[str]:
         return self.classifier.labels
 
-    def set_source_rate(self, source_rate: float | None) -> None:
-        """The next stream's frame rate (a folder's videos may differ); takes effect with `reset`."""
-        self.resampler = Resampler(self.classifier.frame_rate, source_rate)
-
     def due(self, seconds: float) -> bool:
         """Whether the frame at `seconds` is one the model takes (resampling); see `Resampler.due`."""
         return self.resampler.due(seconds)
