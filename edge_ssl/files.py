@@ -11,21 +11,27 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
+def atomic_path(path: str, suffix: str = ".partial") -> Iterator[str]:
     """Yields a temporary path in `path`'s folder; on success renames it onto `path`, on error removes it.
 
     Args:
       path: the file to write. Its folder is created when missing.
+      suffix: the temporary file's ending; a writer that picks the format by extension (OpenCV's VideoWriter)
+        needs the real one last, e.g. ".partial.mp4".
 
     Yields:
       A path to write to. `os.replace` onto `path` is atomic on POSIX file systems.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=folder)
     os.close(fd)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); the finished file gets the permissions any new file would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -107,6 +107,12 @@ flags.DEFINE_float(
     "int8 parity: smallest allowed top-1 agreement.",
 )
 flags.DEFINE_bool("allow_lint_errors", False, "Export even when the op lint reports errors.")
+flags.DEFINE_float(
+    "frame_rate",
+    None,
+    "Student: frames per second of the clips it was trained on, recorded in the model card for the recognizer "
+    "(default: the synthetic world's rate with --representative_data=synthetic, else not recorded).",
+)
 
 
 def _check_numbers() -> None:
@@ -166,13 +172,26 @@ def _load(path: str):
     )
 
 
+def _student_world(frames: int, size: int) -> str:
+    """The synthetic world a student of this clip shape was distilled on."""
+    return "tiny" if size <= 32 and frames <= 8 else "small"
+
+
+def _student_frame_rate(frames: int, size: int) -> float | None:
+    """--frame_rate, else the synthetic world's rate when the student's data is the world, else None (unknown)."""
+    if FLAGS.frame_rate is not None or FLAGS.representative_data != "synthetic":
+        return FLAGS.frame_rate
+    from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
+
+    return float(synthetic.get_config(_student_world(frames, size)).fps)
+
+
 def _synthetic(split: str, count: int, frames: int, size: int):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
 
-    world = "tiny" if size <= 32 and frames <= 8 else "small"
-    ds = synthetic_world.load(world, split, data_dir=FLAGS.data_dir)
+    ds = synthetic_world.load(_student_world(frames, size), split, data_dir=FLAGS.data_dir)
     ds = ds.map(lambda ex: (tf.image.resize(ex["rgb"][:frames], (size, size)), ex["label"]))
     clips, labels = zip(*[(c.numpy(), int(l)) for c, l in ds.take(count)])
     return np.stack(clips), np.array(labels)
@@ -262,6 +281,8 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
     _check_numbers()
+    if FLAGS.frame_rate is not None and FLAGS.frame_rate <= 0:
+        raise app.UsageError(f"--frame_rate must be > 0 frames per second, got {FLAGS.frame_rate}")
     path = _model_path(FLAGS.model)
     kind, model = _load(path)
     if kind == "pose":
@@ -322,7 +343,14 @@ def main(argv):
             )
         else:
             card = artifacts.export_student(
-                model, FLAGS.output_dir, list(representative), heldout, labels, options, source=path
+                model,
+                FLAGS.output_dir,
+                list(representative),
+                heldout,
+                labels,
+                options,
+                source=path,
+                frame_rate=_student_frame_rate(model.frames, model.input_size),
             )
     except (artifacts.ArtifactError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -371,6 +399,13 @@ def _engines(formats: list[str], representative: np.ndarray) -> int:
                     os.path.join(FLAGS.output_dir, "calibration.cache"),
                 )
                 print(f"  {form}: {engine}")
+                step_onnx = os.path.join(FLAGS.output_dir, "model_step.onnx")
+                if precision == "fp16" and os.path.exists(step_onnx):
+                    # The recognizer streams frames through the step graph (fp16 only: int8 calibration would
+                    # need the states real streams reach, as the TFLite int8 model has).
+                    step_engine = os.path.join(FLAGS.output_dir, "model_step_fp16.plan")
+                    tensorrt.build_engine(step_onnx, step_engine, "fp16", input_name="frame")
+                    print(f"  {form} (streaming step): {step_engine}")
             elif form == "tftrt":
                 tftrt.convert(
                     os.path.join(FLAGS.output_dir, "saved_model"),

@@ -180,9 +180,15 @@ class _StudentModel(_Model):
     signatures = tflite.SIGNATURES
     onnx_files = ("model.onnx", "model_step.onnx")
 
-    def __init__(self, student: student_lib.Student, representative: Sequence[np.ndarray]):
+    def __init__(
+        self,
+        student: student_lib.Student,
+        representative: Sequence[np.ndarray],
+        frame_rate: float | None,
+    ):
         self.student = student
         self.representative = representative
+        self.frame_rate = frame_rate
 
     def keras_models(self):
         return [self.student.model, self.student.step_model]
@@ -199,9 +205,13 @@ class _StudentModel(_Model):
                 "layout": "NTHWC",
             },
             "preprocessing": (
-                f"RGB in [0, 1] (float32), {want[0]} consecutive frames, each resized to {want[1]}x{want[2]}; "
-                "streams feed one frame per step"
+                f"RGB in [0, 1] (float32), {want[0]} consecutive frames, each scaled to cover {want[1]}x{want[2]} "
+                "(aspect kept) and centre-cropped (edge_ssl.data.decode.model_input); streams feed one frame per "
+                "step"
             ),
+            # Frames per second of the clips the student learned from (None: not known at export); the recognizer
+            # resamples a camera to it.
+            "frame_rate": self.frame_rate,
             "embedding_dim": self.embedding_dim,
             "embedding": "L2-normalised float32",
             "state": {k: list(v) for k, v in self.student.state_shapes.items()},
@@ -408,6 +418,7 @@ def export_student(
     labels: np.ndarray | None = None,
     options: ExportOptions = ExportOptions(),
     source: str | None = None,
+    frame_rate: float | None = None,
 ) -> dict:
     """Writes the artifact directory of `student` at `output_dir`; returns the model card.
 
@@ -419,6 +430,7 @@ def export_student(
       labels: [N] classes of `heldout`, for the top-1 agreement of nearest-prototype classification.
       options: forms and thresholds.
       source: where the student came from (a distillation workdir), recorded in the card.
+      frame_rate: frames per second of the clips the student was trained on, recorded in the card (None: unknown).
 
     Raises:
       ArtifactError: lint errors (of the Keras model, or of a converted graph), a failed conversion, or an artifact
@@ -431,7 +443,12 @@ def export_student(
             f"held-out clips must be [N, {', '.join(map(str, want))}], got {heldout.shape}"
         )
     return _export(
-        _StudentModel(student, representative), output_dir, heldout, labels, options, source
+        _StudentModel(student, representative, frame_rate),
+        output_dir,
+        heldout,
+        labels,
+        options,
+        source,
     )
 
 

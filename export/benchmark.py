@@ -14,6 +14,10 @@ agreement with the Keras model (nearest prototype on the held-out data) or the p
 which. The Keras SavedModel is the parity reference (agreement and cosine 1). It needs matplotlib (Agg backend, no
 display); without it the table and JSON are still written.
 
+The CPU's model and its int8-relevant features (AVX2, AVX-512, VNNI; on ARM NEON and its dot product, from
+/proc/cpuinfo: `export.machine`) are printed above the table and written below it in FILE.md, because which form is
+fastest depends on them.
+
 In `stream` mode one invocation is one frame through the step signature, in `clip` mode one whole clip (for the
 pose encoder, which embeds frame by frame, one pose: `clip` mode only). Peak memory is the process's resident peak
 after each form (forms run in order, so it only grows).
@@ -30,6 +34,8 @@ import time
 
 import numpy as np
 from absl import app, flags
+
+from export import machine
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("artifact_dir", None, "An artifact directory written by `python -m export`.")
@@ -301,6 +307,8 @@ def main(argv):
         png = os.path.splitext(FLAGS.output_json)[0] + ".png"
     if png and not png.lower().endswith(".png"):
         raise app.UsageError(f"--output_png={png!r} must name a .png file")
+    cpu = machine.describe_cpu()
+    print(cpu)
     print(HEADER)
     results = rows(FLAGS.artifact_dir)
     if FLAGS.output_json:
@@ -308,7 +316,7 @@ def main(argv):
             json.dump(results, f, indent=2)
         # The table as printed, kept beside the JSON for a report or an issue.
         with open(os.path.splitext(FLAGS.output_json)[0] + ".md", "w", encoding="utf-8") as f:
-            f.write("\n".join([HEADER] + [_line(row) for row in results]) + "\n")
+            f.write("\n".join([HEADER] + [_line(row) for row in results] + ["", cpu]) + "\n")
     if png:
         title = f"{os.path.basename(os.path.normpath(FLAGS.artifact_dir))} ({FLAGS.mode} mode)"
         try:

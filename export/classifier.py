@@ -6,12 +6,16 @@ the head is written into the flatbuffer of the model that already runs there: in
 `embedding`, a FULLY_CONNECTED op (weights [C, D], bias [C]) and a SOFTMAX are appended and the signature gains the
 outputs `logits` and `probabilities`. The embedding model itself is not touched, so an int8 model stays int8 (the head
 reads its float or dequantized embedding and computes in float32, a few thousand multiply-adds). The class names
-are stored in the model's metadata under `labels`, one per line. Streaming signatures (`step`) get the head too, so
-a stream yields class scores at every frame.
+are stored in the model's metadata under `labels`, one per line, and what a reader of the file needs to feed it
+(input size, preprocessing, the frame rate its clips had, the precision and artifact directory it came from) as JSON
+under `classifier_info`. Streaming signatures (`step`) get the head too, so a stream yields class scores at every
+frame. `read_head` gives the head's weights back, so the recognizer can put the same head on another exported form
+of the same embedding model (another precision, or the ONNX step graph).
 
 Needs the LiteRT schema (`ai_edge_litert`), not TensorFlow.
 """
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,6 +23,8 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
 LABELS_METADATA = "labels"
+INFO_METADATA = "classifier_info"
+HEAD_WEIGHTS, HEAD_BIAS = "head/weights", "head/bias"
 
 
 class ClassifierError(ValueError):
@@ -70,6 +76,7 @@ def attach_head(
     weights: np.ndarray,
     bias: np.ndarray,
     labels: Sequence[str] | None = None,
+    info: dict | None = None,
 ) -> bytes:
     """Appends logits = embedding @ weights + bias and their softmax to every signature with an `embedding` output.
 
@@ -78,6 +85,7 @@ def attach_head(
       weights: float [D, C].
       bias: float [C].
       labels: C class names stored in the metadata (optional).
+      info: JSON-serialisable facts about the classifier stored in the metadata (optional; see `read_info`).
 
     Returns:
       The classifier's `.tflite` bytes.
@@ -126,12 +134,12 @@ def attach_head(
         out_shape, out_signature = shape[:-1] + [classes], shape_signature[:-1] + [classes]
         w = _tensor(
             subgraph,
-            "head/weights",
+            HEAD_WEIGHTS,
             [classes, weights.shape[0]],
             [classes, weights.shape[0]],
             kernel,
         )
-        b = _tensor(subgraph, "head/bias", [classes], [classes], offset)
+        b = _tensor(subgraph, HEAD_BIAS, [classes], [classes], offset)
         logits = _tensor(subgraph, "head/logits", out_shape, out_signature)
         probabilities = _tensor(subgraph, "head/probabilities", out_shape, out_signature)
         _operator(
@@ -165,14 +173,57 @@ def attach_head(
         metadata.name = LABELS_METADATA
         metadata.buffer = _buffer(model, np.frombuffer("\n".join(labels).encode("utf-8"), np.uint8))
         model.metadata = list(model.metadata or []) + [metadata]
+    if info is not None:
+        metadata = schema.MetadataT()
+        metadata.name = INFO_METADATA
+        text = json.dumps(info, sort_keys=True).encode("utf-8")
+        metadata.buffer = _buffer(model, np.frombuffer(text, np.uint8))
+        model.metadata = list(model.metadata or []) + [metadata]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _metadata(model, name: str) -> bytes | None:
+    for metadata in model.metadata or []:
+        if metadata.name.decode() == name:
+            return bytes(np.asarray(model.buffers[metadata.buffer].data, np.uint8))
+    return None
 
 
 def read_labels(model_content: bytes) -> list[str] | None:
     """The class names `attach_head` stored in a classifier's metadata, or None."""
+    data = _metadata(
+        flatbuffer_utils.read_model_from_bytearray(bytearray(model_content)), LABELS_METADATA
+    )
+    return None if data is None else data.decode("utf-8").split("\n")
+
+
+def read_info(model_content: bytes) -> dict | None:
+    """The `info` dict `attach_head` stored in a classifier's metadata, or None (an older classifier, or none)."""
+    data = _metadata(
+        flatbuffer_utils.read_model_from_bytearray(bytearray(model_content)), INFO_METADATA
+    )
+    try:
+        return None if data is None else json.loads(data.decode("utf-8"))
+    except ValueError:
+        return None
+
+
+def read_head(model_content: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The head `attach_head` appended: (weights float32 [D, C], bias float32 [C]).
+
+    Raises:
+      ClassifierError: the model has no such head (an embedding model, not a classifier).
+    """
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_content))
-    for metadata in model.metadata or []:
-        if metadata.name.decode() == LABELS_METADATA:
-            data = model.buffers[metadata.buffer].data
-            return bytes(np.asarray(data, np.uint8)).decode("utf-8").split("\n")
-    return None
+    for subgraph in model.subgraphs:
+        found = {}
+        for tensor in subgraph.tensors:
+            name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name
+            if name in (HEAD_WEIGHTS, HEAD_BIAS) and tensor.buffer:
+                data = np.asarray(model.buffers[tensor.buffer].data, np.uint8)
+                found[name] = np.frombuffer(data.tobytes(), np.float32).reshape(tensor.shape)
+        if len(found) == 2:
+            return np.ascontiguousarray(found[HEAD_WEIGHTS].T), found[HEAD_BIAS].copy()
+    raise ClassifierError(
+        "the model has no classifier head (no head/weights and head/bias tensors)"
+    )

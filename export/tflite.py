@@ -120,6 +120,11 @@ class TFLiteModel:
         self._runners = {
             name: self.interpreter.get_signature_runner(name) for name in self.signatures
         }
+        # Read once: a stream calls `run` every frame, and the details do not change.
+        self._details = {
+            name: (runner.get_input_details(), runner.get_output_details())
+            for name, runner in self._runners.items()
+        }
 
     @staticmethod
     def _quantize(value: np.ndarray, detail: dict) -> np.ndarray:
@@ -139,7 +144,7 @@ class TFLiteModel:
     def run(self, name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One invocation of signature `name`; float inputs and outputs (int8 ones are (de)quantized here)."""
         runner = self._runners[name]
-        details_in, details_out = runner.get_input_details(), runner.get_output_details()
+        details_in, details_out = self._details[name]
         outputs = runner(**{k: self._quantize(v, details_in[k]) for k, v in inputs.items()})
         return {k: self._dequantize(v, details_out[k]) for k, v in outputs.items()}
 
@@ -151,14 +156,22 @@ class TFLiteModel:
 
     def initial_state(self) -> dict[str, np.ndarray]:
         """The zero state of one stream, from the step signature's inputs."""
-        details = self._runners["step"].get_input_details()
+        details = self._details["step"][0]
         return {k: np.zeros(d["shape"], np.float32) for k, d in details.items() if k != "frame"}
+
+    def input_details(self, name: str) -> dict[str, dict]:
+        """Signature `name`'s inputs: name -> LiteRT's details (shape, dtype, quantization)."""
+        return self._details[name][0]
+
+    def output_names(self, name: str) -> list[str]:
+        """Signature `name`'s output names."""
+        return list(self._details[name][1])
 
     def stream(self, clip: np.ndarray) -> np.ndarray:
         """The embedding [D] after streaming clip [T, S, S, 3] frame by frame from the zero state."""
         state = self.initial_state()
         for frame in clip:
             outputs = self.run("step", {"frame": frame[None], **state})
-            embedding = outputs.pop("embedding")
-            state = outputs
+            embedding = outputs["embedding"]
+            state = {k: outputs[k] for k in state}
         return embedding[0]

@@ -1,4 +1,5 @@
-"""Decoding user clips with OpenCV: video files and frame folders to RGB uint8, probing, resize and crop.
+"""Decoding user clips with OpenCV: video files and frame folders to RGB uint8, probing, resize and crop, and the
+preprocessing every video model input goes through (`model_input`: the runner's clips and the recognizer's frames).
 
 Colour: every frame comes out RGB uint8 [H, W, 3]. Grey images are repeated to three channels, RGBA drops alpha (no
 compositing), 16-bit images keep their top 8 bits (value >> 8), float images are taken as [0, 1].
@@ -170,7 +171,12 @@ def sniff_container(path: str) -> str | None:
     return None
 
 
-def _open_video(path: str) -> cv2.VideoCapture:
+def open_video(path: str) -> cv2.VideoCapture:
+    """An opened FFmpeg capture of a video file, rotation metadata applied (see the module docstring).
+
+    Raises:
+      ClipUnreadable: the file is missing, empty, or FFmpeg cannot open it (the reason says which).
+    """
     if not os.path.exists(path):
         raise ClipUnreadable("file not found")
     if os.path.getsize(path) == 0:
@@ -203,7 +209,7 @@ def probe_video(path: str, label: int) -> Clip:
       ClipUnreadable: the file is empty, cannot be opened, has no decodable frame, or is truncated (clearly fewer
         frames decode than the container declares).
     """
-    capture = _open_video(path)
+    capture = open_video(path)
     try:
         declared = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         fps = capture.get(cv2.CAP_PROP_FPS)
@@ -254,7 +260,7 @@ def read_video(path: str, indices: np.ndarray | None = None) -> np.ndarray:
     Raises:
       ClipUnreadable: the file cannot be opened or has fewer frames than needed.
     """
-    capture = _open_video(path)
+    capture = open_video(path)
     wanted = None if indices is None else set(int(i) for i in indices)
     last = None if indices is None else int(np.max(indices))
     decoded = {}
@@ -305,3 +311,20 @@ def resize_and_crop(
     top = int(round((new_h - out_h) * offset[0]))
     left = int(round((new_w - out_w) * offset[1]))
     return np.ascontiguousarray(frames[:, top : top + out_h, left : left + out_w])
+
+
+def model_input(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """What a video model takes, as its model card says: frames scaled to cover `size` (aspect kept), centre-cropped
+    to it, RGB float32 in [0, 1].
+
+    The few-shot runner reads its clips and the recognizer its camera frames through this one function, so a
+    classifier sees at recognition time exactly the preprocessing it was fitted with.
+
+    Args:
+      frames: RGB uint8 [T, H, W, 3] at any size (already `size` is fine: then only the scaling to [0, 1] is done).
+      size: (height, width) of the model's frames.
+
+    Returns:
+      float32 [T, size[0], size[1], 3].
+    """
+    return resize_and_crop(frames, size).astype(np.float32) / 255.0

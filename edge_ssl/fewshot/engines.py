@@ -9,6 +9,8 @@ L2-normalised embeddings [N, D]:
 - `tf`: the SavedModel's `serving_default` signature;
 - `auto`: TensorRT where a TensorRT engine and the `tensorrt` module are both here, else LiteRT, else ONNX Runtime,
   else TensorFlow.
+Precision `auto` on LiteRT runs the fastest of the artifact's `.tflite` forms on this machine, found by a short timing
+on first use and cached per machine and artifact (`export.precision`); the engine's `choice` says which and why.
 Nothing here imports TensorFlow unless the `tf` engine is asked for.
 """
 
@@ -79,6 +81,7 @@ class Engine:
       precision: fp32, fp16 or int8: what the file holds.
       input_name: the model's input (`clip` or `keypoints`).
       digest: sha256 of `path`, the model part of embedding cache keys.
+      choice: why this precision runs, when `auto` chose it by timing (None otherwise).
     """
 
     name: str
@@ -87,11 +90,44 @@ class Engine:
     input_name: str
     digest: str
     _run: object = dataclasses.field(repr=False, default=None)
+    choice: str | None = None
 
     def embed(self, inputs: np.ndarray) -> np.ndarray:
         """Embeddings [N, D] of inputs [N, ...] (float32)."""
         inputs = np.asarray(inputs, np.float32)
         return np.concatenate([self._run(inputs[i : i + 1]) for i in range(len(inputs))])
+
+
+def fastest_tflite(
+    artifact_dir: str, card: dict, input_name: str, num_threads: int | None
+) -> tuple[str, str | None]:
+    """(the artifact's fastest `model_<precision>.tflite` here for whole inputs, why), timed or from the cache."""
+    from export import precision as precision_lib  # pylint: disable=g-import-not-at-top
+    from export import tflite  # pylint: disable=g-import-not-at-top
+
+    paths = {
+        p: os.path.join(artifact_dir, f"model_{p}.tflite")
+        for p in ("int8", "fp16", "fp32")
+        if os.path.exists(os.path.join(artifact_dir, f"model_{p}.tflite"))
+    }
+    if len(paths) < 2:
+        return tflite_file(artifact_dir, "auto"), None
+    inputs = np.zeros([1, *card["input"][input_name]], np.float32)
+
+    def factory(path):
+        def load():
+            model = tflite.TFLiteModel(path, num_threads=num_threads, required=("serving_default",))
+            return lambda: model.run("serving_default", {input_name: inputs})
+
+        return load
+
+    choice = precision_lib.choose(
+        {p: factory(path) for p, path in paths.items()},
+        {p: [path] for p, path in paths.items()},
+        f"litert serving_default ({num_threads or 'default'} threads)",
+        artifact_dir,
+    )
+    return paths[choice.precision], choice.reason
 
 
 def _litert(path: str, input_name: str, num_threads: int | None):
@@ -181,8 +217,8 @@ def open_engine(
       artifact_dir: the artifact directory (from `python -m export`).
       card: its model card.
       engine: one of ENGINES.
-      precision: which `.tflite` (or TensorRT engine) to run; `auto` takes int8, then fp16, then fp32 (the others
-        are fp32 or what their file holds).
+      precision: which `.tflite` (or TensorRT engine) to run; `auto` on LiteRT takes the fastest form here (timed
+        once, cached), on TensorRT int8 then fp16 (the others are fp32 or what their file holds).
       num_threads: CPU threads for LiteRT, ONNX Runtime and TensorFlow (their default when None).
 
     Raises:
@@ -190,8 +226,12 @@ def open_engine(
     """
     engine = choose(artifact_dir, engine, precision)
     input_name = next(iter(card["input"])) if card.get("kind") == "pose_encoder" else "clip"
+    choice = None
     if engine == "litert":
-        path = tflite_file(artifact_dir, precision)
+        if precision == "auto":
+            path, choice = fastest_tflite(artifact_dir, card, input_name, num_threads)
+        else:
+            path = tflite_file(artifact_dir, precision)
         run = _litert(path, input_name, num_threads)
         quantization = os.path.basename(path)[len("model_") : -len(".tflite")]
     elif engine == "onnxruntime":
@@ -213,4 +253,4 @@ def open_engine(
         if not os.path.isdir(path):
             raise EngineError(f"{artifact_dir} has no saved_model/ for --engine=tf")
         run, quantization = _tf(path, input_name, num_threads), "fp32"
-    return Engine(engine, path, quantization, input_name, file_digest(path), run)
+    return Engine(engine, path, quantization, input_name, file_digest(path), run, choice)

@@ -167,7 +167,7 @@ def read_video_inputs(
     """`clips_per_video` windows of `frames` frames, uniformly spaced, centre-cropped: float32 [M, T, S, S, 3]."""
     indices = sampling.clip_indices(clip.num_frames, frames, stride, "uniform", clips_per_video)
     windows = [video_folder.read_clip(clip, idx, (size, size)) for idx in np.atleast_2d(indices)]
-    return np.stack(windows).astype(np.float32) / 255.0
+    return np.stack([decode.model_input(window, (size, size)) for window in windows])
 
 
 def read_pose_inputs(clip: Clip) -> np.ndarray:

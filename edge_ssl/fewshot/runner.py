@@ -16,7 +16,6 @@ Imports no TensorFlow unless the `tf` engine or the `finetune` head is used.
 import dataclasses
 import json
 import os
-import resource
 import shutil
 import time
 
@@ -25,7 +24,7 @@ import numpy as np
 from edge_ssl import files
 from edge_ssl.data import episodes as episodes_lib
 from edge_ssl.fewshot import engines, heads, labeled, metrics, report
-from export import classifier, trainable_head
+from export import classifier, machine, trainable_head
 from export.card import ArtifactError, read_card
 
 MODALITIES = ("video", "pose")
@@ -63,10 +62,6 @@ class RunConfig:
     overwrite: bool = False
     cross_view: bool = False  # pose: CV-MIM's single-shot cross-view protocol on train_dir
     sequence_length: int = 32  # pose: frames the temporal classifier sees
-
-
-def _peak_memory_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _check_settings(config: RunConfig) -> dict:
@@ -332,6 +327,7 @@ def run(config: RunConfig) -> dict:
         "engine": engine.name,
         "engine_file": os.path.basename(engine.path),
         "precision": engine.precision,
+        "precision_choice": engine.choice,
         "modality": config.modality,
         "head": config.head,
         "classes": classes,
@@ -377,12 +373,14 @@ def run(config: RunConfig) -> dict:
                 evaluation.embeddings = outcome.embed(evaluation)
             classifier_source = outcome.tflite
             source_name = f"the fine-tuned student ({outcome.quantization})"
+            source_precision, backbone = outcome.quantization, "finetuned"
         else:
             weights, bias, history, timings["fit_seconds"] = _fit(
                 config, trainer, train.embeddings, train.labels, len(classes)
             )
             classifier_source = _classifier_source(config.model, engine)
             source_name = os.path.basename(classifier_source)
+            source_precision, backbone = source_name[len("model_") : -len(".tflite")], "artifact"
         if predict is None:
 
             def predict(data):
@@ -407,9 +405,20 @@ def run(config: RunConfig) -> dict:
             except ValueError as e:
                 raise RunnerError(f"{config.train_dir}: {e}") from e
         sequence_classifier = content is not None
+        frame_rate, frame_rate_source = _frame_rate(support, card, config.stride)
         if not sequence_classifier:
+            info = {
+                "modality": config.modality,
+                "input": card["input"],
+                "preprocessing": card.get("preprocessing"),
+                "frame_rate": frame_rate,
+                "frame_rate_source": frame_rate_source,
+                "precision": source_precision,
+                "backbone": backbone,
+                "artifact_dir": os.path.abspath(config.model),
+            }
             with open(classifier_source, "rb") as f:
-                content = classifier.attach_head(f.read(), weights, bias, classes)
+                content = classifier.attach_head(f.read(), weights, bias, classes, info)
         with open(os.path.join(partial, "classifier.tflite"), "wb") as f:
             f.write(content)
         if config.head == "finetune" and config.modality == "video":
@@ -424,12 +433,14 @@ def run(config: RunConfig) -> dict:
                 else card["input"]
             ),
             "per_frame": config.modality == "pose" and not sequence_classifier,
+            "frame_rate": frame_rate,
+            "frame_rate_source": frame_rate_source,
         }
         with open(os.path.join(partial, "labels.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(classes) + "\n")
         timings["total_seconds"] = time.perf_counter() - started
         results["timings"] = timings
-        results["peak_memory_mib"] = _peak_memory_mib()
+        results["peak_memory_mib"] = machine.peak_memory_mib()
         results["outputs"] = report.write(partial, results)
         files.write_json_atomic(os.path.join(partial, "metrics.json"), results)
     except BaseException:
@@ -438,6 +449,20 @@ def run(config: RunConfig) -> dict:
         raise
     files.replace_directory(partial, config.output_dir)
     return results
+
+
+def _frame_rate(clips, card: dict, stride: int) -> tuple[float | None, str | None]:
+    """(frames per second, where it comes from) of the windows the head was fitted on: the training clips' median
+    frame rate over the window stride, else the model card's (the rate the student learned at), else unknown.
+
+    The recognizer resamples a camera to this rate, so a window it streams spans the time a training window did.
+    """
+    rates = [clip.fps for clip in clips if getattr(clip, "fps", 0) > 0]
+    if rates:
+        return float(np.median(rates)) / stride, "the training clips (median frame rate / --stride)"
+    if card.get("frame_rate"):
+        return float(card["frame_rate"]), "the model card (the rate the student was trained at)"
+    return None, None
 
 
 def _classifier_source(artifact_dir: str, engine: engines.Engine) -> str:

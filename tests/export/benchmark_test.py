@@ -88,7 +88,8 @@ class BenchmarkTest(tf.test.TestCase):
             with open(out[: -len(".json")] + ".md", encoding="utf-8") as f:
                 table = f.read().splitlines()
             self.assertEqual(table[0], benchmark.HEADER.splitlines()[0])
-            self.assertLen(table, 2 + len(rows))  # header, rule, one line per row
+            self.assertLen(table, 4 + len(rows))  # header, rule, one line per row, blank, the CPU
+            self.assertRegex(table[-1], r"^CPU: .*(has|features unknown)")
             png = out[: -len(".json")] + ".png"
             with open(png, "rb") as f:
                 self.assertEqual(f.read(8), PNG_SIGNATURE)

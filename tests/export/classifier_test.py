@@ -59,6 +59,19 @@ class ClassifierTest(tf.test.TestCase):
         self.assertEqual(classifier.read_labels(content), ["walk", "run", "jump", "wave"])
         self.assertIsNone(classifier.read_labels(self.fp32))
 
+    def test_head_and_info_read_back_from_fp32_and_int8_classifiers(self):
+        info = {"frame_rate": 8.0, "input": {"frame": [32, 32, 3]}}
+        for content in (self.fp32, self.int8_io):
+            attached = classifier.attach_head(content, self.weights, self.bias, list("abcd"), info)
+            weights, bias = classifier.read_head(attached)
+            self.assertAllEqual(weights, self.weights)
+            self.assertAllEqual(bias, self.bias)
+            self.assertEqual(classifier.read_info(attached), info)
+            self.assertEqual(classifier.read_labels(attached), list("abcd"))
+        self.assertIsNone(classifier.read_info(self.fp32))
+        with self.assertRaisesRegex(classifier.ClassifierError, "no classifier head"):
+            classifier.read_head(self.fp32)
+
     def test_mismatched_head_is_a_clear_error(self):
         with self.assertRaisesRegex(classifier.ClassifierError, "takes 5-d embeddings"):
             classifier.attach_head(self.fp32, np.zeros((5, 2)), np.zeros(2))

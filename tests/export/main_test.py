@@ -11,6 +11,7 @@ import tensorflow as tf
 from absl import app
 from absl.testing import flagsaver
 
+from edge_ssl.data import synthetic
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
 from export import __main__ as export_main
@@ -50,6 +51,8 @@ class ExportCliTest(tf.test.TestCase):
         self.assertTrue(os.path.exists(os.path.join(out, "head_trainer.tflite")))
         self.assertEqual(card["artifacts"]["int8"]["parity"]["count"], 12)
         self.assertEqual(card["source"], os.path.join(workdir, "backbone"))
+        # Distilled on the synthetic world: the card records the world's frame rate, which the recognizer uses.
+        self.assertEqual(card["frame_rate"], synthetic.get_config("tiny").fps)
 
         # Exporting again into the same directory replaces it whole, and says what it held.
         printed = io.StringIO()
@@ -60,6 +63,7 @@ class ExportCliTest(tf.test.TestCase):
             num_representative=4,
             num_heldout=12,
             formats=["tflite_fp32"],
+            frame_rate=12.5,
         )
         with flagsaver.flagsaver(**flags), contextlib.redirect_stdout(printed):
             self.assertEqual(export_main.main(["export"]), 0)
@@ -69,9 +73,9 @@ class ExportCliTest(tf.test.TestCase):
         )
         self.assertFalse(os.path.exists(os.path.join(out, "model_int8.tflite")))
         with open(os.path.join(out, "model_card.json"), encoding="utf-8") as f:
-            self.assertEqual(
-                set(json.load(f)["artifacts"]), {"saved_model", "fp32", "head_trainer"}
-            )
+            card = json.load(f)
+        self.assertEqual(set(card["artifacts"]), {"saved_model", "fp32", "head_trainer"})
+        self.assertEqual(card["frame_rate"], 12.5)
 
     def test_unknown_format_empty_folder_and_missing_model_are_usage_errors(self):
         workdir = self.get_temp_dir() + "/w"
@@ -96,6 +100,7 @@ class ExportCliTest(tf.test.TestCase):
             (dict(int8_min_agreement=97.0), r"--int8_min_agreement is a fraction in \[0, 1\]"),
             (dict(fp16_min_cosine=-0.5), r"--fp16_min_cosine is a fraction in \[0, 1\]"),
             (dict(dynamic_min_cosine=2.0), r"--dynamic_min_cosine is a fraction in \[0, 1\]"),
+            (dict(frame_rate=0.0), "--frame_rate must be > 0"),
         ):
             with self.subTest(flags=flags):
                 with flagsaver.flagsaver(model=workdir, output_dir=out, **flags):

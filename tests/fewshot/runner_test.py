@@ -1,5 +1,6 @@
 """Tests for edge_ssl.fewshot.runner: heads, engines, outputs, the cache, episodes and every bad input a user meets."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -58,7 +59,7 @@ class RunnerTest(tf.test.TestCase):
         return np.array(labels), np.array(predicted)
 
     def test_linear_head_writes_every_output_and_its_classifier_gives_the_reported_confusion(self):
-        config = self.config(head="linear", shots=3)
+        config = self.config(head="linear", shots=3, precision="int8")
         results = runner.run(config)
         out = config.output_dir
         for name in (
@@ -81,7 +82,14 @@ class RunnerTest(tf.test.TestCase):
         with open(os.path.join(out, "labels.txt"), encoding="utf-8") as f:
             self.assertEqual(f.read().split(), results["classes"])
         with open(os.path.join(out, "classifier.tflite"), "rb") as f:
-            self.assertEqual(classifier.read_labels(f.read()), results["classes"])
+            content = f.read()
+        self.assertEqual(classifier.read_labels(content), results["classes"])
+        info = classifier.read_info(content)
+        # The fixtures' clips are 10 fps: the recognizer resamples a camera to the rate the head was fitted at.
+        self.assertEqual((info["frame_rate"], metrics["classifier"]["frame_rate"]), (10.0, 10.0))
+        self.assertEqual((info["precision"], info["backbone"]), ("int8", "artifact"))
+        self.assertEqual(info["artifact_dir"], os.path.abspath(self.artifact))
+        self.assertEqual(info["input"]["frame"], [fixtures.SIZE, fixtures.SIZE, 3])
         labels, predicted = self._classifier_predictions(
             os.path.join(out, "classifier.tflite"), self.eval
         )
@@ -103,6 +111,23 @@ class RunnerTest(tf.test.TestCase):
         self.assertEqual(results["engine_file"], "model.onnx")
         self.assertEqual(results["loss_history"], [])
         self.assertGreater(results["accuracy"], 0.5)
+
+    def test_auto_precision_runs_the_form_timed_fastest_and_remembers_it(self):
+        artifact = os.path.join(self.get_temp_dir(), "artifact_copy")
+        shutil.copytree(self.artifact, artifact)
+        # Earlier tests' auto runs may have cached a choice there (the key is the files' sizes and times, which
+        # the copy keeps): start without one.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(artifact, "precision_cache.json"))
+        config = dict(model=artifact, head="prototype", eval_dir=None, cache_dir=None)
+        first = runner.run(self.config(**config))
+        self.assertRegex(first["precision_choice"], r"^(int8|fp32): the fastest .* measured now$")
+        picked = first["precision_choice"].split(":")[0]
+        self.assertEqual(first["engine_file"], f"model_{picked}.tflite")
+        self.assertTrue(os.path.exists(os.path.join(artifact, "precision_cache.json")))
+        second = runner.run(self.config(**config, overwrite=True))
+        self.assertEqual(second["engine_file"], first["engine_file"])
+        self.assertIn("measured earlier on this machine", second["precision_choice"])
 
     def test_second_run_embeds_nothing_again_unless_a_clip_changed(self):
         train = os.path.join(self.get_temp_dir(), "train_copy")
