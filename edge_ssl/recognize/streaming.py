@@ -91,9 +91,8 @@ class _HeadStep:
 
 
 def _onnx_step(path: str, weights, bias, num_threads):
-    from export import (
-        onnx as onnx_export,
-    )  # pylint: disable=g-import-not-at-top  (ONNX Runtime only)
+    # ONNX Runtime only, so a LiteRT run never imports it.
+    from export import onnx as onnx_export  # pylint: disable=g-import-not-at-top
 
     model = onnx_export.OnnxModel(step=path, threads=num_threads)
     names = [node.name for node in model.step_session.get_outputs()]
