@@ -23,7 +23,7 @@ _FRESH_PROCESS = textwrap.dedent("""
     socket.socket.connect = no_network
     import tensorflow_datasets as tfds
     data_dir = sys.argv[1]
-    builder = tfds.builder_from_directory(data_dir + "/synthetic_world/tiny/1.0.0")
+    builder = tfds.builder_from_directory(f"{data_dir}/synthetic_world/tiny/{sys.argv[2]}")
     out = {"splits": {k: v.num_examples for k, v in builder.info.splits.items()}}
     out["labels"] = builder.info.features["label"].names
     heldout = list(builder.as_dataset(split="heldout").as_numpy_iterator())
@@ -97,7 +97,13 @@ class SyntheticWorldTest(tf.test.TestCase):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("PYTHONPATH", None)  # edge_ssl must not be importable there
         run = subprocess.run(
-            [sys.executable, "-c", _FRESH_PROCESS, self.data_dir],
+            [
+                sys.executable,
+                "-c",
+                _FRESH_PROCESS,
+                self.data_dir,
+                str(synthetic_world.SyntheticWorld.VERSION),
+            ],
             capture_output=True,
             text=True,
             env=env,

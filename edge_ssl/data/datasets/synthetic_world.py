@@ -6,7 +6,7 @@ Builds and loads offline, since nothing is downloaded: frames are passed to `tfd
     from edge_ssl.data.datasets import synthetic_world
     ds = synthetic_world.load("tiny", "pretrain", data_dir="/tmp/tfds")   # builds on first use
     # later, in any process, without this module:
-    tfds.builder_from_directory("/tmp/tfds/synthetic_world/tiny/1.0.0").as_dataset(split="heldout")
+    tfds.builder_from_directory("/tmp/tfds/synthetic_world/tiny/2.0.0").as_dataset(split="heldout")
 """
 
 import numpy as np
