@@ -146,7 +146,8 @@ class CvMimLearningTest(tf.test.TestCase):
         super().setUpClass()
         keras.utils.set_random_seed(0)
         cls.method = cv_mim.build(cv_mim_tiny.get_config())
-        world = synthetic.get_config("tiny")
+        # Cameras all around the person: cross-view learning needs views that differ by more than a frontal arc.
+        world = synthetic.get_config("tiny", camera_arc_deg=360.0)
         data = synthetic.as_dataset(world, "pretrain").cache().repeat().shuffle(120, seed=0)
         data = augment.with_seeds(data, 0).map(cls.method.prepare).batch(BATCH, drop_remainder=True)
         step = tf.function(lambda b: cls.method.train_step(b, BATCH))
@@ -154,7 +155,9 @@ class CvMimLearningTest(tf.test.TestCase):
             step(batch)
         # Seen actions, performances never trained on.
         cls.examples = list(
-            synthetic.generate(synthetic.get_config("tiny", performances=(1, 80, 1)), "test")
+            synthetic.generate(
+                synthetic.get_config("tiny", performances=(1, 80, 1), camera_arc_deg=360.0), "test"
+            )
         )
 
     def _codes(self, poses):
