@@ -28,7 +28,7 @@ from edge_ssl import environment
 from edge_ssl.demo import report, stages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NUM_STAGES = 9
+NUM_STAGES = 12
 
 
 # Distillation flags per teacher method. The student learns only the teacher's motion embedding: at the demo's budget
@@ -234,7 +234,9 @@ class Demo:
         counts = world_folder.write_folders(tfds.as_numpy(ds), folder)
         return {"folder": os.path.join(folder, "video"), "clips_per_class": counts}
 
-    def teacher(self, folder: str) -> dict:
+    def teacher(self, folder: str, steps: int | None = None) -> dict:
+        """Pretrains the teacher (`steps`, default the settings'; the control teacher takes one step)."""
+        steps = self.settings.pretrain_steps if steps is None else steps
         self._module(
             folder,
             "edge_ssl.cli.pretrain",
@@ -243,8 +245,8 @@ class Demo:
             "--data=synthetic",
             f"--data_dir={self.data_dir}",
             f"--workdir={os.path.join(folder, 'workdir')}",
-            f"--steps={self.settings.pretrain_steps}",
-            f"--log_every={max(1, self.settings.pretrain_steps // 20)}",
+            f"--steps={steps}",
+            f"--log_every={max(1, steps // 20)}",
         )
         return {"workdir": os.path.join(folder, "workdir")}
 
@@ -281,6 +283,19 @@ class Demo:
             card = json.load(f)
         return {"artifact": artifact, "formats": formats, "parity": _parity(card)}
 
+    def _export_fp32(self, folder: str, model: str) -> dict:
+        """Exports `model` (a workdir or SavedModel) as TFLite fp32 only, for a baseline row of the results."""
+        artifact = os.path.join(folder, "artifact")
+        self._module(
+            folder,
+            "export",
+            f"--model={model}",
+            f"--output_dir={artifact}",
+            "--formats=tflite_fp32",
+            f"--data_dir={self.data_dir}",
+        )
+        return {"artifact": artifact}
+
     def random(self, folder: str) -> dict:
         from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
         from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
@@ -288,21 +303,21 @@ class Demo:
         keras.utils.set_random_seed(0)
         saved = os.path.join(folder, "saved_model")
         student_lib.build_student(self.settings.student).save(saved)
-        artifact = os.path.join(folder, "artifact")
-        self._module(
-            folder,
-            "export",
-            f"--model={saved}",
-            f"--output_dir={artifact}",
-            "--formats=tflite_fp32",
-            f"--data_dir={self.data_dir}",
-        )
-        return {"artifact": artifact}
+        return self._export_fp32(folder, saved)
+
+    def control(self, folder: str, control_student_workdir: str) -> dict:
+        return self._export_fp32(folder, control_student_workdir)
 
     def fewshot(
-        self, folder: str, heldout: str, teacher_workdir: str, artifact: str, random_artifact: str
+        self,
+        folder: str,
+        heldout: str,
+        teacher_workdir: str,
+        artifact: str,
+        random_artifact: str,
+        control_artifact: str,
     ) -> dict:
-        rows = {"random init": {}, "student fp32": {}, "student int8": {}}
+        rows = {"random init": {}, "control student": {}, "student fp32": {}, "student int8": {}}
         cache = os.path.join(self.output_dir, "embedding_cache")
         # The teacher's visual embedding is its representation; its motion embedding, where it has one, is what the
         # demo's student learns (`DISTILL_FLAGS`), so the report shows both.
@@ -320,6 +335,7 @@ class Demo:
             ]
             for row, model, precision in (
                 ("random init", random_artifact, "fp32"),
+                ("control student", control_artifact, "fp32"),
                 ("student fp32", artifact, "fp32"),
                 ("student int8", artifact, "int8"),
             ):
@@ -462,6 +478,33 @@ class Demo:
             {"student": s["student"], "world": world.key},
             self.random,
         )
+        # The control: the same student distilled the same way from the teacher after one pretraining step, so the
+        # gap between it and the student is what pretraining added, not what distilling any network gives.
+        control_teacher = p.run(
+            "control_teacher",
+            f"control: pretraining {self.method}/{self.settings.config}, 1 step",
+            {"world": world.key, "method": self.method, "config": s["config"], "steps": 1},
+            lambda f: self.teacher(f, steps=1),
+            resumable=True,
+        )
+        control_student = p.run(
+            "control_student",
+            f"control: distilling the {self.settings.student} student from it, {self.settings.distill_steps} steps",
+            {
+                "teacher": control_teacher.key,
+                "student": s["student"],
+                "steps": s["distill_steps"],
+                "flags": self.distill_flags,
+            },
+            lambda f: self.student(f, control_teacher.result["workdir"]),
+            resumable=True,
+        )
+        control = p.run(
+            "control",
+            "control: the control student, exported",
+            {"student": control_student.key},
+            lambda f: self.control(f, control_student.result["workdir"]),
+        )
         fewshot = p.run(
             "fewshot",
             f"few-shot on held-out classes: {self.settings.ways}-way {'/'.join(map(str, s['shots']))}-shot, "
@@ -471,6 +514,7 @@ class Demo:
                 "teacher": teacher.key,
                 "export": export.key,
                 "random": random.key,
+                "control": control.key,
                 "episodes": s["episodes"],
                 "queries": s["queries"],
                 "shots": s["shots"],
@@ -481,6 +525,7 @@ class Demo:
                 teacher_workdir,
                 export.result["artifact"],
                 random.result["artifact"],
+                control.result["artifact"],
             ),
         )
         latency = p.run(

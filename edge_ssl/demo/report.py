@@ -8,9 +8,9 @@ import shutil
 
 import numpy as np
 
-from edge_ssl import environment
+from edge_ssl import environment, files
 
-VERSION = 1  # bumped when the report's content changes, so a finished demo rewrites it
+VERSION = 2  # bumped when the report's content changes, so a finished demo rewrites it
 
 
 def teacher_row(view_name: str) -> str:
@@ -97,6 +97,40 @@ def _projection(path: str, embeddings: np.ndarray, labels: np.ndarray, classes: 
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+RESULTS_JSON = "results.json"
+# results.json's model names for the rows of the results table.
+RESULT_ROWS = {
+    "random_student": "random init",
+    "control_student": "control student",
+    "teacher": teacher_row("visual"),
+    "teacher_motion": teacher_row("motion"),
+    "student_fp32": "student fp32",
+    "student_int8": "student int8",
+}
+
+
+def results_json(rows: dict, settings, outcomes: dict) -> dict:
+    """`{"rows": {model: {"1shot": [mean, ci95], ...}}, "seconds": N}`, accuracies as fractions.
+
+    `seconds` adds up every stage's time as it was measured when it ran (a stage reused from an earlier run counts
+    the time it took then), so it is what the whole demo costs from an empty folder.
+    """
+    out = {}
+    for name, row in RESULT_ROWS.items():
+        if row not in rows:
+            continue  # a teacher without a motion view
+        out[name] = {
+            f"{shots}shot": [
+                rows[row][f"{shots}-shot"]["mean_accuracy"],
+                rows[row][f"{shots}-shot"]["ci95"],
+            ]
+            for shots in settings.shots
+            if f"{shots}-shot" in rows[row]
+        }
+    seconds = sum(o.seconds for name, o in outcomes.items() if name != "report")
+    return {"rows": out, "seconds": round(seconds, 1)}
 
 
 def _fmt(entry: dict | None) -> str:
@@ -203,6 +237,9 @@ def write(folder: str, demo, outcomes: dict) -> dict:
     lines += [
         f"| random init student (fp32) | {_fmt(rows['random init'].get(one))} | "
         f"{_fmt(rows['random init'].get(five_label))} | {student_cx} | {lat('fp32')} |",
+        f"| control student: distilled from the teacher after 1 pretraining step (fp32) | "
+        f"{_fmt(rows['control student'].get(one))} | {_fmt(rows['control student'].get(five_label))} | "
+        f"{student_cx} | {lat('fp32')} |",
         *(
             f"| teacher ({demo.method}, {view}, Keras) | {_fmt(rows[row].get(one))} | "
             f"{_fmt(rows[row].get(five_label))} | {cx[row]['params']:,} | "
@@ -254,6 +291,9 @@ def write(folder: str, demo, outcomes: dict) -> dict:
         lines += [f"### {titles[key]}", "", f"![{titles[key]}]({file})", ""]
     with open(os.path.join(folder, "report.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
+    files.write_json_atomic(
+        os.path.join(folder, RESULTS_JSON), results_json(rows, settings, outcomes)
+    )
     return {
         "report": os.path.join(folder, "report.md"),
         "plots": plots,

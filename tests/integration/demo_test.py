@@ -1,6 +1,7 @@
 """The README's first command, `python -m edge_ssl.cli.demo --quick`, end to end: every stage, the report with its
 numbers and plots, and a second run that skips what is finished."""
 
+import json
 import os
 import re
 import subprocess
@@ -30,8 +31,8 @@ class DemoTest(tf.test.TestCase):
         out = os.path.join(self.get_temp_dir(), "demo")
         first = _demo(out)
         self.assertEqual(first.returncode, 0, first.stdout[-3000:] + first.stderr[-3000:])
-        for k in range(1, 10):
-            self.assertIn(f"[{k}/9]", first.stdout)
+        for k in range(1, 13):
+            self.assertIn(f"[{k}/12]", first.stdout)
         self.assertRegex(first.stdout, r"tf-keras +2\.21\.0")  # the installed stack comes first
         report_dir = os.path.join(out, "report")
         with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as f:
@@ -43,6 +44,7 @@ class DemoTest(tf.test.TestCase):
             self.assertIn(section, report)
         for row in (
             "random init student",
+            "control student",
             "teacher (cross_and_learn, visual",
             "teacher (cross_and_learn, motion",
             "student fp32 (TFLite)",
@@ -52,6 +54,24 @@ class DemoTest(tf.test.TestCase):
             self.assertRegex(line, r"\d+\.\d% ± \d+\.\d%.*\d+\.\d% ± \d+\.\d%", line)
         self.assertRegex(report, r"\| int8 \| [\d.e+-]+ \| 0\.\d+ \| \d+\.\d% \|")
         self.assertRegex(report, r"scored \d+\.\d% on the held-out clips")
+        with open(os.path.join(report_dir, "results.json"), encoding="utf-8") as f:
+            results = json.load(f)
+        self.assertEqual(
+            set(results["rows"]),
+            {
+                "random_student",
+                "control_student",
+                "teacher",
+                "teacher_motion",
+                "student_fp32",
+                "student_int8",
+            },
+        )
+        for model, shots in results["rows"].items():
+            self.assertEqual(set(shots), {"1shot", "5shot"}, model)
+            for mean, ci95 in shots.values():
+                self.assertTrue(0.0 <= mean <= 1.0 and 0.0 <= ci95 < 0.5, (model, mean, ci95))
+        self.assertGreater(results["seconds"], 0.0)
         for plot in (
             "training_curves.png",
             "latency_vs_accuracy.png",
@@ -68,9 +88,9 @@ class DemoTest(tf.test.TestCase):
             f.write("half")
         second = _demo(out)
         self.assertEqual(second.returncode, 0, second.stderr[-3000:])
-        skipped = re.findall(r"\[(\d)/9\] .*: done earlier \(\d+ s\), skipped", second.stdout)
-        self.assertEqual(skipped, [str(k) for k in range(1, 9)])
-        self.assertIn("[9/9] report: results table and plots\n", second.stdout)
+        skipped = re.findall(r"\[(\d+)/12\] .*: done earlier \(\d+ s\), skipped", second.stdout)
+        self.assertEqual(skipped, [str(k) for k in range(1, 12)])
+        self.assertIn("[12/12] report: results table and plots\n", second.stdout)
         with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as f:
             self.assertIn("## Results", f.read())
 
