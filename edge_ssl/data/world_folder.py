@@ -34,16 +34,14 @@ def _write_mp4(path: str, rgb: np.ndarray, fps: float) -> None:
     if frames.dtype != np.uint8:
         frames = np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
     height, width = frames.shape[1:3]
-    with files.atomic_path(path) as tmp:
-        # OpenCV picks the container from the extension, so the temporary name must end in .mp4.
-        video = tmp + ".mp4"
-        writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    # OpenCV picks the container from the extension, so the temporary name ends in .mp4.
+    with files.atomic_path(path, suffix=".partial.mp4") as tmp:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
         if not writer.isOpened():
             raise OSError(f"OpenCV cannot write {path} (mp4v)")
         for frame in frames:
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         writer.release()
-        os.replace(video, tmp)
 
 
 def _clip_name(example) -> str:
@@ -198,11 +196,10 @@ def write_world(
     if preview:
         sheet = contact_sheet(first)
         sheet = _label_rows(sheet, list(first), sheet.shape[0] // max(1, len(first)))
-        with files.atomic_path(preview) as tmp:
-            png = tmp + ".png"  # OpenCV picks the format from the extension
-            if not cv2.imwrite(png, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        # OpenCV picks the format from the extension, so the temporary name ends in .png.
+        with files.atomic_path(preview, suffix=".partial.png") as tmp:
+            if not cv2.imwrite(tmp, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
                 raise OSError(f"OpenCV cannot write {preview}")
-            os.replace(png, tmp)
     return written
 
 
