@@ -6,9 +6,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import cv2
 import numpy as np
@@ -20,8 +17,6 @@ from edge_ssl.cli import recognize
 from edge_ssl.fewshot import runner
 from export import classifier as classifier_lib
 from tests.fewshot import fixtures
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _write_colour_video(
@@ -111,36 +106,18 @@ class RecognizeCliTest(tf.test.TestCase):
         self.assertRegex(stdout, r"precision (int8|fp32): the fastest litert step")
 
     def test_runs_where_tensorflow_cannot_be_imported_on_litert_and_onnxruntime(self):
-        script = textwrap.dedent("""
-            import sys
-            sys.modules["tensorflow"] = None  # any `import tensorflow` now raises ImportError
-            from absl import app
-            from edge_ssl.cli import recognize
-            sys.argv = ["recognize"] + sys.argv[1:]
-            try:
-                app.run(recognize.main)
-            finally:
-                loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "tensorflow"]
-                assert not loaded, loaded
-            """)
         for engine in ("litert", "onnxruntime"):
             events = os.path.join(self.get_temp_dir(), f"{engine}.jsonl")
-            result = subprocess.run(
+            result = fixtures.run_without_tensorflow(
+                "edge_ssl.cli.recognize",
                 [
-                    sys.executable,
-                    "-c",
-                    script,
                     f"--classifier={self.classifier}",
                     f"--source={self.video}",
                     f"--engine={engine}",
                     f"--events={events}",
                     "--nostatus",
                 ],
-                capture_output=True,
-                text=True,
-                env=dict(os.environ, PYTHONPATH=ROOT),
                 timeout=120,
-                check=False,
             )
             self.assertEqual(result.returncode, 0, result.stderr[-3000:])
             self.assertIn(f"{engine} ", result.stdout)

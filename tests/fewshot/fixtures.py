@@ -2,6 +2,9 @@
 tiny student's artifact directory."""
 
 import os
+import subprocess
+import sys
+import textwrap
 
 import cv2
 import numpy as np
@@ -51,3 +54,33 @@ def export_tiny_student(output_dir: str, quantizations=("fp32", "int8"), onnx: b
     )
     options = artifacts.ExportOptions(quantizations=tuple(quantizations), onnx=onnx)
     return artifacts.export_student(student, output_dir, list(clips[:4]), clips, None, options)
+
+
+# Runs a CLI's main in a fresh interpreter in which `import tensorflow` raises, and checks nothing loaded it.
+_WITHOUT_TENSORFLOW = textwrap.dedent("""
+    import importlib, sys
+    sys.modules["tensorflow"] = None  # any `import tensorflow` now raises ImportError
+    from absl import app
+    cli = importlib.import_module(sys.argv[1])
+    sys.argv = [sys.argv[1]] + sys.argv[2:]
+    try:
+        app.run(cli.main)
+    finally:
+        loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "tensorflow"]
+        assert not loaded, loaded
+    """)
+
+
+def run_without_tensorflow(
+    module: str, args: list[str], timeout: int
+) -> subprocess.CompletedProcess:
+    """`python -m module args` where TensorFlow cannot be imported (the device runtime's promise), captured."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TENSORFLOW, module, *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=root),
+        timeout=timeout,
+        check=False,
+    )

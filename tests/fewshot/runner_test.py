@@ -4,9 +4,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import tensorflow as tf
@@ -14,8 +11,6 @@ import tensorflow as tf
 from edge_ssl.fewshot import runner
 from export import classifier, tflite
 from tests.fewshot import fixtures
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class RunnerTest(tf.test.TestCase):
@@ -235,24 +230,9 @@ class RunnerTest(tf.test.TestCase):
 
     def test_litert_engine_runs_where_tensorflow_cannot_be_imported(self):
         out = os.path.join(self.get_temp_dir(), "no_tf")
-        script = textwrap.dedent("""
-            import sys
-            sys.modules["tensorflow"] = None  # any `import tensorflow` now raises ImportError
-            from absl import app
-            from edge_ssl.cli import finetune
-            sys.argv = ["finetune"] + sys.argv[1:]
-            try:
-                app.run(finetune.main)
-            finally:
-                loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "tensorflow"]
-                assert not loaded, loaded
-            """)
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        result = subprocess.run(
+        result = fixtures.run_without_tensorflow(
+            "edge_ssl.cli.finetune",
             [
-                sys.executable,
-                "-c",
-                script,
                 f"--model={self.artifact}",
                 f"--train_dir={self.train}",
                 f"--eval_dir={self.eval}",
@@ -261,11 +241,7 @@ class RunnerTest(tf.test.TestCase):
                 "--head=linear",
                 "--no_cache",
             ],
-            capture_output=True,
-            text=True,
-            env=env,
             timeout=300,
-            check=False,
         )
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
