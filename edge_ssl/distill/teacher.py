@@ -268,7 +268,21 @@ def load_teacher(workdir: str) -> Teacher:
     except (AssertionError, ValueError) as e:
         raise TeacherError(f"{latest} does not match the {name}/{run['size']} networks: {e}") from e
     status.expect_partial()  # optimizer slots are not needed to teach
-    views = VIEWS[name](method)
+    return from_method(method, workdir, latest)
+
+
+def from_method(method: base.Method, workdir: str = "", checkpoint: str = "") -> Teacher:
+    """`method`'s views as a frozen teacher, with the weights it has now (at initialisation when just built: the
+    baseline a pretrained teacher is compared with).
+
+    Raises:
+      TeacherError: a method that cannot teach an RGB student.
+    """
+    if method.name not in RGB_TEACHERS:
+        raise TeacherError(
+            f"a {method.name!r} method cannot teach; an RGB student learns from {', '.join(RGB_TEACHERS)}"
+        )
+    views = VIEWS[method.name](method)
     for view in views.values():
         view.model.trainable = False
-    return Teacher(method, views, workdir, latest)
+    return Teacher(method, views, workdir, checkpoint)
