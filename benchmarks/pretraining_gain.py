@@ -32,15 +32,31 @@ import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "TFDS data directory holding (or receiving) the synthetic world.")
+flags.DEFINE_string(
+    "data_dir", None, "TFDS data directory holding (or receiving) the synthetic world."
+)
 flags.DEFINE_string("workdir", None, "Root of the pretraining workdirs (kept and reused).")
-flags.DEFINE_string("output", None, "JSON lines file the rows are appended to (default: WORKDIR/rows.jsonl).")
+flags.DEFINE_string(
+    "output", None, "JSON lines file the rows are appended to (default: WORKDIR/rows.jsonl)."
+)
 flags.DEFINE_enum("size", "small", ["tiny", "small"], "World and config size.")
-flags.DEFINE_list("methods", ["cross_and_learn", "modist", "muscles", "cv_mim"], "Methods to measure.")
-flags.DEFINE_list("runs", ["0:0", "1:0", "400:0", "400:1", "1600:0"], "steps:seed pairs (0 steps: as built).")
+flags.DEFINE_list(
+    "methods", ["cross_and_learn", "modist", "muscles", "cv_mim"], "Methods to measure."
+)
+flags.DEFINE_list(
+    "runs", ["0:0", "1:0", "400:0", "400:1", "1600:0"], "steps:seed pairs (0 steps: as built)."
+)
 flags.DEFINE_integer("episodes", 100, "Seeded 5-way episodes per shot count.")
 flags.DEFINE_integer("queries", 15, "Query clips per class in an episode.")
 flags.DEFINE_integer("batch_size", 20, "Clips per forward pass.")
+flags.DEFINE_multi_string(
+    "config_override",
+    [],
+    "key=value overriding a config field in every run (a variant; needs --tag).",
+)
+flags.DEFINE_string(
+    "tag", "", "Name of the variant --config_override makes; runs and rows are kept apart by it."
+)
 flags.DEFINE_bool("table_only", False, "Print the table of --output and measure nothing.")
 
 SHOTS = (1, 5)
@@ -78,6 +94,7 @@ def _pretrain(method: str, steps: int, seed: int, workdir: str) -> float:
         f"--workdir={workdir}",
         f"--steps={steps}",
         f"--config_override=seed={seed}",
+        *(f"--config_override={o}" for o in FLAGS.config_override),
         f"--checkpoint_every={steps}",
         f"--log_every={max(steps // 4, 1)}",
     ]
@@ -99,7 +116,9 @@ def _heldout(keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
 
     out = {k: [] for k in keys}
-    for example in tfds.as_numpy(synthetic_world.load(FLAGS.size, "heldout", data_dir=FLAGS.data_dir)):
+    for example in tfds.as_numpy(
+        synthetic_world.load(FLAGS.size, "heldout", data_dir=FLAGS.data_dir)
+    ):
         for k in keys:
             out[k].append(np.asarray(example[k]))
     return {k: np.stack(v) for k, v in out.items()}
@@ -149,7 +168,10 @@ def _measures(features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> d
 
 def _batched(fn, inputs: np.ndarray) -> np.ndarray:
     return np.concatenate(
-        [np.asarray(fn(inputs[i : i + FLAGS.batch_size])) for i in range(0, len(inputs), FLAGS.batch_size)]
+        [
+            np.asarray(fn(inputs[i : i + FLAGS.batch_size]))
+            for i in range(0, len(inputs), FLAGS.batch_size)
+        ]
     )
 
 
@@ -163,7 +185,8 @@ def _method(name: str, workdir: str | None, seed: int):
     if workdir is not None and name != "cv_mim":
         return teacher_lib.load_teacher(workdir).method
     keras.utils.set_random_seed(seed)
-    method = registry.get(name).build(loader.load(name, FLAGS.size, [f"seed={seed}"]))
+    config = loader.load(name, FLAGS.size, [*FLAGS.config_override, f"seed={seed}"])
+    method = registry.get(name).build(config)
     if workdir is not None:  # CV-MIM: restore its encoder
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -242,7 +265,11 @@ def _done() -> set[tuple]:
     if not os.path.exists(FLAGS.output):
         return set()
     with open(FLAGS.output, encoding="utf-8") as f:
-        return {(r["method"], r["steps"], r["seed"]) for r in map(json.loads, f) if r.get("size") == FLAGS.size}
+        return {
+            (r["method"], r.get("tag", ""), r["steps"], r["seed"])
+            for r in map(json.loads, f)
+            if r.get("size") == FLAGS.size
+        }
 
 
 def _ci(value) -> str:
@@ -253,17 +280,23 @@ def _ci(value) -> str:
 def _table() -> None:
     with open(FLAGS.output, encoding="utf-8") as f:
         rows = [r for r in map(json.loads, f) if r.get("size") == FLAGS.size]
-    print("| method | view | run | k-NN k = 1 / 5 | 5-way 1-shot | 5-way 5-shot | cross-view | spread | dead rows / units |"
-          " pretraining s |")
+    print(
+        "| method | view | run | k-NN k = 1 / 5 | 5-way 1-shot | 5-way 5-shot | cross-view | spread | dead rows / units |"
+        " pretraining s |"
+    )
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in sorted(rows, key=lambda r: (r["method"], r["steps"], r["seed"])):
-        run = "raw keypoints" if r["steps"] < 0 else ("initialisation" if r["steps"] == 0 else f"{r['steps']} steps")
+    for r in sorted(rows, key=lambda r: (r["method"], r.get("tag", ""), r["steps"], r["seed"])):
+        run = (
+            "raw keypoints"
+            if r["steps"] < 0
+            else ("initialisation" if r["steps"] == 0 else f"{r['steps']} steps")
+        )
         if r["steps"] >= 0:
             run += f", seed {r['seed']}"
         for view, m in r["views"].items():
             cross = f"{100 * m['cross_view']:.1f}" if "cross_view" in m else ""
             print(
-                f"| {r['method']} | {view} | {run} | {100 * m['knn1']:.1f} / {100 * m['knn5']:.1f} | "
+                f"| {r['method']}{' ' + r['tag'] if r.get('tag') else ''} | {view} | {run} | {100 * m['knn1']:.1f} / {100 * m['knn5']:.1f} | "
                 f"{_ci(m['1shot'])} | {_ci(m['5shot'])} | {cross} | {m['spread']:.3f} | "
                 f"{100 * m['dead_rows']:.0f}% / {100 * m['dead_units']:.0f}% | {r['seconds']:.0f} |"
             )
@@ -277,29 +310,55 @@ def main(argv):
     if FLAGS.table_only:
         _table()
         return
+    if FLAGS.config_override and not FLAGS.tag:
+        raise app.UsageError("--config_override makes a variant: name it with --tag")
     runs = _parse_runs()
     done = _done()
     video, pose_data = None, None
     for name in FLAGS.methods:
         if name == "cv_mim" and pose_data is None:
             pose_data = _heldout(("pose2d", "label", "performance_id", "camera_id"))
-            if ("cv_mim", -1, 0) not in done:
-                _append({"method": name, "size": FLAGS.size, "steps": -1, "seed": 0, "seconds": 0,
-                         "views": {"raw": _raw_pose_row(pose_data)}})
+            if ("cv_mim", FLAGS.tag, -1, 0) not in done:
+                _append(
+                    {
+                        "method": name,
+                        "tag": FLAGS.tag,
+                        "size": FLAGS.size,
+                        "steps": -1,
+                        "seed": 0,
+                        "seconds": 0,
+                        "views": {"raw": _raw_pose_row(pose_data)},
+                    }
+                )
         elif name != "cv_mim" and video is None:
             video = _heldout(("rgb", "label", "performance_id"))
         for steps, seed in runs:
-            if (name, steps, seed) in done:
+            if (name, FLAGS.tag, steps, seed) in done:
                 continue
             workdir = None
             seconds = 0.0
             if steps:
-                workdir = os.path.join(FLAGS.workdir, name, f"{steps}_{seed}")
+                workdir = os.path.join(
+                    FLAGS.workdir, name + (f"_{FLAGS.tag}" if FLAGS.tag else ""), f"{steps}_{seed}"
+                )
                 seconds = _pretrain(name, steps, seed, workdir)
             method = _method(name, workdir, seed)
-            views = _pose_rows(method, pose_data) if name == "cv_mim" else _video_rows(name, method, video)
-            _append({"method": name, "size": FLAGS.size, "steps": steps, "seed": seed, "seconds": seconds,
-                     "views": views})
+            views = (
+                _pose_rows(method, pose_data)
+                if name == "cv_mim"
+                else _video_rows(name, method, video)
+            )
+            _append(
+                {
+                    "method": name,
+                    "tag": FLAGS.tag,
+                    "size": FLAGS.size,
+                    "steps": steps,
+                    "seed": seed,
+                    "seconds": seconds,
+                    "views": views,
+                }
+            )
     _table()
 
 

@@ -30,32 +30,37 @@ DEFAULT_FLOW_BOUND = (
 _CACHE_VERSION = 1
 
 
-def frame_differences(rgb: tf.Tensor) -> tf.Tensor:
+def frame_differences(rgb: tf.Tensor, grey: bool = False) -> tf.Tensor:
     """Frame differences with a leading zero frame: `diff[t] = rgb[t] - rgb[t-1]`, `diff[0] = 0`.
 
     Args:
       rgb: float [..., T, H, W, C]; any leading batch dimensions.
+      grey: difference the frames' luma (Rec. 601, C = 3 in, 1 out) instead of each colour channel.
 
     Returns:
-      float [..., T, H, W, C], in [-1, 1] when `rgb` is in [0, 1]. Built from a slice, a subtraction and a concat,
-      ops every edge runtime has, so students can compute it in their own graph.
+      float [..., T, H, W, C] (C = 1 when `grey`), in [-1, 1] when `rgb` is in [0, 1]. Built from a slice, a
+      subtraction and a concat, ops every edge runtime has, so students can compute it in their own graph.
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
 
     rgb = tf.convert_to_tensor(rgb)
+    if grey:
+        rgb = tf.image.rgb_to_grayscale(rgb)
     zero = tf.zeros_like(rgb[..., :1, :, :, :])
     return tf.concat([zero, rgb[..., 1:, :, :, :] - rgb[..., :-1, :, :, :]], axis=-4)
 
 
-def difference_stack(rgb: tf.Tensor, num_differences: int = 4) -> tf.Tensor:
+def difference_stack(rgb: tf.Tensor, num_differences: int = 4, grey: bool = False) -> tf.Tensor:
     """Cross and Learn's cheap motion input: `num_differences` consecutive differences stacked on channels.
 
     Args:
       rgb: float [..., num_differences + 1, H, W, 3], consecutive frames.
       num_differences: how many differences (the paper uses 4, from 5 frames, giving 12 channels).
+      grey: difference the frames' luma instead of each colour channel (one channel per difference).
 
     Returns:
-      float [..., H, W, 3 * num_differences], channel block k holding frame k+1 minus frame k.
+      float [..., H, W, C * num_differences] (C = 3, or 1 when `grey`), channel block k holding frame k+1 minus
+      frame k.
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
 
@@ -64,7 +69,9 @@ def difference_stack(rgb: tf.Tensor, num_differences: int = 4) -> tf.Tensor:
         raise ValueError(
             f"difference_stack needs {num_differences + 1} frames, got {rgb.shape[-4]}"
         )
-    diffs = rgb[..., 1:, :, :, :] - rgb[..., :-1, :, :, :]  # [..., D, H, W, 3]
+    if grey:
+        rgb = tf.image.rgb_to_grayscale(rgb)
+    diffs = rgb[..., 1:, :, :, :] - rgb[..., :-1, :, :, :]  # [..., D, H, W, C]
     diffs = tf.unstack(diffs, num=num_differences, axis=-4)
     return tf.concat(diffs, axis=-1)
 

@@ -45,11 +45,6 @@ def _resized(example: dict[str, tf.Tensor], size: int) -> dict[str, tf.Tensor]:
     return augment.resize(example, (size, size))
 
 
-def _differences(rgb: tf.Tensor) -> tf.Tensor:
-    """Frame differences with a zero first frame, as the data contract's `diff`."""
-    return tf.concat([tf.zeros_like(rgb[:1]), rgb[1:] - rgb[:-1]], axis=0)
-
-
 @dataclasses.dataclass
 class View:
     """One embedding the teacher gives: a frozen model and how to build its input from a window."""
@@ -136,7 +131,7 @@ def _modist_views(method) -> dict[str, View]:
     def motion(window):
         ex = _motion_window(window, c.input_size)
         if c.motion == "diff":
-            ex["diff"] = _differences(ex["rgb"])
+            ex["diff"] = motion_lib.frame_differences(ex["rgb"])
         return _uniform(ex[c.motion], c.flow_frames)
 
     return {
@@ -188,7 +183,8 @@ def _cross_and_learn_views(method) -> dict[str, View]:
         ex = _motion_window(window, c.input_size)
         if c.motion == "flow":
             return motion_stacks(ex["flow"], c.flow_frames, MOTION_STACKS)
-        return motion_stacks(_differences(ex["rgb"]), c.num_differences, MOTION_STACKS)
+        differences = motion_lib.frame_differences(ex["rgb"], grey=c.differences == "grey")
+        return motion_stacks(differences, c.num_differences, MOTION_STACKS)
 
     return {
         "visual": _visual_view(method, c.input_size, c.eval_frames),

@@ -16,7 +16,10 @@ added to the gradient before the momentum (`base.apply_gradients`), not Keras's 
 under momentum 0.9.
 
 Differences from the paper: per-frame motion magnitude for the sampling is computed from the clip at hand (flow or
-differences) rather than precomputed over the whole video.
+differences) rather than precomputed over the whole video; by default the motion input's per-channel spatial mean is
+subtracted (`subtract_motion_mean`; the original subtracts none) and differences keep their three colour channels
+(`differences="grey"` takes the luma's differences instead). benchmarks/README.md ("What pretraining adds") has what
+each choice learns on the synthetic world.
 """
 
 import dataclasses
@@ -24,12 +27,14 @@ import dataclasses
 import tensorflow as tf
 
 from edge_ssl.data import augment
+from edge_ssl.data import motion as motion_lib
 from edge_ssl.keras import keras
 from edge_ssl.losses import cross_modal, distributed
 from edge_ssl.methods import base
 from edge_ssl.models import caffenet, layers
 
 MOTIONS = ("flow", "diff")
+DIFFERENCES = ("colour", "grey")
 NEGATIVES = ("tuple", "batch")
 ENCODERS = ("caffenet", "vgg16")
 
@@ -45,6 +50,12 @@ class CrossAndLearnConfig(base.MethodConfig):
     )
     flow_frames: int = 10
     num_differences: int = 4
+    # "colour": each difference keeps the three colour channels (today's default); "grey": differences of the frames'
+    # luma, one channel each, so the motion stream sees no colour the RGB frame shows on the same pixels.
+    differences: str = "colour"
+    # The motion input's per-channel spatial mean is subtracted (the original subtracts none from its flow or
+    # differences; the mean of a flow stack is camera motion).
+    subtract_motion_mean: bool = True
     feature_layer: str = "fc6"
     dropout: float = 0.5
     weight_cross: float = 0.5
@@ -75,6 +86,7 @@ class CrossAndLearnConfig(base.MethodConfig):
                 f"variant must be one of {sorted(caffenet.CAFFENET_VARIANTS)}",
             ),
             (self.motion in MOTIONS, f"motion must be one of {MOTIONS}"),
+            (self.differences in DIFFERENCES, f"differences must be one of {DIFFERENCES}"),
             (self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}"),
             (
                 self.feature_layer in caffenet.FEATURE_LAYERS,
@@ -109,7 +121,9 @@ class CrossAndLearnConfig(base.MethodConfig):
 
     @property
     def motion_channels(self) -> int:
-        return 2 * self.flow_frames if self.motion == "flow" else 3 * self.num_differences
+        if self.motion == "flow":
+            return 2 * self.flow_frames
+        return (1 if self.differences == "grey" else 3) * self.num_differences
 
 
 def _encoder(
@@ -121,6 +135,7 @@ def _encoder(
         feature_layer=config.feature_layer,
         dropout=config.dropout,
         name=name,
+        subtract_mean=config.subtract_motion_mean,
     )
     if config.encoder == "vgg16":
         return caffenet.vgg16_bn(**kwargs)
@@ -206,8 +221,9 @@ class CrossAndLearn(base.Method):
             stack = ex["flow"][1:]  # [F, H, W, 2]: motion into each frame after the first
             motion = tf.concat(tf.unstack(stack, num=c.flow_frames, axis=0), axis=-1)
         else:
-            diffs = rgb[1:] - rgb[:-1]
-            motion = tf.concat(tf.unstack(diffs, num=c.num_differences, axis=0), axis=-1)
+            motion = motion_lib.difference_stack(
+                rgb, c.num_differences, grey=c.differences == "grey"
+            )
         frame = {"rgb": rgb[c.window // 2]}
         if c.channel_split:
             frame = augment.channel_split(frame, seeds[4])

@@ -25,6 +25,7 @@ import dataclasses
 import tensorflow as tf
 
 from edge_ssl.data import augment
+from edge_ssl.data import motion as motion_lib
 from edge_ssl.keras import keras
 from edge_ssl.losses import contrastive, distributed
 from edge_ssl.methods import base, momentum
@@ -185,7 +186,7 @@ class MoDist(base.Method):
         ex = augment.random_flip(ex, seeds[1])
         raw = ex["rgb"]
         if c.motion == "diff":
-            ex["diff"] = tf.concat([tf.zeros_like(raw[:1]), raw[1:] - raw[:-1]], axis=0)
+            ex["diff"] = motion_lib.frame_differences(raw)
         ex = augment.color_jitter(ex, seeds[2]) if c.jitter_prob else ex
         jittered = tf.random.stateless_uniform([], seeds[3]) < c.jitter_prob
         rgb = tf.where(jittered, ex["rgb"], raw)

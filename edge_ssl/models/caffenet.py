@@ -48,7 +48,9 @@ def _conv_relu_bn(x, filters, kernel, name, strides=1, groups=1, padding="same")
     return keras.layers.BatchNormalization(name=f"{name}_bn")(x)
 
 
-def _input_and_preprocess(input_size: int, in_channels: int, modality: str, name: str):
+def _input_and_preprocess(
+    input_size: int, in_channels: int, modality: str, name: str, subtract_mean: bool = True
+):
     inputs = keras.Input((input_size, input_size, in_channels), name=f"{name}_input")
     if modality == "rgb":
         if in_channels != 3:
@@ -57,7 +59,7 @@ def _input_and_preprocess(input_size: int, in_channels: int, modality: str, name
             layers.IMAGENET_MEAN, layers.IMAGENET_STD, name=f"{name}_standardize"
         )(inputs)
     elif modality in ("flow", "diff"):
-        x = layers.SubtractSpatialMean(name=f"{name}_submean")(inputs)
+        x = layers.SubtractSpatialMean(name=f"{name}_submean")(inputs) if subtract_mean else inputs
     else:
         raise ValueError(f"unknown modality {modality!r}; choose rgb, flow or diff")
     return inputs, x
@@ -88,6 +90,7 @@ def caffenet_bn(
     feature_layer: str = "fc6",
     dropout: float = 0.5,
     name: str = "caffenet",
+    subtract_mean: bool = True,
 ) -> keras.Model:
     """CaffeNet-BN from an image [B, S, S, in_channels] to its features at `feature_layer` [B, D].
 
@@ -98,6 +101,7 @@ def caffenet_bn(
       feature_layer: "conv5", "pool5", "fc6" (default, as the paper) or "fc7". Layers past it are not built.
       dropout: before fc6 and fc7.
       name: model and layer-name prefix (two encoders in one method need different names).
+      subtract_mean: flow / diff only: subtract each channel's spatial mean (False: the input as it is).
 
     Returns:
       A functional keras.Model; `model.get_config()` / `keras.Model.from_config` round-trip it.
@@ -108,7 +112,7 @@ def caffenet_bn(
             f"unknown CaffeNet variant {variant!r}; choose one of {sorted(CAFFENET_VARIANTS)}"
         )
     v = CAFFENET_VARIANTS[variant]
-    inputs, x = _input_and_preprocess(v.input_size, in_channels, modality, name)
+    inputs, x = _input_and_preprocess(v.input_size, in_channels, modality, name, subtract_mean)
     w1, w2, w3, w4, w5 = v.conv_widths
     x = keras.layers.ZeroPadding2D(2, name=f"{name}_pad1")(x)
     x = _conv_relu_bn(
@@ -135,10 +139,12 @@ def vgg16_bn(
     dropout: float = 0.5,
     input_size: int = 224,
     name: str = "vgg16",
+    subtract_mean: bool = True,
 ) -> keras.Model:
-    """VGG16-BN (conv -> BN -> ReLU, 13 conv layers, 512x7x7 -> fc6 4096 -> fc7 4096) to `feature_layer` features."""
+    """VGG16-BN (conv -> BN -> ReLU, 13 conv layers, 512x7x7 -> fc6 4096 -> fc7 4096) to `feature_layer` features;
+    the arguments as `caffenet_bn`'s."""
     _check(feature_layer)
-    inputs, x = _input_and_preprocess(input_size, in_channels, modality, name)
+    inputs, x = _input_and_preprocess(input_size, in_channels, modality, name, subtract_mean)
     for stage, widths in enumerate(VGG16_WIDTHS, start=1):
         for i, width in enumerate(widths, start=1):
             x = keras.layers.Conv2D(width, 3, padding="same", name=f"{name}_conv{stage}_{i}")(x)

@@ -43,6 +43,23 @@ class FrameDifferenceTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "needs 5 frames"):
             motion.difference_stack(rgb[:4])
 
+    def test_grey_differences_are_the_luma_differences_one_channel_each(self):
+        rgb = np.random.default_rng(3).uniform(size=(5, 4, 4, 3)).astype(np.float32)
+        luma = rgb @ np.float32([0.299, 0.587, 0.114])  # Rec. 601
+        diff = motion.frame_differences(rgb, grey=True).numpy()
+        self.assertEqual(diff.shape, (5, 4, 4, 1))
+        self.assertAllClose(diff[1:, ..., 0], luma[1:] - luma[:-1], atol=1e-3)
+        stack = motion.difference_stack(rgb, grey=True).numpy()
+        self.assertEqual(stack.shape, (4, 4, 4))
+        for k in range(4):
+            self.assertAllClose(stack[..., k], luma[k + 1] - luma[k], atol=1e-3)
+        # A change of colour at constant luma is no grey motion, and is colour motion.
+        red, green = np.zeros((2, 1, 1, 3), np.float32), np.zeros((2, 1, 1, 3), np.float32)
+        red[1, ..., 0], green[1, ..., 1] = 0.587, 0.299
+        shift = np.concatenate([red[1:], green[1:]])
+        self.assertAllClose(motion.frame_differences(shift, grey=True)[1], [[[0.0]]], atol=1e-3)
+        self.assertGreater(float(tf.reduce_max(tf.abs(motion.frame_differences(shift)[1]))), 0.2)
+
 
 class FlowTest(tf.test.TestCase, parameterized.TestCase):
 

@@ -169,9 +169,24 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
             "modist", os.path.join(self.get_temp_dir(), "flow"), steps=1, overrides=["motion=flow"]
         )
         diff_dir = _pretrain("cross_and_learn", os.path.join(self.get_temp_dir(), "diff"), steps=1)
+        grey_dir = _pretrain(
+            "cross_and_learn",
+            os.path.join(self.get_temp_dir(), "grey"),
+            steps=1,
+            overrides=["differences=grey", "subtract_motion_mean=False"],
+        )
         rgb = tf.convert_to_tensor(next(iter(_world("heldout")))["rgb"], tf.float32)
-        for workdir, keys in ((flow_dir, {"rgb", "flow"}), (diff_dir, {"rgb"})):
+        for workdir, keys in (
+            (flow_dir, {"rgb", "flow"}),
+            (diff_dir, {"rgb"}),
+            (grey_dir, {"rgb"}),
+        ):
             teacher = teacher_lib.load_teacher(workdir)
+            if workdir == grey_dir:  # its motion stacks are of grey differences, one channel each
+                stacks = teacher.views["motion"].inputs(teacher.window(rgb))
+                self.assertEqual(stacks.shape[-1], teacher.method.config.num_differences)
+                luma = tf.image.rgb_to_grayscale(rgb)
+                self.assertAllClose(stacks[0, ..., 0], (luma[1] - luma[0])[..., 0], atol=1e-5)
             window = teacher.window(rgb)
             self.assertEqual(set(window), keys)
             if "flow" in keys:  # as the training pipeline computes it

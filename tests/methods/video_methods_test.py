@@ -195,7 +195,39 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
                     return
         self.fail("the RGB input is no window's centre frame")
 
+    def test_cross_and_learn_grey_differences_without_mean_feed_the_motion_net_as_they_are(self):
+        method = _build(
+            "cross_and_learn",
+            channel_split=False,
+            time_flip=False,
+            scale_size=None,
+            high_motion=False,
+            differences="grey",
+            subtract_motion_mean=False,
+        )
+        self.assertEqual(method.config.motion_channels, 4)
+        self.assertEqual(method.motion_net.input_shape[-1], 4)
+        self.assertNotIn("submean", " ".join(l.name for l in method.motion_net.layers))
+        self.assertIn(
+            "submean", " ".join(l.name for l in _build("cross_and_learn").motion_net.layers)
+        )
+        clip = _clips(1)["rgb"][0]
+        out = method.prepare({"rgb": tf.constant(clip)}, tf.constant([0, 0], tf.int64))
+        rgb, stack = out["rgb"].numpy(), out["motion"].numpy()
+        self.assertEqual(stack.shape, (32, 32, 4))
+        luma = lambda x: x @ np.float32([0.299, 0.587, 0.114])
+        for start in range(4):
+            for flip in (False, True):
+                frames = clip[start : start + 5, :, ::-1] if flip else clip[start : start + 5]
+                if np.allclose(rgb, frames[2]):
+                    self.assertAllClose(stack[..., 0], luma(frames[1]) - luma(frames[0]), atol=2e-3)
+                    self.assertAllClose(stack[..., 3], luma(frames[4]) - luma(frames[3]), atol=2e-3)
+                    return
+        self.fail("the RGB input is no window's centre frame")
+
     def test_configs_reject_bad_values(self):
+        with self.assertRaisesRegex(ValueError, "differences must be one of"):
+            cross_and_learn.CrossAndLearnConfig(differences="hsv")
         with self.assertRaisesRegex(ValueError, "motion must be one of"):
             cross_and_learn.CrossAndLearnConfig(motion="audio")
         with self.assertRaisesRegex(ValueError, "even"):
