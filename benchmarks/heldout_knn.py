@@ -2,7 +2,8 @@
 
 A student distilled from a teacher's embedding can learn at most what that embedding knows, so this prints, for the
 synthetic world's held-out split (actions never seen in pretraining or distillation), the leave-one-out k-NN accuracy
-by cosine (k = 1 and 5; the other cameras of a clip's performance never vote; chance 20%), the spread of the
+by cosine (k = 1 and 5; the other cameras of a clip's performance never vote; chance 20%), 5-way 1- and 5-shot
+accuracy of a nearest-prototype head over seeded episodes (the demo's protocol; mean and 95% CI), the spread of the
 unit-normalised embeddings (1 - |their mean|^2 over the clips whose embedding is not all zero: near 0 when every clip
 points almost one way, which is when cosine regression to them learns little) and the fractions of dead rows (clips
 embedded as all zeros) and dead units (dimensions zero for every clip), `edge_ssl.fewshot.metrics.collapse`, of:
@@ -28,6 +29,9 @@ flags.DEFINE_enum("size", "small", ["tiny", "small", "base"], "World size.")
 flags.DEFINE_list("teacher", [], "Pretraining workdirs whose views to measure.")
 flags.DEFINE_list("student", [], "Distillation workdirs or student SavedModels to measure.")
 flags.DEFINE_integer("batch_size", 20, "Clips per forward pass.")
+flags.DEFINE_integer(
+    "episodes", 100, "Seeded 5-way episodes (15 queries per class) per shot count."
+)
 flags.mark_flag_as_required("data_dir")
 
 
@@ -56,12 +60,16 @@ def _batched(fn, inputs: np.ndarray) -> np.ndarray:
 
 
 def _line(name: str, features: np.ndarray, labels, groups, seconds: float) -> str:
-    from edge_ssl.fewshot import metrics  # pylint: disable=g-import-not-at-top
+    from edge_ssl.fewshot import metrics, runner  # pylint: disable=g-import-not-at-top
 
     knn = " / ".join(f"{metrics.knn_accuracy(features, labels, groups, k):.1%}" for k in (1, 5))
+    shots = []
+    for s in (1, 5):
+        mean, ci = runner.prototype_episodes(features, labels, s, FLAGS.episodes)
+        shots.append(f"{mean:.1%} ± {ci:.1%}")
     c = metrics.collapse(features)
     dead = f"{c.dead_rows:.1%} / {c.dead_units:.1%}"
-    return f"| {name} | {knn} | {c.spread:.3f} | {dead} | {seconds:.0f} |"
+    return f"| {name} | {knn} | {' | '.join(shots)} | {c.spread:.3f} | {dead} | {seconds:.0f} |"
 
 
 def _teacher_lines(workdir: str, clips, labels, groups) -> list[str]:
@@ -130,8 +138,10 @@ def main(argv):
         f"synthetic_world/{FLAGS.size} held-out: {len(clips)} clips of {clips.shape[1:]}, "
         f"{len(set(labels))} actions, {len(set(groups))} performances ({time.time() - start:.0f} s to load)"
     )
-    print("| model | held-out k-NN, k = 1 / 5 | spread | dead rows / units | seconds |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| model | held-out k-NN, k = 1 / 5 | 5-way 1-shot | 5-way 5-shot | spread | dead rows / units | seconds |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for workdir in FLAGS.teacher:
         for line in _teacher_lines(workdir, clips, labels, groups):
             print(line, flush=True)

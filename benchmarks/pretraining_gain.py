@@ -124,42 +124,19 @@ def _heldout(keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-def _episodes(embeddings: np.ndarray, labels: np.ndarray, shots: int) -> tuple[float, float]:
-    """Mean accuracy and 95% CI of nearest-prototype 5-way episodes, as the demo's teacher rows."""
-    from edge_ssl.fewshot import labeled, runner  # pylint: disable=g-import-not-at-top
-
-    classes = [str(c) for c in sorted(set(labels.tolist()))]
-    data = labeled.Embedded(
-        classes=classes,
-        paths=[""] * len(labels),
-        labels=np.array([classes.index(str(l)) for l in labels]),
-        embeddings=embeddings.astype(np.float32),
-        frame_embeddings=None,
-        views=[None] * len(labels),
-        skipped=[],
-    )
-    config = runner.RunConfig(
-        model="",
-        train_dir="",
-        output_dir="",
-        head="prototype",
-        episodes=FLAGS.episodes,
-        ways=WAYS,
-        shots=shots,
-        queries=FLAGS.queries,
-    )
-    result = runner.evaluate_episodes(config, data, None)
-    return result["mean_accuracy"], result["ci95"]
-
-
 def _measures(features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> dict:
-    from edge_ssl.fewshot import metrics  # pylint: disable=g-import-not-at-top
+    from edge_ssl.fewshot import metrics, runner  # pylint: disable=g-import-not-at-top
 
     collapse = metrics.collapse(features)
     return {
         "knn1": metrics.knn_accuracy(features, labels, groups, 1),
         "knn5": metrics.knn_accuracy(features, labels, groups, 5),
-        **{f"{s}shot": _episodes(features, labels, s) for s in SHOTS},
+        **{
+            f"{s}shot": runner.prototype_episodes(
+                features, labels, s, FLAGS.episodes, WAYS, FLAGS.queries
+            )
+            for s in SHOTS
+        },
         "spread": collapse.spread,
         "dead_rows": collapse.dead_rows,
         "dead_units": collapse.dead_units,

@@ -236,6 +236,47 @@ def evaluate_episodes(config: RunConfig, data: labeled.Embedded, trainer) -> dic
     }
 
 
+def prototype_episodes(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    shots: int,
+    episodes: int = 100,
+    ways: int = 5,
+    queries: int = 15,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Mean accuracy and 95% CI of a nearest-prototype head over seeded N-way K-shot episodes of embedded clips:
+    the demo's protocol, for embeddings that come from anywhere (a teacher's view, a student in Keras).
+
+    Args:
+      embeddings: float [N, D].
+      labels: int [N], any class ids.
+    """
+    classes = sorted(set(np.asarray(labels).tolist()))
+    data = labeled.Embedded(
+        classes=[str(c) for c in classes],
+        paths=[""] * len(labels),
+        labels=np.array([classes.index(l) for l in np.asarray(labels).tolist()]),
+        embeddings=np.asarray(embeddings, np.float32),
+        frame_embeddings=None,
+        views=[None] * len(labels),
+        skipped=[],
+    )
+    config = RunConfig(
+        model="",
+        train_dir="",
+        output_dir="",
+        head="prototype",
+        episodes=episodes,
+        ways=ways,
+        shots=shots,
+        queries=queries,
+        seed=seed,
+    )
+    result = evaluate_episodes(config, data, None)
+    return result["mean_accuracy"], result["ci95"]
+
+
 def _evaluate(
     predicted: np.ndarray | None, data: labeled.Embedded | None, classes: list[str]
 ) -> dict:

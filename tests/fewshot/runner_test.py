@@ -158,6 +158,20 @@ class RunnerTest(tf.test.TestCase):
             self.assertEqual(first["ci95"], 0.0)
         self.assertEqual(np.sum(first["confusion_matrix"]), 6 * 3 * 2)
 
+    def test_prototype_episodes_on_embeddings_separate_clusters_and_not_noise(self):
+        rng = np.random.default_rng(0)
+        labels = np.repeat([3, 7, 11, 12, 20, 31], 20)  # any class ids
+        centres = rng.normal(size=(40, 16))
+        clustered = centres[labels] + 0.05 * rng.normal(size=(len(labels), 16))
+        mean, ci = runner.prototype_episodes(clustered, labels, shots=1, episodes=20)
+        self.assertEqual((mean, ci), (1.0, 0.0))
+        noise = rng.normal(size=(len(labels), 16))
+        mean, ci = runner.prototype_episodes(noise, labels, shots=5, episodes=20)
+        self.assertLess(mean, 0.4)  # chance: 1 / 5
+        self.assertGreater(ci, 0.0)
+        again = runner.prototype_episodes(noise, labels, shots=5, episodes=20)
+        self.assertEqual(again, (mean, ci))  # seeded
+
     def test_a_corrupt_clip_is_a_counted_skip(self):
         train = os.path.join(self.get_temp_dir(), "train_broken")
         shutil.copytree(self.train, train)
