@@ -1124,7 +1124,12 @@ def _behind(scene, canvases: list[np.ndarray]) -> tuple[list[float], list[float]
 
 
 def generate(
-    config: WorldConfig, split: str, seed: int = 0, mask: bool = False, person: bool = True
+    config: WorldConfig,
+    split: str,
+    seed: int = 0,
+    mask: bool = False,
+    person: bool = True,
+    render: bool = True,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Examples of one split of the world, `config.num_cameras` per performance, in a fixed order.
 
@@ -1138,6 +1143,9 @@ def generate(
       seed: the world's seed.
       mask: also yield `mask`, uint8 [T, H, W, 1], 1 on the person's pixels (not stored by the TFDS builder).
       person: False renders every clip without the person, everything else identical (a shortcut control).
+      render: False draws no pixels (no `rgb`, no `mask`): a pose world, hundreds of times faster, for pose methods.
+        Its performances and cameras are the rendered world's, its camera shake and cross-view pairs are not (the
+        rendering's random draws are skipped).
 
     Yields:
       Dicts of numpy arrays with the keys in this module's docstring (`rgb` uint8; `to_contract` makes it float).
@@ -1156,13 +1164,14 @@ def generate(
         target = np.array([hips[0], 0.5 * height_m, hips[2]])
         views = _sample_cameras(rng, config, target, height_m, yaw).astype(np.float32)
         scene, room_id = _scene(rng, config, seed)
-        canvases = [
-            _scene_canvas(scene, view, config.height, config.width, margin_px, rng)
-            for view in views
-        ]
-        parts = _person_parts(
-            pose3d, fwd, head, body, _draw_clothes(rng, *_behind(scene, canvases))
-        )
+        if render:
+            canvases = [
+                _scene_canvas(scene, view, config.height, config.width, margin_px, rng)
+                for view in views
+            ]
+            parts = _person_parts(
+                pose3d, fwd, head, body, _draw_clothes(rng, *_behind(scene, canvases))
+            )
         signals = limb_signals(pose3d)
         moved = movement_flags(signals, still_below, moving_above)
         gaze3d = _gaze_points(pose3d, fwd, head, config.fps)
@@ -1172,11 +1181,14 @@ def generate(
             view = views[cam]
             pair = (cam + 1 + rng.integers(config.num_cameras - 1)) % config.num_cameras
             shake = np.clip(camera_shake(rng, config), -(margin_px - 2), margin_px - 2)
-            rgb, person_mask = _render(
-                rng, config, parts, canvases[cam], view, shake, mask, person=person
-            )
-            example = {
-                "rgb": rgb,
+            example = {}
+            if render:
+                example["rgb"], person_mask = _render(
+                    rng, config, parts, canvases[cam], view, shake, mask, person=person
+                )
+                if mask:
+                    example["mask"] = person_mask
+            example |= {
                 "pose2d": project(pose3d32, view, shake),
                 "pose3d": pose3d32,
                 "view": view,
@@ -1191,13 +1203,14 @@ def generate(
                 "camera_id": np.int32(cam),
                 "room_id": np.int32(room_id),
             }
-            if mask:
-                example["mask"] = person_mask
             yield example
 
 
-def feature_shapes(config: WorldConfig) -> dict[str, tuple[tuple[int, ...], type]]:
-    """(shape, numpy dtype) of every example key of `generate`, for tf.data signatures and TFDS features."""
+def feature_shapes(
+    config: WorldConfig, render: bool = True
+) -> dict[str, tuple[tuple[int, ...], type]]:
+    """(shape, numpy dtype) of every example key of `generate` (without `rgb` when not `render`), for tf.data
+    signatures and TFDS features."""
     t, h, w, k, l, v = (
         config.num_frames,
         config.height,
@@ -1206,7 +1219,7 @@ def feature_shapes(config: WorldConfig) -> dict[str, tuple[tuple[int, ...], type
         keypoints.NUM_LIMBS,
         NUM_VIEW_FIELDS,
     )
-    return {
+    shapes = {
         "rgb": ((t, h, w, 3), np.uint8),
         "pose2d": ((t, k, 2), np.float32),
         "pose3d": ((t, k, 3), np.float32),
@@ -1222,6 +1235,9 @@ def feature_shapes(config: WorldConfig) -> dict[str, tuple[tuple[int, ...], type
         "camera_id": ((), np.int32),
         "room_id": ((), np.int32),
     }
+    if not render:
+        del shapes["rgb"]
+    return shapes
 
 
 def to_contract(example: Mapping) -> dict:
@@ -1238,20 +1254,22 @@ def to_contract(example: Mapping) -> dict:
     import tensorflow as tf  # here, so that generating numpy never loads TensorFlow
 
     out = dict(example)
-    out["rgb"] = tf.image.convert_image_dtype(tf.convert_to_tensor(example["rgb"]), tf.float32)
+    if "rgb" in example:
+        out["rgb"] = tf.image.convert_image_dtype(tf.convert_to_tensor(example["rgb"]), tf.float32)
     for key in ("label", "performance_id", "camera_id", "room_id", "moved"):
         if key in out:
             out[key] = tf.cast(out[key], tf.int32)
     return out
 
 
-def as_dataset(config: WorldConfig, split: str, seed: int = 0):
+def as_dataset(config: WorldConfig, split: str, seed: int = 0, render: bool = True):
     """The split as a `tf.data.Dataset` of contract dicts (rgb float32 in [0, 1]), generated on the fly.
 
     Args:
       config: the world's sizes.
       split: "pretrain", "test" or "heldout".
       seed: the world's seed.
+      render: False: a pose world, without `rgb` (see `generate`).
 
     Returns:
       A finite tf.data.Dataset of dicts, in `generate`'s order.
@@ -1261,9 +1279,9 @@ def as_dataset(config: WorldConfig, split: str, seed: int = 0):
     _split_index(split)  # fail here, not inside the iterator
     signature = {
         key: tf.TensorSpec(shape, tf.as_dtype(dtype))
-        for key, (shape, dtype) in feature_shapes(config).items()
+        for key, (shape, dtype) in feature_shapes(config, render).items()
     }
     ds = tf.data.Dataset.from_generator(
-        lambda: generate(config, split, seed), output_signature=signature
+        lambda: generate(config, split, seed, render=render), output_signature=signature
     )
     return ds.map(to_contract, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

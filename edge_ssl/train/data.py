@@ -16,17 +16,16 @@ from edge_ssl.methods import base
 
 # The synthetic world's size for each config size (students: tiny, small, base).
 WORLD_SIZES = {"tiny": "tiny", "small": "small", "paper": "base", "base": "base"}
-SYNTHETIC_KEYS = (
-    "rgb",
-    "pose2d",
-    "pose2d_pair",
-    "pose3d",
-    "view",
-    "signals",
-    "moved",
-    "gaze",
-    "label",
-)
+# A pose method's synthetic world: the same performances with its cameras all around the person (CV-MIM learns what
+# stays the same across views, and the rendered world's frontal arc gives it little to learn from), generated on the
+# fly without pixels.
+POSE_WORLD_ARC_DEG = 360.0
+
+
+def pose_world(size: str, split: str) -> tf.data.Dataset:
+    """The synthetic world of a pose method (`POSE_WORLD_ARC_DEG`), generated on the fly without rendering."""
+    config = synthetic.get_config(size, camera_arc_deg=POSE_WORLD_ARC_DEG)
+    return synthetic.as_dataset(config, split, render=False)
 
 
 class DataError(ValueError):
@@ -39,8 +38,8 @@ def source_dataset(
     """The finite, unprepared dataset named by `data`, checked against what the method needs.
 
     Args:
-      data: "synthetic" (the world sized for the config), "synthetic_world/<size>" (that world; both are built on
-        first use), an existing folder (videos, or poses for cv_mim), or the name of a prepared TFDS dataset.
+      data: "synthetic" (the world sized for the config, built on first use; for a pose method, `pose_world`),
+        "synthetic_world/<size>" (that rendered world, built on first use), an existing folder (videos, or poses for cv_mim), or the name of a prepared TFDS dataset.
       method: the method to feed; its `input_keys` must all be available (flow is computed when missing).
       data_dir: TFDS data directory (the synthetic world is built there on first use).
       split: the TFDS split ("pretrain" for the synthetic world).
@@ -52,6 +51,8 @@ def source_dataset(
     needs = set(method.input_keys)
     if data == "synthetic":
         size = WORLD_SIZES[method.config.size]
+        if not needs & {"rgb", "flow"}:
+            return pose_world(size, split)
         return synthetic_world.load(size, split, data_dir=data_dir)
     if os.path.isdir(data):
         if needs <= {"pose2d"} or method.name == "cv_mim":

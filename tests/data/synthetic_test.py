@@ -466,6 +466,26 @@ class SyntheticTest(tf.test.TestCase):
             self.assertEqual(a["label"].dtype, np.int32)
             np.testing.assert_array_equal(a["pose2d"], b["pose2d"])
 
+    def test_a_pose_world_draws_no_pixels_and_keeps_the_performances_and_cameras(self):
+        config = synthetic.get_config("tiny", performances=(3, 0, 2))
+        for split in ("pretrain", "heldout"):
+            rendered = list(synthetic.generate(config, split, seed=4))
+            poses = list(synthetic.generate(config, split, seed=4, render=False))
+            self.assertLen(poses, len(rendered))
+            for a, b in zip(poses, rendered):
+                self.assertNotIn("rgb", a)
+                self.assertEqual(set(a), set(b) - {"rgb"})
+                for key in ("pose3d", "view", "label", "performance_id", "camera_id", "signals"):
+                    np.testing.assert_array_equal(a[key], b[key])
+                # Its own shake, and pose2d is still the projection with it.
+                np.testing.assert_allclose(
+                    a["pose2d"], synthetic.project(a["pose3d"], a["view"], a["shake"]), atol=1e-4
+                )
+        dataset = synthetic.as_dataset(config, "heldout", seed=4, render=False)
+        first = next(dataset.as_numpy_iterator())
+        self.assertNotIn("rgb", first)
+        self.assertEqual(first["label"].dtype, np.int32)
+
 
 if __name__ == "__main__":
     tf.test.main()

@@ -44,6 +44,23 @@ class DataTest(tf.test.TestCase):
         self.assertEqual(data.shuffle_buffer_size(pose, {"pose2d"}), 1024)
         self.assertEqual(data.shuffle_buffer_size(video, {"rgb"}, memory=1), 16)
 
+    def test_a_pose_method_s_synthetic_world_has_no_pixels_and_cameras_all_around(self):
+        data_dir = os.path.join(self.get_temp_dir(), "pose_world")
+        source = data.source_dataset("synthetic", _method("cv_mim"), data_dir, "pretrain", None)
+        self.assertFalse(os.path.exists(data_dir))  # generated on the fly, nothing built
+        examples = list(source.take(60))
+        self.assertNotIn("rgb", examples[0])
+        self.assertEqual(examples[0]["pose2d"].dtype, tf.float32)
+        # Camera azimuths relative to the way the hips face: the rendered world keeps them within +-60 degrees.
+        index = synthetic.keypoints.INDEX
+        relative = []
+        for e in examples:
+            pose3d = e["pose3d"].numpy()
+            across = pose3d[0, index["left_hip"]] - pose3d[0, index["right_hip"]]
+            relative.append(float(e["view"][0]) - np.arctan2(across[2], -across[0]))
+        relative = np.degrees(np.angle(np.exp(1j * np.array(relative))))
+        self.assertGreater(np.max(np.abs(relative)), 100.0)
+
     def test_the_world_by_its_tfds_name_is_built_and_given_in_the_contract(self):
         # `--data=synthetic_world/tiny`: built on first use like `--data=synthetic`, and in the contract (float32 rgb
         # in [0, 1]; TFDS stores it as uint8, which the distiller's `prepare` refused with a dtype error).
