@@ -17,8 +17,8 @@ import time
 from absl import app, flags
 
 from edge_ssl import environment
-from edge_ssl.configs import loader
 from edge_ssl.demo import pipeline
+from edge_ssl.methods import registry
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -30,7 +30,7 @@ flags.DEFINE_bool(
 flags.DEFINE_enum(
     "method",
     pipeline.DEFAULT_METHOD,
-    [m for m in loader.CONFIGS_METHODS if m != "cv_mim"],
+    list(registry.VIDEO_METHODS),
     "Teacher's self-supervised method (an RGB method: the student sees video).",
 )
 flags.DEFINE_string(

@@ -20,10 +20,10 @@ from edge_ssl.configs import (
     muscles_small,
     muscles_tiny,
 )
-from edge_ssl.methods import base
+from edge_ssl.methods import base, registry
 
 SIZES = ("tiny", "small", "paper")
-CONFIGS_METHODS = ("cross_and_learn", "modist", "cv_mim", "muscles")
+CONFIGS_METHODS = tuple(registry.METHODS)  # every method has a config of every size (CONFIGS)
 CONFIGS: dict[tuple[str, str], ModuleType] = {
     ("cross_and_learn", "tiny"): cross_and_learn_tiny,
     ("cross_and_learn", "small"): cross_and_learn_small,

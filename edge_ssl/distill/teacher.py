@@ -27,7 +27,7 @@ from edge_ssl.methods import base, registry
 from edge_ssl.models import layers
 from edge_ssl.train import loop
 
-RGB_TEACHERS = ("cross_and_learn", "modist", "muscles")
+RGB_TEACHERS = registry.VIDEO_METHODS
 
 
 class TeacherError(ValueError):

@@ -19,6 +19,9 @@ import tensorflow as tf
 from edge_ssl.keras import keras
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# What a method learns from: "video" (RGB clips, with flow or body signals: an RGB student can learn from it) or
+# "pose" (2D keypoint sequences).
+MODALITIES = ("video", "pose")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Method(tf.Module, abc.ABC):
     """A self-supervised objective with its encoders, optimizers and training step."""
 
     name: str = ""
+    modality: str = "video"  # one of MODALITIES; the method module's MODALITY
     input_keys: tuple[str, ...] = ()
 
     def __init__(self, config: MethodConfig):

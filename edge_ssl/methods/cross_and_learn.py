@@ -33,6 +33,7 @@ from edge_ssl.losses import cross_modal, distributed
 from edge_ssl.methods import base
 from edge_ssl.models import caffenet, layers
 
+MODALITY = "video"  # what the method learns from (base.MODALITIES)
 MOTIONS = ("flow", "diff")
 DIFFERENCES = ("colour", "grey")
 NEGATIVES = ("tuple", "batch")
@@ -161,6 +162,7 @@ class CrossAndLearn(base.Method):
     """Two streams, one objective; `backbone` is the RGB stream averaged over a clip's frames."""
 
     name = "cross_and_learn"
+    modality = MODALITY
 
     def __init__(self, config: CrossAndLearnConfig):
         super().__init__(config)

@@ -28,6 +28,7 @@ from edge_ssl.losses import mutual_information as mi
 from edge_ssl.methods import base
 from edge_ssl.models import pose_encoder
 
+MODALITY = "pose"  # what the method learns from (base.MODALITIES)
 FUSIONS = ("moe", "poe", "cat")
 POSITIVES = ("camera", "reprojection", "mixed")
 
@@ -80,6 +81,7 @@ class CvMim(base.Method):
     """E (pose encoder) + S, CLUB estimators and the prior discriminator; `backbone` is E's normalised z_p."""
 
     name = "cv_mim"
+    modality = MODALITY
     input_keys = ("pose2d", "pose2d_pair", "pose3d", "view")
 
     def __init__(self, config: CvMimConfig):

@@ -31,6 +31,7 @@ from edge_ssl.losses import contrastive, distributed
 from edge_ssl.methods import base, momentum
 from edge_ssl.models import layers, video_resnet
 
+MODALITY = "video"  # what the method learns from (base.MODALITIES)
 MOTIONS = ("flow", "diff")
 
 
@@ -112,6 +113,7 @@ class MoDist(base.Method):
     """Visual and motion pathways with momentum keys and queues; `backbone` is the visual pathway."""
 
     name = "modist"
+    modality = MODALITY
 
     def __init__(self, config: MoDistConfig):
         super().__init__(config)

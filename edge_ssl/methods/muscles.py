@@ -38,6 +38,7 @@ from edge_ssl.losses import body_signals, contrastive, distributed
 from edge_ssl.methods import base, momentum
 from edge_ssl.models import frame_resnet, layers
 
+MODALITY = "video"  # what the method learns from (base.MODALITIES)
 # Loss weights per objective, from the paper's code (MoCoGazeIMULoss, MocoGazeLoss, MocoImuLoss).
 OBJECTIVES = {
     "full": {"moco": 0.09, "gaze": 0.90, "movement": 0.009},
@@ -274,6 +275,7 @@ class Muscles(base.Method):
     """Frame encoder + MoCo projection (query), its momentum key copy and queue, and the body-signal heads."""
 
     name = "muscles"
+    modality = MODALITY
     input_keys = ("rgb", "moved", "gaze")
 
     def __init__(self, config: MusclesConfig):

@@ -12,6 +12,10 @@ METHODS: dict[str, ModuleType] = {
 }
 
 
+# Methods an RGB student can learn from (their MODALITY is "video"); the others learn from poses.
+VIDEO_METHODS = tuple(name for name, module in METHODS.items() if module.MODALITY == "video")
+
+
 def get(name: str) -> ModuleType:
     """The module of method `name` (it has `build(config)`); a clear error names the known methods."""
     if name not in METHODS:

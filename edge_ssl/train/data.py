@@ -51,11 +51,11 @@ def source_dataset(
     needs = set(method.input_keys)
     if data == "synthetic":
         size = WORLD_SIZES[method.config.size]
-        if not needs & {"rgb", "flow"}:
+        if method.modality == "pose":
             return pose_world(size, split)
         return synthetic_world.load(size, split, data_dir=data_dir)
     if os.path.isdir(data):
-        if needs <= {"pose2d"} or method.name == "cv_mim":
+        if method.modality == "pose":
             available = {"pose2d", "confidence"}
             if not needs <= available:
                 raise DataError(
