@@ -37,6 +37,7 @@ MODALITY = "video"  # what the method learns from (base.MODALITIES)
 MOTIONS = ("flow", "diff")
 DIFFERENCES = ("colour", "grey")
 NEGATIVES = ("tuple", "batch")
+TUPLES_FROM = ("videos", "moments")
 ENCODERS = ("caffenet", "vgg16")
 
 
@@ -64,6 +65,11 @@ class CrossAndLearnConfig(base.MethodConfig):
     negatives: str = (
         "tuple"  # "tuple": the faithful two-pair tuple; "batch": every other item is a negative
     )
+    # Where a tuple's two pairs come from: "videos", two videos (the paper's); "moments", two windows of one clip
+    # apart in time, under one crop and flip, so L_div cannot be met by what the person wears or the room they are in
+    # and must be met by their pose and motion at each moment (a departure from the paper, measured in
+    # benchmarks/README.md, "What pretraining adds"). Each example then holds a whole tuple.
+    tuples_from: str = "videos"
     learning_rate: float = 0.01
     momentum: float = 0.9
     # Coupled L2, as PyTorch's SGD: weight_decay * w is added to every gradient (base.apply_gradients).
@@ -89,6 +95,11 @@ class CrossAndLearnConfig(base.MethodConfig):
             (self.motion in MOTIONS, f"motion must be one of {MOTIONS}"),
             (self.differences in DIFFERENCES, f"differences must be one of {DIFFERENCES}"),
             (self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}"),
+            (self.tuples_from in TUPLES_FROM, f"tuples_from must be one of {TUPLES_FROM}"),
+            (
+                self.tuples_from == "videos" or self.negatives == "tuple",
+                'tuples_from="moments" needs negatives="tuple"',
+            ),
             (
                 self.feature_layer in caffenet.FEATURE_LAYERS,
                 f"feature_layer must be one of {caffenet.FEATURE_LAYERS}",
@@ -144,16 +155,30 @@ def _encoder(
 
 
 def _window_start(
-    motion_per_frame: tf.Tensor, window: int, high_motion: bool, seed: tf.Tensor
+    motion_per_frame: tf.Tensor,
+    window: int,
+    high_motion: bool,
+    seed: tf.Tensor,
+    away_from: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """A window start in [0, T - window], drawn in proportion to the window's summed motion (or uniformly)."""
+    """A window start in [0, T - window], drawn in proportion to the window's summed motion (or uniformly).
+
+    With `away_from` (another window's start), starts whose motion frames overlap that window's are left out, and
+    when the clip is too short for that, only `away_from` itself is.
+    """
     count = tf.shape(motion_per_frame)[0] - window + 1
     tf.debugging.assert_positive(count, message=f"clip shorter than the {window}-frame window")
-    if not high_motion:
-        return tf.random.stateless_uniform([], seed, 0, count, dtype=tf.int32)
-    # Motion into frames start+1 .. start+window-1 (frame `start` only anchors the stack).
-    sums = tf.signal.frame(motion_per_frame[1:], window - 1, 1)  # [count, window - 1]
-    weights = tf.reduce_sum(sums, axis=1) + 1e-6  # no motion anywhere -> uniform
+    if high_motion:
+        # Motion into frames start+1 .. start+window-1 (frame `start` only anchors the stack).
+        sums = tf.signal.frame(motion_per_frame[1:], window - 1, 1)  # [count, window - 1]
+        weights = tf.reduce_sum(sums, axis=1) + 1e-6  # no motion anywhere -> uniform
+    else:
+        weights = tf.ones([count])
+    if away_from is not None:
+        distance = tf.abs(tf.range(count) - away_from)
+        apart = distance >= window - 1
+        allowed = tf.cond(tf.reduce_any(apart), lambda: apart, lambda: distance > 0)
+        weights = tf.where(allowed, weights, 0.0)
     logits = tf.math.log(weights)[None, :]
     return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[0, 0], tf.int32)
 
@@ -199,6 +224,8 @@ class CrossAndLearn(base.Method):
         return {"sgd": self._optimizer}
 
     def prepare(self, example, seed):
+        """One pair (the RGB centre frame and its motion stack), or with `tuples_from="moments"` a tuple of two
+        pairs of the same clip [2, ...], the second window away from the first."""
         c = self.config
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
         ex = {k: tf.convert_to_tensor(example[k], tf.float32) for k in self.input_keys}
@@ -211,13 +238,26 @@ class CrossAndLearn(base.Method):
                 [[0.0], tf.reduce_mean(tf.abs(rgb[1:] - rgb[:-1]), axis=[1, 2, 3])], 0
             )
         start = _window_start(per_frame, c.window, c.high_motion, seeds[0])
-        ex = {k: v[start : start + c.window] for k, v in ex.items()}
+        if c.tuples_from == "videos":
+            return self._pair({k: v[start : start + c.window] for k, v in ex.items()}, seeds[1:])
+        other_start, other_split = tf.unstack(tf.random.experimental.stateless_split(seeds[5], 2))
+        other = _window_start(per_frame, c.window, c.high_motion, other_start, away_from=start)
+        pairs = [
+            self._pair({k: v[s : s + c.window] for k, v in ex.items()}, seeds[1:4] + [split])
+            for s, split in ((start, seeds[4]), (other, other_split))
+        ]
+        return {k: tf.stack([p[k] for p in pairs]) for k in pairs[0]}
+
+    def _pair(self, ex: dict[str, tf.Tensor], seeds: list[tf.Tensor]) -> dict[str, tf.Tensor]:
+        """A window [window, H, W, C] -> its RGB centre frame and motion stack, augmented with `seeds` (crop, flip,
+        time flip, channel split)."""
+        c = self.config
         if c.scale_size:
             ex = augment.resize(ex, (c.scale_size, c.scale_size))
-        ex = augment.random_crop(ex, (c.input_size, c.input_size), seeds[1])
-        ex = augment.random_flip(ex, seeds[2])
+        ex = augment.random_crop(ex, (c.input_size, c.input_size), seeds[0])
+        ex = augment.random_flip(ex, seeds[1])
         if c.time_flip:
-            ex = augment.random_reversal(ex, seeds[3])
+            ex = augment.random_reversal(ex, seeds[2])
         rgb = ex["rgb"]
         if c.motion == "flow":
             stack = ex["flow"][1:]  # [F, H, W, 2]: motion into each frame after the first
@@ -228,21 +268,27 @@ class CrossAndLearn(base.Method):
             )
         frame = {"rgb": rgb[c.window // 2]}
         if c.channel_split:
-            frame = augment.channel_split(frame, seeds[4])
+            frame = augment.channel_split(frame, seeds[3])
         return {"rgb": frame["rgb"], "motion": motion}
 
     def losses(self, batch, global_batch_size, training=True):
         """The named losses of `batch`, each this replica's share of the global mean."""
         c = self.config
-        r = base.f32(self.rgb_net(batch["rgb"], training=training))
-        o = base.f32(self.motion_net(batch["motion"], training=training))
+        rgb, motion = batch["rgb"], batch["motion"]
+        if (
+            c.tuples_from == "moments"
+        ):  # [B, 2, ...]: each example a tuple; interleaved, pairs (2i, 2i + 1) again
+            rgb = tf.reshape(rgb, [-1, *rgb.shape[2:]])
+            motion = tf.reshape(motion, [-1, *motion.shape[2:]])
+        r = base.f32(self.rgb_net(rgb, training=training))
+        o = base.f32(self.motion_net(motion, training=training))
         if c.negatives == "tuple":
             # Tuples are adjacent items (2i, 2i + 1), so splitting an even global batch over replicas into even
             # shares keeps every tuple on one replica and the loss does not depend on the split.
             per = cross_modal.tuple_losses(
                 r[0::2], o[0::2], r[1::2], o[1::2], c.weight_cross, c.epsilon
             )
-            count = global_batch_size // 2
+            count = global_batch_size if c.tuples_from == "moments" else global_batch_size // 2
         else:
             per = cross_modal.batch_losses(r, o, c.weight_cross, c.epsilon)
             count = global_batch_size
