@@ -1,5 +1,5 @@
 """Tests for edge_ssl.demo.live: the live video is what its truth says, the runner's clips are left out, bad inputs
-are named."""
+are named; and the report's timeline and live section."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from absl.testing import absltest
 
-from edge_ssl.demo import live
+from edge_ssl.demo import live, report
 
 FPS = 8.0
 FRAMES = 8  # 1 s clips
@@ -131,6 +131,68 @@ class LiveVideoTest(absltest.TestCase):
             json.dump({"accuracy": 0.5}, f)
         self.assertIsNone(live.read_train_clips(self.dir))  # an older runner's output
         self.assertFalse(os.path.exists(os.path.join(self.dir, live.VIDEO)))
+
+
+FIGURES = {
+    "frame_accuracy": 0.5,
+    "action_frame_accuracy": 0.4,
+    "no_action_frame_accuracy": 0.9,
+    "action_frame_argmax_accuracy": 0.6,
+    "precision": None,
+    "recall": 0.0,
+    "events": 0,
+    "true_segments": 3,
+    "matched": 0,
+    "median_abs_start_error": None,
+    "median_abs_end_error": None,
+    "median_abs_boundary_error": None,
+    "fps_end_to_end": 812.3,
+    "model_fps": 2500.0,
+}
+
+
+class ReportTest(absltest.TestCase):
+
+    def test_frames_become_runs_of_one_label(self):
+        frames = [(1.0, None), (1.5, "a"), (2.0, "a"), (2.5, "b"), (3.0, "b")]
+        self.assertEqual(
+            report._runs(frames),  # pylint: disable=protected-access
+            [(1.0, 1.5, None), (1.5, 2.5, "a"), (2.5, 3.5, "b")],
+        )
+        self.assertEqual(report._runs([]), [])  # pylint: disable=protected-access
+
+    def test_timeline_plot_and_a_section_without_events(self):
+        path = os.path.join(self.create_tempdir().full_path, "timeline.png")
+        truth = [
+            {"start": 0.0, "end": 2.0, "label": "a"},
+            {"start": 2.0, "end": 3.0, "label": None},
+        ]
+        events = [{"start": 0.5, "end": 1.5, "label": "a", "confidence": 0.8}]
+        report._timeline(  # pylint: disable=protected-access
+            path, truth, [(0.5, "a"), (1.0, None)], events, ["a", "b"]
+        )
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(4), b"\x89PNG")
+        result = {
+            "engine": "litert",
+            "precision": "int8",
+            "seconds_of_video": 13.0,
+            "stills": 1,
+            "model_frames": 104,
+            "runner_clips": {
+                "note": "no clip of the video shows a performance the classifier was fitted on"
+            },
+            "figures": FIGURES,
+        }
+        section = "\n".join(report._live_section(result))  # pylint: disable=protected-access
+        self.assertIn("| frame accuracy (no action a class) | 50.0% |", section)
+        self.assertIn("| event precision | - |", section)
+        self.assertIn("| event recall | 0.0% (0 of 3) |", section)
+        self.assertIn("start / end / both | - / - / - |", section)
+        self.assertIn("| 812 / 2500 |", section)
+        self.assertEqual(
+            report.live_json(result)["event_precision"], None
+        )  # JSON null, not a made-up number
 
 
 if __name__ == "__main__":
