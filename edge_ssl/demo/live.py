@@ -179,35 +179,38 @@ def write_video(
     video = os.path.join(folder, VIDEO)
     with files.atomic_path(video, suffix=".partial.mp4") as tmp:
         writer, last = None, None
-        for k, name in enumerate(order):
-            if k in stills_before:
-                hold = int(round(settings.still_seconds * fps))
-                for _ in range(hold):
-                    writer.write(last)
-                segments.append(_segment(frame_count, frame_count + hold, fps, None, []))
-                frame_count += hold
-            clips = chosen[name][taken[name] : taken[name] + settings.clips_per_segment]
-            taken[name] += settings.clips_per_segment
-            start = frame_count
-            for clip in clips:
-                try:
-                    frames = decode.read_video(clip.path)
-                except ClipUnreadable as e:
-                    raise LiveError(f"{clip.path}: {e}") from e
-                if writer is None:
-                    size = (frames.shape[2], frames.shape[1])
-                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-                    if not writer.isOpened():
-                        raise LiveError(f"OpenCV cannot write mp4v video to {video}")
-                for rgb in frames:
-                    if (rgb.shape[1], rgb.shape[0]) != size:
-                        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-                    last = np.ascontiguousarray(rgb[..., ::-1])
-                    writer.write(last)
-                frame_count += len(frames)
-            relative = [os.path.relpath(c.path, index.root) for c in clips]
-            segments.append(_segment(start, frame_count, fps, name, relative))
-        writer.release()
+        try:
+            for k, name in enumerate(order):
+                if k in stills_before:
+                    hold = int(round(settings.still_seconds * fps))
+                    for _ in range(hold):
+                        writer.write(last)
+                    segments.append(_segment(frame_count, frame_count + hold, fps, None, []))
+                    frame_count += hold
+                clips = chosen[name][taken[name] : taken[name] + settings.clips_per_segment]
+                taken[name] += settings.clips_per_segment
+                start = frame_count
+                for clip in clips:
+                    try:
+                        frames = decode.read_video(clip.path)
+                    except ClipUnreadable as e:
+                        raise LiveError(f"{clip.path}: {e}") from e
+                    if writer is None:
+                        size = (frames.shape[2], frames.shape[1])
+                        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                        if not writer.isOpened():
+                            raise LiveError(f"OpenCV cannot write mp4v video to {video}")
+                    for rgb in frames:
+                        if (rgb.shape[1], rgb.shape[0]) != size:
+                            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                        last = np.ascontiguousarray(rgb[..., ::-1])
+                        writer.write(last)
+                    frame_count += len(frames)
+                relative = [os.path.relpath(c.path, index.root) for c in clips]
+                segments.append(_segment(start, frame_count, fps, name, relative))
+        finally:
+            if writer is not None:
+                writer.release()
     truth = {
         "video": VIDEO,
         "fps": fps,
