@@ -62,6 +62,12 @@ flags.DEFINE_float(
 flags.DEFINE_float("min_duration", 0.5, "Events shorter than this many seconds are dropped.")
 flags.DEFINE_string("events", None, "Write the events here, one JSON object a line.")
 flags.DEFINE_string(
+    "frames",
+    None,
+    "Write every model frame's result here, one JSON object a line: time, the time its decision describes "
+    "(centre), label (null: no action), confidence, probabilities.",
+)
+flags.DEFINE_string(
     "annotate", None, "Write the video with the action, confidence bar and FPS drawn (.mp4, .avi)."
 )
 flags.DEFINE_integer("max_frames", None, "Stop after this many frames of the source.")
@@ -97,7 +103,8 @@ def _summary(results: dict) -> str:
         + (f", {results['reconnects']} reconnects" if results["reconnects"] else "")
         + (f", {len(results['files_skipped'])} files skipped" if results["files_skipped"] else ""),
         f"events {results['events']} ({results['events_dropped_short']} shorter than --min_duration dropped)"
-        + (f" -> {results['events_file']}" if results["events_file"] else ""),
+        + (f" -> {results['events_file']}" if results["events_file"] else "")
+        + (f"; per-frame results -> {results['frames_file']}" if results["frames_file"] else ""),
         f"speed: {results['fps_end_to_end']:.1f} fps end to end (decode, preprocessing, model, outputs); model only "
         + (f"{results['model_fps']:.1f} fps" if results["model_fps"] else "-")
         + f", latency p50 {ms(results['latency_ms']['p50'])}, p99 {ms(results['latency_ms']['p99'])}; "
@@ -124,6 +131,7 @@ def main(argv):
         smoothing=FLAGS.smoothing,
         min_duration=FLAGS.min_duration,
         events=FLAGS.events,
+        frames=FLAGS.frames,
         annotate=FLAGS.annotate,
         max_frames=FLAGS.max_frames,
         reconnects=FLAGS.reconnects,

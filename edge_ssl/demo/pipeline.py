@@ -13,6 +13,8 @@ inputs did not change (`edge_ssl.demo.stages`). Stages:
   fewshot    5-way 1-shot and 5-shot episodes for random init, the teacher, the student fp32 and int8; one runner
              run (5 shots, linear head) whose confusion matrix goes into the report
   latency    per-backend latency of the student artifact (export.benchmark)
+  live       the recognizer on one long video of held-out clips back to back, scored against its truth
+             (`edge_ssl.demo.live`)
   report     DIR/report/report.md with the results table and the plots
 """
 
@@ -25,10 +27,11 @@ import sys
 from collections.abc import Callable
 
 from edge_ssl import environment
+from edge_ssl.demo import live as live_lib
 from edge_ssl.demo import report, stages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NUM_STAGES = 12
+NUM_STAGES = 13
 
 
 # Distillation flags per teacher method. The student learns only the teacher's motion embedding: at the demo's budget
@@ -66,6 +69,7 @@ class Settings:
     export_flags: tuple[str, ...] = ()
     shots: tuple[int, ...] = (1, 5)
     ways: int = 5
+    live: live_lib.LiveSettings = live_lib.LiveSettings()
 
 
 QUICK = Settings(
@@ -80,6 +84,10 @@ QUICK = Settings(
     # A 30-step tiny student on 60 held-out clips: one int8 disagreement is 1.7 points, so the 97% default
     # would fail on noise; the quick run says so in its report.
     export_flags=("--num_heldout=60", "--int8_min_agreement=0.9"),
+    # The tiny world's clips are 1 s: a 17 s video.
+    live=live_lib.LiveSettings(
+        segments_per_class=1, clips_per_segment=3, stills=1, still_seconds=2.0
+    ),
 )
 DEFAULT = Settings(
     world="small",
@@ -428,6 +436,16 @@ class Demo:
             rows = json.load(f)
         return {"rows": rows, "complexity": _complexity(artifact, teacher_workdir)}
 
+    def live(self, folder: str, heldout: str, runner: str) -> dict:
+        """The recognizer on one long video of held-out clips, scored against its truth (`edge_ssl.demo.live`)."""
+        with open(os.path.join(folder, "log.txt"), "a", encoding="utf-8") as log:
+            try:
+                result = live_lib.run(folder, runner, heldout, self.settings.live, log)
+            except live_lib.LiveError as e:
+                raise DemoError(f"the live stage failed: {e}; its log is {log.name}") from e
+        self.printer("      " + live_lib.headline(result))
+        return result
+
     def run(self) -> dict:
         """Runs (or skips) every stage; returns the report's path and the results table."""
         s = dataclasses.asdict(self.settings)
@@ -534,13 +552,24 @@ class Demo:
             {"export": export.key, "runs": s["latency_runs"]},
             lambda f: self.latency(f, export.result["artifact"], teacher_workdir),
         )
+        live = p.run(
+            "live",
+            "live recognition: the recognizer on held-out clips back to back, scored",
+            {
+                "fewshot": fewshot.key,
+                "heldout": heldout.key,
+                "live": s["live"],
+                "version": live_lib.VERSION,
+            },
+            lambda f: self.live(f, heldout.result["folder"], fewshot.result["runner"]),
+        )
         final = p.run(
             "report",
             "report: results table and plots",
             {k: o.key for k, o in p.outcomes.items()} | {"version": report.VERSION},
             lambda f: report.write(f, self, p.outcomes),
         )
-        del latency, fewshot
+        del latency, fewshot, live
         return final.result
 
 

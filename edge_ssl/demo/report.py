@@ -1,5 +1,6 @@
 """The demo's report: `report.md` with the results table, and its plots (training curves, latency against accuracy,
-a 2D projection of the student's embeddings coloured by class, the runner's confusion matrix)."""
+a 2D projection of the student's embeddings coloured by class, the runner's confusion matrix, the live recognition
+timeline)."""
 
 import datetime
 import glob
@@ -10,7 +11,7 @@ import numpy as np
 
 from edge_ssl import environment, files
 
-VERSION = 2  # bumped when the report's content changes, so a finished demo rewrites it
+VERSION = 3  # bumped when the report's content changes, so a finished demo rewrites it
 
 
 def teacher_row(view_name: str) -> str:
@@ -99,6 +100,88 @@ def _projection(path: str, embeddings: np.ndarray, labels: np.ndarray, classes: 
     plt.close(figure)
 
 
+NO_ACTION_COLOUR = (0.86, 0.86, 0.86, 1.0)
+
+
+def _runs(frames: list[tuple[float, str | None]]) -> list[tuple[float, float, str | None]]:
+    """Consecutive frames of one label as (start, end, label); each frame lasts until the next (the last one as
+    long as the median step)."""
+    if not frames:
+        return []
+    times = [t for t, _ in frames]
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    runs = []
+    for k, (t, label) in enumerate(frames):
+        end = times[k + 1] if k + 1 < len(times) else t + step
+        if runs and runs[-1][2] == label and abs(runs[-1][1] - t) < 1e-6:
+            runs[-1] = (runs[-1][0], end, label)
+        else:
+            runs.append((t, end, label))
+    return runs
+
+
+def _timeline(
+    path: str,
+    truth: list[dict],
+    frames: list[tuple[float, str | None]],
+    events: list[dict],
+    classes: list[str],
+) -> None:
+    """Three bands over time, coloured by class: the true action, the recognised one per decided frame (at the time
+    each decision describes; blank while the model warms up), and the events."""
+    plt = _pyplot()
+    from matplotlib import patches  # pylint: disable=g-import-not-at-top
+
+    colours = {name: plt.get_cmap("tab10")(k % 10) for k, name in enumerate(classes)}
+    colours[None] = NO_ACTION_COLOUR
+    bands = [
+        ("truth", [(s["start"], s["end"], s["label"]) for s in truth]),
+        ("recognised\n(per frame)", _runs(frames)),
+        ("events", [(e["start"], e["end"], e["label"]) for e in events]),
+    ]
+    end = max([s["end"] for s in truth] + [e["end"] for e in events] + [0.0])
+    figure, ax = plt.subplots(figsize=(12, 2.8))
+    for y, (_, spans) in enumerate(bands):
+        for start, stop, label in spans:
+            ax.broken_barh(
+                [(start, stop - start)],
+                (y - 0.38, 0.76),
+                facecolors=colours.get(label, NO_ACTION_COLOUR),
+                edgecolor="black" if y == 2 else "none",
+                linewidth=0.5,
+            )
+    ax.set_yticks(range(len(bands)), [name for name, _ in bands])
+    ax.invert_yaxis()
+    ax.set_xlim(0, end)
+    ax.set_xlabel("time in the video (s)")
+    ax.set_title("live recognition: true action against recognised action")
+    handles = [patches.Patch(color=colours[name], label=name) for name in classes]
+    handles.append(patches.Patch(color=NO_ACTION_COLOUR, label="no action"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def live_json(live: dict) -> dict:
+    """results.json's `live` entry: the live stage's headline figures (fractions; seconds; frames per second)."""
+    f = live["figures"]
+    return {
+        "frame_accuracy": f["frame_accuracy"],
+        "action_frame_accuracy": f["action_frame_accuracy"],
+        "no_action_frame_accuracy": f["no_action_frame_accuracy"],
+        "action_frame_argmax_accuracy": f["action_frame_argmax_accuracy"],
+        "event_precision": f["precision"],
+        "event_recall": f["recall"],
+        "events": f["events"],
+        "true_segments": f["true_segments"],
+        "median_boundary_error_s": f["median_abs_boundary_error"],
+        "fps_end_to_end": f["fps_end_to_end"],
+        "model_fps": f["model_fps"],
+        "seconds_of_video": live["seconds_of_video"],
+    }
+
+
 RESULTS_JSON = "results.json"
 # results.json's model names for the rows of the results table.
 RESULT_ROWS = {
@@ -112,7 +195,8 @@ RESULT_ROWS = {
 
 
 def results_json(rows: dict, settings, outcomes: dict) -> dict:
-    """`{"rows": {model: {"1shot": [mean, ci95], ...}}, "seconds": N}`, accuracies as fractions.
+    """`{"rows": {model: {"1shot": [mean, ci95], ...}}, "seconds": N, "live": {...}}`, accuracies as fractions
+    (`live` from `live_json`, when the live stage ran).
 
     `seconds` adds up every stage's time as it was measured when it ran (a stage reused from an earlier run counts
     the time it took then), so it is what the whole demo costs from an empty folder.
@@ -130,13 +214,76 @@ def results_json(rows: dict, settings, outcomes: dict) -> dict:
             if f"{shots}-shot" in rows[row]
         }
     seconds = sum(o.seconds for name, o in outcomes.items() if name != "report")
-    return {"rows": out, "seconds": round(seconds, 1)}
+    results = {"rows": out, "seconds": round(seconds, 1)}
+    if "live" in outcomes:
+        results["live"] = live_json(outcomes["live"].result)
+    return results
 
 
 def _fmt(entry: dict | None) -> str:
     if not entry:
         return "-"
     return f"{entry['mean_accuracy']:.1%} ± {entry['ci95']:.1%}"
+
+
+def _live_timeline(folder: str, live: dict) -> str:
+    """Draws the live stage's timeline into `folder`; returns the file's name."""
+    import json  # pylint: disable=g-import-not-at-top
+
+    from edge_ssl.recognize import evaluate  # pylint: disable=g-import-not-at-top
+
+    with open(live["truth"], encoding="utf-8") as f:
+        truth = json.load(f)
+    frames = [(r["centre"], r["label"]) for r in evaluate.read_jsonl(live["frames"]) if r["warm"]]
+    name = "live_timeline.png"
+    _timeline(
+        os.path.join(folder, name),
+        truth["segments"],
+        frames,
+        evaluate.read_jsonl(live["events"]),
+        truth["classes"],
+    )
+    return name
+
+
+def _live_section(live: dict) -> list[str]:
+    """report.md's lines on the live stage."""
+    from edge_ssl.demo.live import percent  # pylint: disable=g-import-not-at-top
+
+    f = live["figures"]
+
+    def seconds(key):
+        return "-" if f[key] is None else f"{f[key]:.2f} s"
+
+    def of(hits, total):
+        return f" ({hits} of {total})" if total else ""
+
+    return [
+        "## Live recognition",
+        "",
+        f"The recognizer (`python -m edge_ssl.cli.recognize`'s `pipeline.run`, default decisions, "
+        f"{live['engine']} {live['precision']}) on one {live['seconds_of_video']:.0f} s video of held-out clips "
+        f"back to back ({f['true_segments']} action segments, {live['stills']} still stretches; `live/truth.json`), "
+        f"{live['model_frames']} model frames. Frames are scored from the first full window on, at the time each "
+        "decision describes; an event matches an unmatched true segment of its label at temporal IoU >= 0.5. "
+        f"Note: {live['runner_clips']['note']}.",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+        f"| frame accuracy (no action a class) | {percent(f['frame_accuracy'])} |",
+        f"| frame accuracy, action frames | {percent(f['action_frame_accuracy'])} |",
+        f"| frame accuracy, still frames (no action) | {percent(f['no_action_frame_accuracy'])} |",
+        "| the classifier alone (most probable class, no threshold or smoothing), action frames | "
+        f"{percent(f['action_frame_argmax_accuracy'])} |",
+        f"| event precision | {percent(f['precision'])}{of(f['matched'], f['events'])} |",
+        f"| event recall | {percent(f['recall'])}{of(f['matched'], f['true_segments'])} |",
+        f"| median boundary error of matched events: start / end / both | {seconds('median_abs_start_error')} / "
+        f"{seconds('median_abs_end_error')} / {seconds('median_abs_boundary_error')} |",
+        f"| frames per second, end to end / model only | {f['fps_end_to_end']:.0f} / "
+        + ("-" if f["model_fps"] is None else f"{f['model_fps']:.0f}")
+        + " |",
+        "",
+    ]
 
 
 def _latency_rows(rows: list[dict]) -> dict[str, dict]:
@@ -202,6 +349,9 @@ def write(folder: str, demo, outcomes: dict) -> dict:
     if os.path.exists(confusion):
         shutil.copyfile(confusion, os.path.join(folder, "confusion_matrix.png"))
         plots["confusion_matrix"] = "confusion_matrix.png"
+    live = outcomes["live"].result if "live" in outcomes else None
+    if live is not None:
+        plots["live_timeline"] = _live_timeline(folder, live)
 
     env = environment.describe()
     one, five_label = f"{settings.shots[0]}-shot", five
@@ -256,6 +406,7 @@ def write(folder: str, demo, outcomes: dict) -> dict:
         f"The runner (`edge_ssl.cli.finetune`, 5 shots per class, linear head trained in LiteRT, int8) scored "
         f"{few['runner_accuracy']:.1%} on the held-out clips its shots left over.",
         "",
+        *(_live_section(live) if live is not None else []),
         "## Export parity (student against its Keras model, held-out clips)",
         "",
         f"Export flags: `{' '.join(settings.export_flags) or 'the defaults'}`"
@@ -286,6 +437,7 @@ def write(folder: str, demo, outcomes: dict) -> dict:
         "latency_vs_accuracy": "Latency against accuracy",
         "embeddings": "Student embeddings of the held-out classes",
         "confusion_matrix": "Runner confusion matrix (5 shots, linear head, int8)",
+        "live_timeline": "Live recognition: true against recognised action",
     }
     for key, file in plots.items():
         lines += [f"### {titles[key]}", "", f"![{titles[key]}]({file})", ""]

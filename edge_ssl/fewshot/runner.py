@@ -373,6 +373,8 @@ def run(config: RunConfig) -> dict:
         "head": config.head,
         "classes": classes,
         "num_train": int(len(train.labels)),
+        # Which clips the head was fitted on, so a later evaluation (the demo's live video) can leave them out.
+        "train_clips": [os.path.relpath(c.path, train_index.root) for c in support],
         "num_skipped": len(skipped),
         "skipped": [{"path": p, "reason": r} for p, r in skipped],
         "cached_embeddings": train.cached + (evaluation.cached if evaluation else 0),

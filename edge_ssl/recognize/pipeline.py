@@ -8,10 +8,13 @@
 2. streams the source through the `Recognizer`: a file's every frame is read and the due ones run (never skipped),
    a live source's newest due frame runs and the ones it replaced are counted as skipped;
 3. writes each event as one JSON line as soon as it ends (`--events`; flushed, so a live run's events can be followed
-   and a run that ends early keeps them), prints a status line once a second (current action, FPS, model latency
-   p50), writes the annotated video (`--annotate`: label, confidence bar, FPS on every frame) beside its path and
-   renames it into place when the run ends (`edge_ssl.files.atomic_path`), also when a live source dropped for good
-   or the user pressed Ctrl-C (what was recorded is kept); an error midway removes it;
+   and a run that ends early keeps them), each model frame's result as one JSON line (`--frames`: its time, the time
+   its decision describes (`centre`, where events are timed), whether the model had seen a full window yet, the
+   label or null for no action, the confidence, the model's probabilities and the smoothed ones; what `evaluate`
+   scores), prints a status line once a second (current action, FPS, model latency p50), writes the annotated video
+   (`--annotate`: label, confidence bar, FPS on every frame) beside its path and renames it into place when the run
+   ends (`edge_ssl.files.atomic_path`), also when a live source dropped for good or the user pressed Ctrl-C (what
+   was recorded is kept); an error midway removes it;
 4. returns the summary: frames read, run, resampled away, skipped and corrupt; FPS end to end and model-only; model
    latency p50/p99; peak memory; why the run ended.
 """
@@ -55,6 +58,7 @@ class RecognizeConfig:
     smoothing: float = 0.5
     min_duration: float = 0.5
     events: str | None = None
+    frames: str | None = None
     annotate: str | None = None
     max_frames: int | None = None
     reconnects: int = sources.DEFAULT_RECONNECTS
@@ -89,13 +93,14 @@ def _check_settings(config: RecognizeConfig) -> decisions.DecisionConfig:
     if config.reconnects < 0:
         raise RecognizeError(f"--reconnects must be >= 0, got {config.reconnects}")
     _check_output(config.events, "events")
+    _check_output(config.frames, "frames")
     _check_output(config.annotate, "annotate", tuple(VIDEO_FOURCC))
-    if (
-        config.events
-        and config.annotate
-        and os.path.abspath(config.events) == os.path.abspath(config.annotate)
-    ):
-        raise RecognizeError("--events and --annotate name the same file")
+    outputs = [(f, p) for f, p in (("events", config.events), ("frames", config.frames)) if p]
+    outputs += [("annotate", config.annotate)] if config.annotate else []
+    for i, (flag, path) in enumerate(outputs):
+        for other, other_path in outputs[i + 1 :]:
+            if os.path.abspath(path) == os.path.abspath(other_path):
+                raise RecognizeError(f"--{flag} and --{other} name the same file")
     return rules
 
 
@@ -190,6 +195,22 @@ class _Annotator:
             self.writer.release()
 
 
+def _frame_line(result: FrameResult, delay: float, folder: bool, stream: str | None) -> dict:
+    """One line of `--frames`: a model frame's result, times in the source's seconds."""
+    line = {
+        "time": round(float(result.time), 4),
+        "centre": round(float(result.time) - delay, 4),
+        "warm": bool(result.warm),
+        "label": result.label,
+        "confidence": round(float(result.confidence), 4),
+        "probabilities": [round(float(p), 4) for p in result.probabilities],
+        "smoothed": [round(float(p), 4) for p in result.smoothed],
+    }
+    if folder:
+        line["source"] = stream
+    return line
+
+
 def _percentile_ms(seconds: list[float], q: float) -> float | None:
     return float(np.percentile(seconds, q) * 1000.0) if seconds else None
 
@@ -201,6 +222,7 @@ def recognize(
     annotate_path: str | None = None,
     max_frames: int | None = None,
     status_stream=None,
+    frames_path: str | None = None,
 ) -> dict:
     """Streams `source` through `recognizer` into the outputs; returns the summary (see the module docstring).
 
@@ -213,17 +235,21 @@ def recognize(
       max_frames: stop after this many frames taken from the source (a file's first frames; a live source's
         frames that were not skipped).
       status_stream: where the status line goes (None: nowhere).
+      frames_path: JSON-lines file of every model frame's result (see the module docstring); None: not written.
     """
     folder = getattr(source, "folder", False)
     status = _Status(status_stream)
     started = time.perf_counter()
     last, ended = None, None
-    events_file = None
+    events_file = frames_file = None
     interrupted = False
     with contextlib.ExitStack() as stack:
         if events_path:
             os.makedirs(os.path.dirname(os.path.abspath(events_path)), exist_ok=True)
             events_file = stack.enter_context(open(events_path, "w", encoding="utf-8"))
+        if frames_path:
+            os.makedirs(os.path.dirname(os.path.abspath(frames_path)), exist_ok=True)
+            frames_file = stack.enter_context(open(frames_path, "w", encoding="utf-8"))
         annotator = None
         if annotate_path:
             extension = os.path.splitext(annotate_path)[1].lower()
@@ -259,6 +285,11 @@ def recognize(
                     if frame.due:
                         result = last = recognizer.infer(rgb, frame.seconds)
                         emit(result.events, stream)
+                        if frames_file:
+                            frames_file.write(
+                                json.dumps(_frame_line(result, recognizer.delay, folder, stream))
+                                + "\n"
+                            )
                 elapsed = time.perf_counter() - started
                 fps_now = source.counters.read / elapsed if elapsed > 0 else 0.0
                 if annotator is not None and (not source.live or frame.due):
@@ -316,6 +347,7 @@ def recognize(
         "peak_memory_mib": machine.peak_memory_mib(),
         "source_fps": source.fps,
         "events_file": events_path,
+        "frames_file": frames_path,
         "annotated_video": annotate_path,
     }
 
@@ -349,6 +381,7 @@ def run(config: RecognizeConfig, status_stream=sys.stderr) -> dict:
         config.annotate,
         config.max_frames,
         status_stream if config.status else None,
+        config.frames,
     )
     summary.update(
         classifier=classifier.path,

@@ -103,6 +103,13 @@ class RunnerTest(tf.test.TestCase):
         )
         self.assertEqual(results["mode"], "held_out")
         self.assertEqual((results["num_train"], results["num_evaluated"]), (8, 8))
+        # The clips the head was fitted on: 2 of each class's 4, relative to --train_dir.
+        self.assertLen(results["train_clips"], 8)
+        classes = [path.split(os.sep)[0] for path in results["train_clips"]]
+        self.assertEqual(sorted(set(classes)), sorted(os.listdir(self.train)))
+        self.assertTrue(all(classes.count(c) == 2 for c in classes))
+        for path in results["train_clips"]:
+            self.assertTrue(os.path.isfile(os.path.join(self.train, path)), path)
         self.assertEqual(results["engine_file"], "model.onnx")
         self.assertEqual(results["loss_history"], [])
         self.assertGreater(results["accuracy"], 0.5)

@@ -31,8 +31,8 @@ class DemoTest(tf.test.TestCase):
         out = os.path.join(self.get_temp_dir(), "demo")
         first = _demo(out)
         self.assertEqual(first.returncode, 0, first.stdout[-3000:] + first.stderr[-3000:])
-        for k in range(1, 13):
-            self.assertIn(f"[{k}/12]", first.stdout)
+        for k in range(1, 14):
+            self.assertIn(f"[{k}/13]", first.stdout)
         self.assertRegex(first.stdout, r"tf-keras +2\.21\.0")  # the installed stack comes first
         report_dir = os.path.join(out, "report")
         with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as f:
@@ -40,7 +40,13 @@ class DemoTest(tf.test.TestCase):
         self.assertIn(
             f"- command: `python -m edge_ssl.cli.demo --output_dir={out} --quick`", report
         )
-        for section in ("## Results", "## Export parity", "## Stages", "## Plots"):
+        for section in (
+            "## Results",
+            "## Live recognition",
+            "## Export parity",
+            "## Stages",
+            "## Plots",
+        ):
             self.assertIn(section, report)
         for row in (
             "random init student",
@@ -72,11 +78,32 @@ class DemoTest(tf.test.TestCase):
             for mean, ci95 in shots.values():
                 self.assertTrue(0.0 <= mean <= 1.0 and 0.0 <= ci95 < 0.5, (model, mean, ci95))
         self.assertGreater(results["seconds"], 0.0)
+        # The live stage: a video of held-out clips with its truth, the recognizer's outputs, the scores.
+        live_dir = os.path.join(out, "live")
+        for name in ("live.mp4", "truth.json", "events.jsonl", "frames.jsonl", "scores.json"):
+            self.assertTrue(os.path.isfile(os.path.join(live_dir, name)), name)
+        live = results["live"]
+        for key in (
+            "frame_accuracy",
+            "action_frame_accuracy",
+            "no_action_frame_accuracy",
+            "action_frame_argmax_accuracy",
+            "event_recall",
+        ):
+            self.assertTrue(0.0 <= live[key] <= 1.0, (key, live[key]))
+        # Precision is undefined (null) only when the recognizer found no event.
+        if live["events"]:
+            self.assertTrue(0.0 <= live["event_precision"] <= 1.0, live)
+        else:
+            self.assertIsNone(live["event_precision"])
+        self.assertGreater(live["fps_end_to_end"], 0.0)
+        self.assertRegex(report, r"\| frame accuracy \(no action a class\) \| \d+\.\d% \|")
         for plot in (
             "training_curves.png",
             "latency_vs_accuracy.png",
             "embeddings_pca.png",
             "confusion_matrix.png",
+            "live_timeline.png",
         ):
             with open(os.path.join(report_dir, plot), "rb") as f:
                 self.assertEqual(f.read(4), b"\x89PNG", plot)
@@ -88,9 +115,9 @@ class DemoTest(tf.test.TestCase):
             f.write("half")
         second = _demo(out)
         self.assertEqual(second.returncode, 0, second.stderr[-3000:])
-        skipped = re.findall(r"\[(\d+)/12\] .*: done earlier \(\d+ s\), skipped", second.stdout)
-        self.assertEqual(skipped, [str(k) for k in range(1, 12)])
-        self.assertIn("[12/12] report: results table and plots\n", second.stdout)
+        skipped = re.findall(r"\[(\d+)/13\] .*: done earlier \(\d+ s\), skipped", second.stdout)
+        self.assertEqual(skipped, [str(k) for k in range(1, 13)])
+        self.assertIn("[13/13] report: results table and plots\n", second.stdout)
         with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as f:
             self.assertIn("## Results", f.read())
 

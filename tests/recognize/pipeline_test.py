@@ -137,6 +137,31 @@ class PipelineTest(absltest.TestCase):
         self.assertGreaterEqual(step.resets, 2)
         self.assertEqual(summary["files"], 2)
 
+    def test_frames_are_json_lines_of_every_model_frame_timed_at_the_window_centre(self):
+        path = write_brightness_video(os.path.join(self.dir, "clip.mp4"), [0] * 10 + [1] * 10)
+        frames_path = os.path.join(self.dir, "out", "frames.jsonl")
+        summary = pipeline.recognize(
+            sources.open_source(path, model_rate=20.0),
+            recognizer.Recognizer(
+                fake_classifier(FakeStep(), 20.0), recognizer.DecisionConfig(smoothing=0.0)
+            ),
+            frames_path=frames_path,
+        )
+        with open(frames_path, encoding="utf-8") as f:
+            frames = [json.loads(line) for line in f]
+        self.assertLen(frames, summary["model_frames"])
+        self.assertEqual(summary["frames_file"], frames_path)
+        self.assertEqual(
+            set(frames[0]),
+            {"time", "centre", "warm", "label", "confidence", "probabilities", "smoothed"},
+        )
+        # A window of 2 frames at 20 fps: decisions start at the second frame, timed half a frame earlier.
+        self.assertEqual([f["warm"] for f in frames[:2]], [False, True])
+        self.assertEqual([f["time"] for f in frames[:3]], [0.0, 0.05, 0.1])
+        self.assertEqual([f["centre"] for f in frames[:3]], [-0.025, 0.025, 0.075])
+        self.assertEqual([f["label"] for f in frames], [None] + ["dark"] * 9 + ["bright"] * 10)
+        self.assertEqual(frames[5]["probabilities"], [0.95, 0.05])
+
     def test_the_annotated_video_appears_only_when_complete(self):
         path = write_brightness_video(os.path.join(self.dir, "clip.mp4"), [0, 1] * 15)
         video = os.path.join(self.dir, "annotated.avi")
@@ -197,8 +222,9 @@ class PipelineTest(absltest.TestCase):
                 dict(
                     annotate=os.path.join(self.dir, "e.mp4"), events=os.path.join(self.dir, "e.mp4")
                 ),
-                "name the same file",
+                "--events and --annotate name the same file",
             ),
+            (dict(frames=events), "--events and --frames name the same file"),
         ):
             config = pipeline.RecognizeConfig(
                 **{"classifier": "unused.tflite", "source": path, "events": events, **kwargs}
