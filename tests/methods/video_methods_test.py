@@ -7,6 +7,7 @@ from absl.testing import parameterized
 from edge_ssl.configs import cross_and_learn_tiny, modist_paper, modist_small, modist_tiny
 from edge_ssl.data import augment
 from edge_ssl.keras import keras
+from edge_ssl.losses import cross_modal
 from edge_ssl.methods import cross_and_learn, modist
 
 BATCH = 4
@@ -224,6 +225,48 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
                     self.assertAllClose(stack[..., 3], luma(frames[4]) - luma(frames[3]), atol=2e-3)
                     return
         self.fail("the RGB input is no window's centre frame")
+
+    def test_cross_and_learn_moments_tuples_are_two_windows_of_one_clip_under_one_crop(self):
+        method = _build(
+            "cross_and_learn",
+            channel_split=False,
+            time_flip=False,
+            scale_size=None,
+            tuples_from="moments",
+            global_batch_size=4,
+        )
+        clip = _clips(1)["rgb"][0]
+        out = method.prepare({"rgb": tf.constant(clip)}, tf.constant([3, 1], tf.int64))
+        rgb, motion = out["rgb"].numpy(), out["motion"].numpy()
+        self.assertEqual((rgb.shape, motion.shape), ((2, 32, 32, 3), (2, 32, 32, 12)))
+        centres = []
+        for pair in range(2):
+            for centre in range(2, len(clip) - 2):
+                for flip in (False, True):
+                    frame = clip[centre, :, ::-1] if flip else clip[centre]
+                    if np.allclose(rgb[pair], frame):
+                        centres.append((centre, flip))
+        self.assertLen(centres, 2, "each pair's RGB is a centre frame of the clip")
+        (a, flip_a), (b, flip_b) = centres
+        self.assertEqual(flip_a, flip_b)  # one crop and flip for the tuple
+        # Motion frames that do not overlap when the clip is long enough, else at least another window.
+        window = method.config.window
+        self.assertGreaterEqual(abs(a - b), min(window - 1, len(clip) - window))
+        self.assertGreater(abs(a - b), 0)
+        # A batch of tuples is one loss per tuple: the two pairs of a clip are each other's negatives.
+        batch = {k: tf.stack([v, v]) for k, v in out.items()}
+        losses = method.losses(batch, global_batch_size=2, training=False)
+        r = method.rgb_net(out["rgb"], training=False)
+        o = method.motion_net(out["motion"], training=False)
+        cos = lambda x, y: float(
+            cross_modal.cosine_similarity(x[None], y[None], method.config.epsilon)[0]
+        )
+        expected = 0.5 * (cos(r[0], r[1]) + cos(o[0], o[1])) - 0.5 * (
+            cos(r[0], o[0]) + cos(r[1], o[1])
+        )
+        self.assertAllClose(losses["total"], expected, atol=1e-4)
+        with self.assertRaisesRegex(ValueError, "needs negatives"):
+            cross_and_learn.CrossAndLearnConfig(tuples_from="moments", negatives="batch")
 
     def test_configs_reject_bad_values(self):
         with self.assertRaisesRegex(ValueError, "differences must be one of"):
