@@ -32,12 +32,20 @@ import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "TFDS data directory holding (or receiving) the synthetic world.")
+flags.DEFINE_string(
+    "data_dir", None, "TFDS data directory holding (or receiving) the synthetic world."
+)
 flags.DEFINE_string("workdir", None, "Root of the pretraining workdirs (kept and reused).")
-flags.DEFINE_string("output", None, "JSON lines file the rows are appended to (default: WORKDIR/rows.jsonl).")
+flags.DEFINE_string(
+    "output", None, "JSON lines file the rows are appended to (default: WORKDIR/rows.jsonl)."
+)
 flags.DEFINE_enum("size", "small", ["tiny", "small"], "World and config size.")
-flags.DEFINE_list("methods", ["cross_and_learn", "modist", "muscles", "cv_mim"], "Methods to measure.")
-flags.DEFINE_list("runs", ["0:0", "1:0", "400:0", "400:1", "1600:0"], "steps:seed pairs (0 steps: as built).")
+flags.DEFINE_list(
+    "methods", ["cross_and_learn", "modist", "muscles", "cv_mim"], "Methods to measure."
+)
+flags.DEFINE_list(
+    "runs", ["0:0", "1:0", "400:0", "400:1", "1600:0"], "steps:seed pairs (0 steps: as built)."
+)
 flags.DEFINE_integer("episodes", 100, "Seeded 5-way episodes per shot count.")
 flags.DEFINE_integer("queries", 15, "Query clips per class in an episode.")
 flags.DEFINE_integer("batch_size", 20, "Clips per forward pass.")
@@ -99,7 +107,9 @@ def _heldout(keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
 
     out = {k: [] for k in keys}
-    for example in tfds.as_numpy(synthetic_world.load(FLAGS.size, "heldout", data_dir=FLAGS.data_dir)):
+    for example in tfds.as_numpy(
+        synthetic_world.load(FLAGS.size, "heldout", data_dir=FLAGS.data_dir)
+    ):
         for k in keys:
             out[k].append(np.asarray(example[k]))
     return {k: np.stack(v) for k, v in out.items()}
@@ -149,7 +159,10 @@ def _measures(features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> d
 
 def _batched(fn, inputs: np.ndarray) -> np.ndarray:
     return np.concatenate(
-        [np.asarray(fn(inputs[i : i + FLAGS.batch_size])) for i in range(0, len(inputs), FLAGS.batch_size)]
+        [
+            np.asarray(fn(inputs[i : i + FLAGS.batch_size]))
+            for i in range(0, len(inputs), FLAGS.batch_size)
+        ]
     )
 
 
@@ -242,7 +255,11 @@ def _done() -> set[tuple]:
     if not os.path.exists(FLAGS.output):
         return set()
     with open(FLAGS.output, encoding="utf-8") as f:
-        return {(r["method"], r["steps"], r["seed"]) for r in map(json.loads, f) if r.get("size") == FLAGS.size}
+        return {
+            (r["method"], r["steps"], r["seed"])
+            for r in map(json.loads, f)
+            if r.get("size") == FLAGS.size
+        }
 
 
 def _ci(value) -> str:
@@ -253,11 +270,17 @@ def _ci(value) -> str:
 def _table() -> None:
     with open(FLAGS.output, encoding="utf-8") as f:
         rows = [r for r in map(json.loads, f) if r.get("size") == FLAGS.size]
-    print("| method | view | run | k-NN k = 1 / 5 | 5-way 1-shot | 5-way 5-shot | cross-view | spread | dead rows / units |"
-          " pretraining s |")
+    print(
+        "| method | view | run | k-NN k = 1 / 5 | 5-way 1-shot | 5-way 5-shot | cross-view | spread | dead rows / units |"
+        " pretraining s |"
+    )
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in sorted(rows, key=lambda r: (r["method"], r["steps"], r["seed"])):
-        run = "raw keypoints" if r["steps"] < 0 else ("initialisation" if r["steps"] == 0 else f"{r['steps']} steps")
+        run = (
+            "raw keypoints"
+            if r["steps"] < 0
+            else ("initialisation" if r["steps"] == 0 else f"{r['steps']} steps")
+        )
         if r["steps"] >= 0:
             run += f", seed {r['seed']}"
         for view, m in r["views"].items():
@@ -284,8 +307,16 @@ def main(argv):
         if name == "cv_mim" and pose_data is None:
             pose_data = _heldout(("pose2d", "label", "performance_id", "camera_id"))
             if ("cv_mim", -1, 0) not in done:
-                _append({"method": name, "size": FLAGS.size, "steps": -1, "seed": 0, "seconds": 0,
-                         "views": {"raw": _raw_pose_row(pose_data)}})
+                _append(
+                    {
+                        "method": name,
+                        "size": FLAGS.size,
+                        "steps": -1,
+                        "seed": 0,
+                        "seconds": 0,
+                        "views": {"raw": _raw_pose_row(pose_data)},
+                    }
+                )
         elif name != "cv_mim" and video is None:
             video = _heldout(("rgb", "label", "performance_id"))
         for steps, seed in runs:
@@ -297,9 +328,21 @@ def main(argv):
                 workdir = os.path.join(FLAGS.workdir, name, f"{steps}_{seed}")
                 seconds = _pretrain(name, steps, seed, workdir)
             method = _method(name, workdir, seed)
-            views = _pose_rows(method, pose_data) if name == "cv_mim" else _video_rows(name, method, video)
-            _append({"method": name, "size": FLAGS.size, "steps": steps, "seed": seed, "seconds": seconds,
-                     "views": views})
+            views = (
+                _pose_rows(method, pose_data)
+                if name == "cv_mim"
+                else _video_rows(name, method, video)
+            )
+            _append(
+                {
+                    "method": name,
+                    "size": FLAGS.size,
+                    "steps": steps,
+                    "seed": seed,
+                    "seconds": seconds,
+                    "views": views,
+                }
+            )
     _table()
 
 
