@@ -23,6 +23,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
+from edge_ssl import library_logs
 from export import layout, parity
 
 FLAGS = flags.FLAGS
@@ -417,5 +418,6 @@ def _engines(formats: list[str], representative: np.ndarray) -> int:
 
 
 if __name__ == "__main__":
+    library_logs.hide_unless_asked()  # before TensorFlow loads, which `main` does
     flags.mark_flags_as_required(["model", "output_dir"])
     app.run(main)

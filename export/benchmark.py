@@ -35,6 +35,7 @@ import time
 import numpy as np
 from absl import app, flags
 
+from edge_ssl import library_logs
 from export import layout, machine
 
 FLAGS = flags.FLAGS
@@ -331,4 +332,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    library_logs.hide_unless_asked()  # before TensorFlow loads, which only timing Keras does
     app.run(main)
