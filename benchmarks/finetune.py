@@ -16,13 +16,14 @@ Example:
       --artifacts=/tmp/artifacts_distilled
 """
 
-import json
 import os
 import subprocess
 import sys
 import time
 
 from absl import app, flags
+
+from export import layout
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -65,7 +66,7 @@ def _heldout_folder() -> str:
 
 def _random_artifact() -> str:
     out = os.path.join(FLAGS.work_dir, "artifact_random")
-    if os.path.exists(os.path.join(out, "model_card.json")):
+    if layout.ArtifactDir(out).has_card():
         return out
     from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
     from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
@@ -102,8 +103,7 @@ def _run(artifact: str, folder: str, name: str, *flags_: str) -> tuple[dict, flo
         stdout=subprocess.DEVNULL,
     )
     wall = time.monotonic() - start
-    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
-        return json.load(f), wall
+    return layout.ClassifierDir(out).read_metrics(), wall
 
 
 def main(argv):
@@ -167,7 +167,7 @@ def main(argv):
                     f"--cache_dir={os.path.join(FLAGS.work_dir, 'cache')}",
                 )
                 row.append(f"{metrics['mean_accuracy']:.1%} ± {metrics['ci95']:.1%}")
-            print(f"| {name} | model_{precision}.tflite | {row[0]} | {row[1]} |", flush=True)
+            print(f"| {name} | {layout.tflite_name(precision)} | {row[0]} | {row[1]} |", flush=True)
 
 
 if __name__ == "__main__":

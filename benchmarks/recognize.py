@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 from absl import app, flags
 
+from export import layout
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
     "classifier", None, "classifier.tflite to measure (default: a random student's)."
@@ -80,7 +82,7 @@ def write_video(path: str, width: int, height: int, seconds: float) -> str:
 def random_classifier(work_dir: str, variant: str) -> str:
     """A random `variant` student's artifact (fp32, int8) and the runner's prototype classifier on it."""
     output = os.path.join(work_dir, f"classifier_random_{variant}")
-    path = os.path.join(output, "classifier.tflite")
+    path = layout.ClassifierDir(output).classifier
     if os.path.exists(path):
         return path
     from edge_ssl.fewshot import runner  # pylint: disable=g-import-not-at-top

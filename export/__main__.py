@@ -23,7 +23,8 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from export import parity
+from edge_ssl import library_logs
+from export import layout, parity
 
 FLAGS = flags.FLAGS
 # The synthetic world a pretraining run of each config size used (edge_ssl.train.data.WORLD_SIZES; export does not
@@ -326,7 +327,7 @@ def main(argv):
     # An artifact directory is replaced whole (engines built from its old ONNX included): say so, and what went.
     earlier = (
         sorted(os.listdir(FLAGS.output_dir))
-        if os.path.exists(os.path.join(FLAGS.output_dir, artifacts.CARD))
+        if layout.ArtifactDir(FLAGS.output_dir).has_card()
         else None
     )
     try:
@@ -373,7 +374,7 @@ def main(argv):
         lint_result = entry.get("lint")
         if lint_result and not all(lint_result["ok"].values()):
             failed = ", ".join(t for t, ok in lint_result["ok"].items() if not ok)
-            print(f"  {name:8s} op lint errors allowed on {failed} (see model_card.json)")
+            print(f"  {name:8s} op lint errors allowed on {failed} (see {layout.CARD})")
     return _engines(formats, representative)
 
 
@@ -382,37 +383,34 @@ def _engines(formats: list[str], representative: np.ndarray) -> int:
     from export import tensorrt, tftrt  # pylint: disable=g-import-not-at-top
 
     status = 0
-    onnx_path = os.path.join(FLAGS.output_dir, "model.onnx")
+    artifact = layout.ArtifactDir(FLAGS.output_dir)
     for form in formats:
         try:
             if form.startswith("tensorrt_"):
                 precision = form[len("tensorrt_") :]
-                engine = os.path.join(FLAGS.output_dir, f"model_{precision}.plan")
+                engine = artifact.engine(precision)
                 calibration = None
                 if precision == "int8":
                     calibration = [clip[None] for clip in representative]
                 tensorrt.build_engine(
-                    onnx_path,
+                    artifact.onnx,
                     engine,
                     precision,
                     calibration,
-                    os.path.join(FLAGS.output_dir, "calibration.cache"),
+                    artifact.calibration_cache,
                 )
                 print(f"  {form}: {engine}")
-                step_onnx = os.path.join(FLAGS.output_dir, "model_step.onnx")
-                if precision == "fp16" and os.path.exists(step_onnx):
+                if precision == "fp16" and os.path.exists(artifact.onnx_step):
                     # The recognizer streams frames through the step graph (fp16 only: int8 calibration would
                     # need the states real streams reach, as the TFLite int8 model has).
-                    step_engine = os.path.join(FLAGS.output_dir, "model_step_fp16.plan")
-                    tensorrt.build_engine(step_onnx, step_engine, "fp16", input_name="frame")
+                    step_engine = artifact.step_engine("fp16")
+                    tensorrt.build_engine(
+                        artifact.onnx_step, step_engine, "fp16", input_name="frame"
+                    )
                     print(f"  {form} (streaming step): {step_engine}")
             elif form == "tftrt":
-                tftrt.convert(
-                    os.path.join(FLAGS.output_dir, "saved_model"),
-                    os.path.join(FLAGS.output_dir, "tftrt"),
-                    onnx_path=onnx_path,
-                )
-                print(f"  tftrt: {os.path.join(FLAGS.output_dir, 'tftrt')}")
+                tftrt.convert(artifact.saved_model, artifact.tftrt, onnx_path=artifact.onnx)
+                print(f"  tftrt: {artifact.tftrt}")
         except (tensorrt.TensorRTUnavailable, tftrt.TFTRTUnavailable) as e:
             print(f"error: {form}: {e}", file=sys.stderr)
             status = 1
@@ -420,5 +418,6 @@ def _engines(formats: list[str], representative: np.ndarray) -> int:
 
 
 if __name__ == "__main__":
+    library_logs.hide_unless_asked()  # before TensorFlow loads, which `main` does
     flags.mark_flags_as_required(["model", "output_dir"])
     app.run(main)

@@ -22,7 +22,6 @@ entry; errors stop the export unless `allow_lint_errors`. An artifact past its p
 """
 
 import dataclasses
-import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -33,15 +32,10 @@ import onnx
 from edge_ssl import files
 from edge_ssl.models import pose_encoder
 from edge_ssl.models import student as student_lib
-from export import graph_lint, lint
+from export import graph_lint, layout, lint
 from export import onnx as onnx_export
 from export import parity, tflite, trainable_head
-from export.card import (  # pylint: disable=unused-import
-    CARD,
-    CARD_VERSION,
-    ArtifactError,
-    read_card,
-)
+from export.layout import ArtifactError
 
 LINT_TARGETS = {
     "fp32": "tflite_builtin",
@@ -178,7 +172,7 @@ class _Model:
 
 class _StudentModel(_Model):
     signatures = tflite.SIGNATURES
-    onnx_files = ("model.onnx", "model_step.onnx")
+    onnx_files = (layout.ONNX, layout.ONNX_STEP)
 
     def __init__(
         self,
@@ -259,7 +253,7 @@ def _export(
     Raises:
       ArtifactError: see `export_student`.
     """
-    if os.path.exists(output_dir) and not os.path.exists(os.path.join(output_dir, CARD)):
+    if os.path.exists(output_dir) and not layout.ArtifactDir(output_dir).has_card():
         raise ArtifactError(
             f"{output_dir} exists and is not an artifact directory; choose another --output_dir"
         )
@@ -285,9 +279,10 @@ def _export(
     partial = output_dir + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
+    attempt = layout.ArtifactDir(partial)
     reference = subject.reference(heldout)
     card = {
-        "format_version": CARD_VERSION,
+        "format_version": layout.CARD_VERSION,
         **subject.card_fields(),
         "source": source,
         "lint": result.to_dict(),
@@ -297,8 +292,7 @@ def _export(
     graph_lints: list[lint.LintResult] = []
 
     def write_card():
-        with open(os.path.join(partial, CARD), "w", encoding="utf-8") as f:
-            json.dump(card, f, indent=2)
+        attempt.write_card(card)
 
     def add_lint(entry: dict, graph: lint.LintResult) -> None:
         # Every converted graph is linted, whatever the Keras-level lint said: it sees what the converter made of
@@ -306,17 +300,17 @@ def _export(
         entry["lint"] = graph.to_dict()
         graph_lints.append(graph)
 
-    subject.save(os.path.join(partial, "saved_model"))
+    subject.save(attempt.saved_model)
     card["artifacts"]["saved_model"] = {
-        "file": "saved_model",
+        "file": layout.SAVED_MODEL,
         "signatures": list(subject.signatures),
     }
     calibration = subject.calibration()
     for quantization in options.quantizations:
-        file = tflite.FILE_NAMES[quantization]
+        file = layout.tflite_name(quantization)
         try:
             content = tflite.convert(
-                os.path.join(partial, "saved_model"),
+                attempt.saved_model,
                 quantization,
                 calibration,
                 options.int8_io and quantization == "int8",
@@ -325,7 +319,7 @@ def _export(
         except tflite.ExportError as e:
             write_card()
             raise ArtifactError(str(e)) from e
-        with open(os.path.join(partial, file), "wb") as f:
+        with open(attempt.tflite(quantization), "wb") as f:
             f.write(content)
         embeddings, streamed = subject.run_tflite(
             tflite.TFLiteModel(content, required=subject.signatures), heldout
@@ -365,16 +359,16 @@ def _export(
         card["artifacts"]["onnx"] = entry
     # The few-shot runner trains its linear head inside LiteRT with this model, where TensorFlow may be missing.
     head = trainable_head.build(subject.embedding_dim)
-    with open(os.path.join(partial, trainable_head.FILE_NAME), "wb") as f:
+    with open(attempt.head_trainer, "wb") as f:
         f.write(head)
     card["artifacts"]["head_trainer"] = {
-        "file": trainable_head.FILE_NAME,
+        "file": layout.HEAD_TRAINER,
         "max_classes": trainable_head.DEFAULT_MAX_CLASSES,
         "signatures": list(trainable_head.SIGNATURES),
     }
     add_lint(
         card["artifacts"]["head_trainer"],
-        graph_lint.lint_tflite(head, ("tflite_builtin",), trainable_head.FILE_NAME),
+        graph_lint.lint_tflite(head, ("tflite_builtin",), layout.HEAD_TRAINER),
     )
     write_card()
     problems = []
@@ -399,7 +393,7 @@ def _export(
         problems.append(
             "parity failed (the bounds are the thresholds option; on the command line --fp32_max_abs, "
             "--fp16_min_cosine, --dynamic_min_cosine, --int8_min_cosine and --int8_min_agreement; every artifact's "
-            "figures are in the attempt's model_card.json):\n  " + "\n  ".join(failed)
+            f"figures are in the attempt's {layout.CARD}):\n  " + "\n  ".join(failed)
         )
     if problems:
         raise ArtifactError(
@@ -477,7 +471,7 @@ def pose_calibration(keypoints: np.ndarray, extent: float | None = None) -> np.n
 
 class _PoseModel(_Model):
     signatures = ("serving_default",)
-    onnx_files = ("model.onnx",)
+    onnx_files = (layout.ONNX,)
 
     def __init__(self, backbone, representative: np.ndarray, image_extent: float | None):
         self.model = pose_encoder.keypoint_embedding_model(backbone)

@@ -35,7 +35,8 @@ import time
 import numpy as np
 from absl import app, flags
 
-from export import machine
+from edge_ssl import library_logs
+from export import layout, machine
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("artifact_dir", None, "An artifact directory written by `python -m export`.")
@@ -93,9 +94,9 @@ def _onnxruntime(directory: str, threads: int, mode: str, name: str, clip: np.nd
     from export import onnx as onnx_export  # pylint: disable=g-import-not-at-top
 
     if mode == "clip":
-        model = onnx_export.OnnxModel(clip=os.path.join(directory, "model.onnx"), threads=threads)
+        model = onnx_export.OnnxModel(clip=layout.ArtifactDir(directory).onnx, threads=threads)
         return lambda: model.clip_session.run(None, {name: clip[None]})
-    model = onnx_export.OnnxModel(step=os.path.join(directory, "model_step.onnx"), threads=threads)
+    model = onnx_export.OnnxModel(step=layout.ArtifactDir(directory).onnx_step, threads=threads)
     feed = {"frame": clip[None, 0], **model.initial_state(1)}
     return lambda: model.step_session.run(None, feed)
 
@@ -103,7 +104,7 @@ def _onnxruntime(directory: str, threads: int, mode: str, name: str, clip: np.nd
 def _keras(directory: str, mode: str, name: str, clip: np.ndarray, kind: str):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    path = os.path.join(directory, "saved_model")
+    path = layout.ArtifactDir(directory).saved_model
     if kind == "pose_encoder":
         serving = tf.saved_model.load(path).signatures["serving_default"]
         inputs = tf.constant(clip[None])
@@ -132,11 +133,10 @@ def _thread_counts() -> list[int]:
 
 def rows(directory: str) -> list[dict]:
     """Times every form of the artifact directory for the flags' backends, thread counts and mode; one row each."""
-    from export import artifacts  # pylint: disable=g-import-not-at-top
-
+    artifact = layout.ArtifactDir(directory)
     try:
-        card = artifacts.read_card(directory)
-    except artifacts.ArtifactError as e:
+        card = artifact.read_card()
+    except layout.ArtifactError as e:
         raise app.UsageError(str(e)) from e
     kind = card.get("kind", "student")
     # The model's one input (a student's `clip`, the pose encoder's `keypoints`) is the card's first input entry.
@@ -169,22 +169,17 @@ def rows(directory: str) -> list[dict]:
         print(_line(out[-1]), flush=True)
 
     if "keras" in FLAGS.backends:
-        add("keras", "saved_model", None, _keras(directory, FLAGS.mode, name, clip, kind))
-    tflite_forms = [
-        form
-        for form in ("fp32", "fp16", "dynamic", "int8")
-        if os.path.exists(os.path.join(directory, f"model_{form}.tflite"))
-    ]
-    has_onnx = os.path.exists(os.path.join(directory, "model.onnx"))
+        add("keras", layout.SAVED_MODEL, None, _keras(directory, FLAGS.mode, name, clip, kind))
+    tflite_forms = artifact.tflite_files(("fp32", "fp16", "dynamic", "int8"))
+    has_onnx = os.path.exists(artifact.onnx)
     # A backend asked for with nothing of its kind in the directory says so, as tensorrt does below.
     if "litert" in FLAGS.backends and not tflite_forms:
-        print("litert: no model_*.tflite in the artifact directory", file=sys.stderr)
+        print(f"litert: no {layout.tflite_name('*')} in the artifact directory", file=sys.stderr)
     if "onnxruntime" in FLAGS.backends and not has_onnx:
-        print("onnxruntime: no model.onnx in the artifact directory", file=sys.stderr)
+        print(f"onnxruntime: no {layout.ONNX} in the artifact directory", file=sys.stderr)
     for threads in _thread_counts():
         if "litert" in FLAGS.backends:
-            for form in tflite_forms:
-                path = os.path.join(directory, f"model_{form}.tflite")
+            for form, path in tflite_forms.items():
                 add("litert", form, threads, _litert(path, threads, FLAGS.mode, name, clip))
         if "onnxruntime" in FLAGS.backends and has_onnx:
             add(
@@ -194,7 +189,7 @@ def rows(directory: str) -> list[dict]:
                 _onnxruntime(directory, threads, FLAGS.mode, name, clip),
             )
     if "tensorrt" in FLAGS.backends:
-        engines = sorted(f for f in os.listdir(directory) if f.endswith(".plan"))
+        engines = sorted(f for f in os.listdir(directory) if f.endswith(layout.ENGINE_SUFFIX))
         if not engines:
             print(
                 "tensorrt: no engine in the artifact directory (build one on the device)",
@@ -337,4 +332,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    library_logs.hide_unless_asked()  # before TensorFlow loads, which only timing Keras does
     app.run(main)

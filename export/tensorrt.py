@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from export import layout
+
 PRECISIONS = ("fp32", "fp16", "int8")
 CARD_SUFFIX = ".json"
 
@@ -294,7 +296,7 @@ def load_engine(engine_path: str):
     with open(card_path, encoding="utf-8") as f:
         card = json.load(f)
     trt = _tensorrt(
-        ["trtexec", f"--onnx={card.get('onnx', 'model.onnx')}", f"--saveEngine={engine_path}"]
+        ["trtexec", f"--onnx={card.get('onnx', layout.ONNX)}", f"--saveEngine={engine_path}"]
     )
     check_card(card, trt.__version__, gpu_description())
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))

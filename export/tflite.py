@@ -17,7 +17,6 @@ import numpy as np
 from ai_edge_litert import interpreter as litert
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
-FILE_NAMES = {q: f"model_{q}.tflite" for q in QUANTIZATIONS}
 SIGNATURES = ("serving_default", "step")
 
 Representative = Callable[[], Iterator[tuple[str, dict[str, np.ndarray]]]]

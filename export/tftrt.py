@@ -8,6 +8,8 @@ import os
 
 import tensorflow as tf
 
+from export import layout
+
 
 class TFTRTUnavailable(RuntimeError):
     """This TensorFlow build has no TensorRT."""
@@ -35,8 +37,9 @@ def convert(
       TFTRTUnavailable: this TensorFlow has no TensorRT; the message names the ONNX route.
     """
     if not tensorrt_enabled():
-        onnx_path = onnx_path or os.path.join(
-            os.path.dirname(os.path.abspath(saved_model_dir)), "model.onnx"
+        # The SavedModel of an artifact directory has the ONNX graph beside it.
+        onnx_path = (
+            onnx_path or layout.ArtifactDir(os.path.dirname(os.path.abspath(saved_model_dir))).onnx
         )
         raise TFTRTUnavailable(
             f"TF-TRT is not available: TensorFlow {tf.__version__} was built without TensorRT (pip builds since 2.18 "

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 import numpy as np
 from ai_edge_litert import interpreter as litert
 
-FILE_NAME = "head_trainer.tflite"
 DEFAULT_MAX_CLASSES = 64
 SIGNATURES = ("train", "infer", "save", "restore")
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8

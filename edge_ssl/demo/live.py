@@ -26,6 +26,7 @@ import numpy as np
 from edge_ssl import files
 from edge_ssl.data import decode, video_folder
 from edge_ssl.data.folder_index import ClipUnreadable, DataFolderError
+from export import layout
 
 VERSION = 1  # bumped when what the stage writes changes, so a finished demo runs it again
 VIDEO = "live.mp4"
@@ -34,7 +35,6 @@ EVENTS = "events.jsonl"
 FRAMES = "frames.jsonl"
 SUMMARY = "summary.json"
 SCORES = "scores.json"
-RUNNER_METRICS = "metrics.json"  # in the runner's output folder, beside classifier.tflite
 
 _VIEW = re.compile(r"_view\d+$")
 # The clips are drawn from a random stream of their own: with the bare seed 0 the draws per class repeat the
@@ -91,10 +91,9 @@ def read_train_clips(runner_dir: str) -> list[str] | None:
     Raises:
       LiveError: the runner's metrics.json is missing or not JSON.
     """
-    path = os.path.join(runner_dir, RUNNER_METRICS)
+    path = layout.ClassifierDir(runner_dir).metrics
     try:
-        with open(path, encoding="utf-8") as f:
-            metrics = json.load(f)
+        metrics = layout.ClassifierDir(runner_dir).read_metrics()
     except (OSError, json.JSONDecodeError) as e:
         raise LiveError(f"cannot read the runner's {path}: {e}") from e
     clips = metrics.get("train_clips")

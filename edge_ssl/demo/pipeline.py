@@ -29,6 +29,7 @@ from collections.abc import Callable
 from edge_ssl import environment
 from edge_ssl.demo import live as live_lib
 from edge_ssl.demo import report, stages
+from export import layout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_STAGES = 13
@@ -287,8 +288,7 @@ class Demo:
             f"--data_dir={self.data_dir}",
             *self.settings.export_flags,
         )
-        with open(os.path.join(artifact, "model_card.json"), encoding="utf-8") as f:
-            card = json.load(f)
+        card = layout.ArtifactDir(artifact).read_card()
         return {"artifact": artifact, "formats": formats, "parity": _parity(card)}
 
     def _export_fp32(self, folder: str, model: str) -> dict:
@@ -373,8 +373,7 @@ class Demo:
             "--precision=int8",
             f"--cache_dir={cache}",
         )
-        with open(os.path.join(runner_out, "metrics.json"), encoding="utf-8") as f:
-            runner = json.load(f)
+        runner = layout.ClassifierDir(runner_out).read_metrics()
         return {"rows": rows, "runner": runner_out, "runner_accuracy": runner["accuracy"]}
 
     def _teacher_embeddings(self, heldout: str, teacher_workdir: str, artifact: str) -> dict:
@@ -383,10 +382,8 @@ class Demo:
         from edge_ssl.distill import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
         from edge_ssl.fewshot import labeled  # pylint: disable=g-import-not-at-top
 
-        with open(os.path.join(artifact, "model_card.json"), encoding="utf-8") as f:
-            card = json.load(
-                f
-            )  # the clips are read as the student reads them; the teacher's view resizes them
+        # The clips are read as the student reads them; the teacher's view resizes them.
+        card = layout.ArtifactDir(artifact).read_card()
         teacher = teacher_lib.load_teacher(teacher_workdir)
         index = labeled.index_folder(heldout, "video")
         out = {}
@@ -582,8 +579,7 @@ def _parity(card: dict) -> dict:
 
 
 def _read_episodes(out: str) -> dict:
-    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
-        metrics = json.load(f)
+    metrics = layout.ClassifierDir(out).read_metrics()
     return {"mean_accuracy": metrics["mean_accuracy"], "ci95": metrics["ci95"]}
 
 
@@ -594,7 +590,7 @@ def _complexity(artifact: str, teacher_workdir: str) -> dict:
     from edge_ssl.models import complexity  # pylint: disable=g-import-not-at-top
     from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
 
-    student = student_lib.load_student(os.path.join(artifact, "saved_model")).model
+    student = student_lib.load_student(layout.ArtifactDir(artifact).saved_model).model
     views = teacher_lib.load_teacher(teacher_workdir).views
     models = [("student", student)] + [
         (report.teacher_row(n), view.model) for n, view in views.items()

@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 
 from edge_ssl import environment, files
+from export import layout
 
 VERSION = 3  # bumped when the report's content changes, so a finished demo rewrites it
 
@@ -325,9 +326,7 @@ def write(folder: str, demo, outcomes: dict) -> dict:
 
     artifact = outcomes["export"].result["artifact"]
     heldout = outcomes["heldout"].result["folder"]
-    from export.card import read_card  # pylint: disable=g-import-not-at-top
-
-    card = read_card(artifact)
+    card = layout.ArtifactDir(artifact).read_card()
     engine = engines.open_engine(artifact, card, "litert", "int8")
     index = labeled.index_folder(heldout, "video")
     data = labeled.embed_clips(
@@ -345,7 +344,7 @@ def write(folder: str, demo, outcomes: dict) -> dict:
         os.path.join(folder, "embeddings_pca.png"), data.embeddings, data.labels, index.classes
     )
     plots["embeddings"] = "embeddings_pca.png"
-    confusion = os.path.join(few["runner"], "confusion.png")
+    confusion = layout.ClassifierDir(few["runner"]).confusion_png
     if os.path.exists(confusion):
         shutil.copyfile(confusion, os.path.join(folder, "confusion_matrix.png"))
         plots["confusion_matrix"] = "confusion_matrix.png"

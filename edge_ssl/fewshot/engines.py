@@ -21,6 +21,7 @@ import os
 import numpy as np
 
 from edge_ssl import files
+from export import layout
 
 ENGINES = ("auto", "tf", "litert", "onnxruntime", "tensorrt")
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -44,21 +45,16 @@ def installed(engine: str) -> bool:
 def tflite_file(artifact_dir: str, precision: str) -> str:
     """The artifact's `model_<precision>.tflite`; for `auto` the first of int8, fp16, fp32 that exists."""
     order = ("int8", "fp16", "fp32") if precision == "auto" else (precision,)
-    for p in order:
-        path = os.path.join(artifact_dir, f"model_{p}.tflite")
-        if os.path.exists(path):
-            return path
-    names = ", ".join(f"model_{p}.tflite" for p in order)
+    found = layout.ArtifactDir(artifact_dir).tflite_files(order)
+    if found:
+        return next(iter(found.values()))
+    names = ", ".join(layout.tflite_name(p) for p in order)
     raise EngineError(f"{artifact_dir} has no {names}; export it with --formats=tflite_{order[0]}")
 
 
 def _engine_file(artifact_dir: str, precision: str) -> str | None:
     order = ("int8", "fp16") if precision in ("auto", "fp32") else (precision,)
-    for p in order:
-        path = os.path.join(artifact_dir, f"model_{p}.plan")
-        if os.path.exists(path):
-            return path
-    return None
+    return next(iter(layout.ArtifactDir(artifact_dir).engine_files(order).values()), None)
 
 
 def file_digest(path: str) -> str:
@@ -105,11 +101,7 @@ def fastest_tflite(
     from export import precision as precision_lib  # pylint: disable=g-import-not-at-top
     from export import tflite  # pylint: disable=g-import-not-at-top
 
-    paths = {
-        p: os.path.join(artifact_dir, f"model_{p}.tflite")
-        for p in ("int8", "fp16", "fp32")
-        if os.path.exists(os.path.join(artifact_dir, f"model_{p}.tflite"))
-    }
+    paths = layout.ArtifactDir(artifact_dir).tflite_files(("int8", "fp16", "fp32"))
     if len(paths) < 2:
         return tflite_file(artifact_dir, "auto"), None
     inputs = np.zeros([1, *card["input"][input_name]], np.float32)
@@ -170,16 +162,11 @@ def choose(artifact_dir: str, engine: str, precision: str) -> str:
     if engine == "auto":
         if installed("tensorrt") and _engine_file(artifact_dir, precision):
             return "tensorrt"
+        artifact = layout.ArtifactDir(artifact_dir)
         for candidate, exists in (
-            (
-                "litert",
-                any(
-                    os.path.exists(os.path.join(artifact_dir, f"model_{p}.tflite"))
-                    for p in PRECISIONS
-                ),
-            ),
-            ("onnxruntime", os.path.exists(os.path.join(artifact_dir, "model.onnx"))),
-            ("tf", os.path.isdir(os.path.join(artifact_dir, "saved_model"))),
+            ("litert", bool(artifact.tflite_files(("fp32", "fp16", "int8")))),
+            ("onnxruntime", os.path.exists(artifact.onnx)),
+            ("tf", os.path.isdir(artifact.saved_model)),
         ):
             if exists and installed(candidate):
                 return candidate
@@ -233,24 +220,25 @@ def open_engine(
         else:
             path = tflite_file(artifact_dir, precision)
         run = _litert(path, input_name, num_threads)
-        quantization = os.path.basename(path)[len("model_") : -len(".tflite")]
+        quantization = layout.precision_of(path)
     elif engine == "onnxruntime":
-        path = os.path.join(artifact_dir, "model.onnx")
+        path = layout.ArtifactDir(artifact_dir).onnx
         if not os.path.exists(path):
-            raise EngineError(f"{artifact_dir} has no model.onnx; export it with --formats=onnx")
+            raise EngineError(f"{artifact_dir} has no {layout.ONNX}; export it with --formats=onnx")
         run, quantization = _onnxruntime(path, num_threads), "fp32"
     elif engine == "tensorrt":
         path = _engine_file(artifact_dir, precision)
         if path is None:
             raise EngineError(
-                f"{artifact_dir} has no TensorRT engine (model_fp16.plan or model_int8.plan); build one on this "
+                f"{artifact_dir} has no TensorRT engine ({layout.engine_name('fp16')} or "
+                f"{layout.engine_name('int8')}); build one on this "
                 f"device: python -m export --model=... --output_dir={artifact_dir} --formats=tensorrt_fp16"
             )
         run = _tensorrt(path, input_name)
-        quantization = os.path.basename(path)[len("model_") : -len(".plan")]
+        quantization = layout.precision_of(path)
     else:
-        path = os.path.join(artifact_dir, "saved_model")
+        path = layout.ArtifactDir(artifact_dir).saved_model
         if not os.path.isdir(path):
-            raise EngineError(f"{artifact_dir} has no saved_model/ for --engine=tf")
+            raise EngineError(f"{artifact_dir} has no {layout.SAVED_MODEL}/ for --engine=tf")
         run, quantization = _tf(path, input_name, num_threads), "fp32"
     return Engine(engine, path, quantization, input_name, file_digest(path), run, choice)

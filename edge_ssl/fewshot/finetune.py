@@ -19,7 +19,7 @@ import numpy as np
 from edge_ssl.fewshot import engines, labeled
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
-from export import parity, tflite
+from export import layout, parity, tflite
 
 _STAGE_END = re.compile(r"_stage\d+_block\d+_add$")
 
@@ -68,7 +68,7 @@ def finetune(
       workdir: scratch folder for the fine-tuned SavedModel and its `.tflite`.
     """
     keras.utils.set_random_seed(config.seed)
-    student = student_lib.load_student(os.path.join(config.model, "saved_model"))
+    student = student_lib.load_student(layout.ArtifactDir(config.model).saved_model)
     for layer in student.model.layers:
         layer.trainable = False
     for layer in last_block(student.model):
@@ -133,7 +133,7 @@ def _source_is_int8(config) -> bool:
     if config.precision != "auto":
         return False
     try:
-        return engines.tflite_file(config.model, "auto").endswith("model_int8.tflite")
+        return layout.precision_of(engines.tflite_file(config.model, "auto")) == "int8"
     except engines.EngineError:
         return False
 

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from export import parity, trainable_head
+from export import layout, parity, trainable_head
 
 PROTOTYPE_SCALE = 10.0
 HEADS = ("prototype", "linear", "finetune")
@@ -45,7 +45,7 @@ def head_trainer(
     Raises:
       trainable_head.HeadError: the artifact has none that fits, and TensorFlow is not installed to build one.
     """
-    shipped = os.path.join(artifact_dir, trainable_head.FILE_NAME)
+    shipped = layout.ArtifactDir(artifact_dir).head_trainer
     if os.path.exists(shipped):
         trainer = trainable_head.HeadTrainer(shipped)
         if trainer.embedding_dim == embedding_dim and trainer.max_classes >= num_classes:
@@ -60,7 +60,7 @@ def head_trainer(
         content = trainable_head.build(embedding_dim, max_classes)
     except ImportError as e:
         raise trainable_head.HeadError(
-            f"{artifact_dir} has no {trainable_head.FILE_NAME} for {embedding_dim}-d embeddings and "
+            f"{artifact_dir} has no {layout.HEAD_TRAINER} for {embedding_dim}-d embeddings and "
             f"{num_classes} classes, and TensorFlow is not installed to build one: re-export the model "
             "(python -m export writes it) or use --head=prototype"
         ) from e

@@ -1,9 +1,10 @@
 """The runner's human-readable outputs: per-class figures, the confusion-matrix PNG and `report.md`."""
 
-import os
 from typing import Any
 
 import numpy as np
+
+from export import layout
 
 
 def per_class(confusion: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -102,13 +103,13 @@ def markdown(results: dict[str, Any], png: str | None) -> str:
         "",
         "## Outputs",
         "",
-        "`classifier.tflite` (outputs `embedding`, `logits`, `probabilities`"
+        f"`{layout.CLASSIFIER}` (outputs `embedding`, `logits`, `probabilities`"
         + (
             "; one frame per call: average the logits over a sequence's frames"
             if results["modality"] == "pose"
             else ""
         )
-        + "), `labels.txt` (class per output index), `metrics.json`.",
+        + f"), `{layout.LABELS}` (class per output index), `{layout.METRICS}`.",
     ]
     if results["skipped"]:
         lines += ["", "## Skipped", ""]
@@ -119,21 +120,22 @@ def markdown(results: dict[str, Any], png: str | None) -> str:
 def write(folder: str, results: dict[str, Any]) -> dict[str, str | None]:
     """Writes `confusion.png` and `report.md` into `folder`; returns what was written (a PNG that could not be drawn
     is None, with the reason in `png_skipped`)."""
+    written = layout.ClassifierDir(folder)
     outputs: dict[str, str | None] = {"confusion_png": None}
     confusion = results.get("confusion_matrix")
     if confusion is not None:
         try:
             title = f"{results['head']} head, {results['engine']} ({results['precision']})"
             _confusion_png(
-                os.path.join(folder, "confusion.png"),
+                written.confusion_png,
                 np.array(confusion),
                 results["classes"],
                 title,
             )
-            outputs["confusion_png"] = "confusion.png"
+            outputs["confusion_png"] = layout.CONFUSION_PNG
         except ImportError:
             outputs["png_skipped"] = "matplotlib is not installed"
-    with open(os.path.join(folder, "report.md"), "w", encoding="utf-8") as f:
+    with open(written.report, "w", encoding="utf-8") as f:
         f.write(markdown(results, outputs["confusion_png"]))
-    outputs["report"] = "report.md"
+    outputs["report"] = layout.REPORT
     return outputs

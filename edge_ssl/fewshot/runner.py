@@ -24,8 +24,7 @@ import numpy as np
 from edge_ssl import files
 from edge_ssl.data import episodes as episodes_lib
 from edge_ssl.fewshot import engines, heads, labeled, metrics, report
-from export import classifier, machine, trainable_head
-from export.card import ArtifactError, read_card
+from export import classifier, layout, machine, trainable_head
 
 MODALITIES = ("video", "pose")
 
@@ -71,8 +70,8 @@ def _check_settings(config: RunConfig) -> dict:
             f"--output_dir={config.output_dir} exists; choose a new folder or pass --overwrite to replace it"
         )
     try:
-        card = read_card(config.model)
-    except ArtifactError as e:
+        card = layout.ArtifactDir(config.model).read_card()
+    except layout.ArtifactError as e:
         raise RunnerError(str(e)) from e
     model_modality = card.get("modality", "video")
     modality = config.modality or model_modality
@@ -385,6 +384,7 @@ def run(config: RunConfig) -> dict:
     partial = config.output_dir.rstrip("/") + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
+    out = layout.ClassifierDir(partial)
     try:
         if config.episodes:
             results.update(evaluate_episodes(config, train, trainer))
@@ -423,7 +423,7 @@ def run(config: RunConfig) -> dict:
             )
             classifier_source = _classifier_source(config.model, engine)
             source_name = os.path.basename(classifier_source)
-            source_precision, backbone = source_name[len("model_") : -len(".tflite")], "artifact"
+            source_precision, backbone = layout.precision_of(source_name), "artifact"
         if predict is None:
 
             def predict(data):
@@ -462,12 +462,12 @@ def run(config: RunConfig) -> dict:
             }
             with open(classifier_source, "rb") as f:
                 content = classifier.attach_head(f.read(), weights, bias, classes, info)
-        with open(os.path.join(partial, "classifier.tflite"), "wb") as f:
+        with open(out.classifier, "wb") as f:
             f.write(content)
         if config.head == "finetune" and config.modality == "video":
             finetune.cleanup(partial)
         results["classifier"] = {
-            "file": "classifier.tflite",
+            "file": layout.CLASSIFIER,
             "source": source_name,
             "outputs": ["embedding", "logits", "probabilities"],
             "input": (
@@ -479,13 +479,12 @@ def run(config: RunConfig) -> dict:
             "frame_rate": frame_rate,
             "frame_rate_source": frame_rate_source,
         }
-        with open(os.path.join(partial, "labels.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(classes) + "\n")
+        out.write_labels(classes)
         timings["total_seconds"] = time.perf_counter() - started
         results["timings"] = timings
         results["peak_memory_mib"] = machine.peak_memory_mib()
         results["outputs"] = report.write(partial, results)
-        files.write_json_atomic(os.path.join(partial, "metrics.json"), results)
+        files.write_json_atomic(out.metrics, results)
     except BaseException:
         # Never leave a folder that could pass for a result.
         shutil.rmtree(partial, ignore_errors=True)

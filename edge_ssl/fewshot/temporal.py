@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from edge_ssl.fewshot import cross_view, labeled
+from export import layout
 
 DEFAULT_LENGTH = 32
 
@@ -68,7 +69,7 @@ def fit(
 
 def _sequence_classifier(artifact_dir: str, model, length: int) -> bytes:
     """keypoints [1, length, 17, 2] -> embedding (mean code), logits, probabilities, as one TFLite model."""
-    encoder = tf.saved_model.load(os.path.join(artifact_dir, "saved_model"))
+    encoder = tf.saved_model.load(layout.ArtifactDir(artifact_dir).saved_model)
     function = encoder.signatures["serving_default"]
     input_name = next(iter(function.structured_input_signature[1]))
 

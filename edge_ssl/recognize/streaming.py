@@ -33,14 +33,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from export import card as card_lib
 from export import classifier as classifier_lib
+from export import layout
 from export import precision as precision_lib
 from export import tflite
 
 ENGINES = ("auto", "litert", "onnxruntime", "tensorrt")
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
-CLASSIFIER_FILE = "classifier.tflite"
 # When neither the classifier nor the card knows the frame rate: a window of T frames is taken to span this many
 # seconds (every size of the synthetic world does).
 ASSUMED_WINDOW_SECONDS = 2.0
@@ -151,18 +150,20 @@ class StreamingClassifier:
 
 def _resolve(path: str) -> str:
     if os.path.isdir(path):
-        inside = os.path.join(path, CLASSIFIER_FILE)
+        inside = layout.ClassifierDir(path).classifier
         if os.path.exists(inside):
             return inside
-        if os.path.exists(os.path.join(path, card_lib.CARD)):
+        if layout.ArtifactDir(path).has_card():
             raise ClassifierError(
                 f"{path} is an artifact directory (an embedding model), not a classifier: run the few-shot runner "
-                f"on it first ({_RUNNER}), then pass --classifier=OUT/{CLASSIFIER_FILE}"
+                f"on it first ({_RUNNER}), then pass --classifier=OUT/{layout.CLASSIFIER}"
             )
-        raise ClassifierError(f"{path} is a folder without {CLASSIFIER_FILE} (the runner's output)")
+        raise ClassifierError(
+            f"{path} is a folder without {layout.CLASSIFIER} (the runner's output)"
+        )
     if not os.path.exists(path):
         raise ClassifierError(
-            f"--classifier={path} does not exist (the runner writes OUT/{CLASSIFIER_FILE})"
+            f"--classifier={path} does not exist (the runner writes OUT/{layout.CLASSIFIER})"
         )
     return path
 
@@ -171,8 +172,8 @@ def _artifact_card(artifact_dir: str | None) -> dict | None:
     if not artifact_dir:
         return None
     try:
-        return card_lib.read_card(artifact_dir)
-    except card_lib.ArtifactError:
+        return layout.ArtifactDir(artifact_dir).read_card()
+    except layout.ArtifactError:
         return None
 
 
@@ -190,7 +191,7 @@ def _check_classifier(path: str, content: bytes, num_threads) -> tflite.TFLiteMo
         )
         raise ClassifierError(
             f"{path} is {what}: run the few-shot runner on its artifact directory first ({_RUNNER}), then pass "
-            f"--classifier=OUT/{CLASSIFIER_FILE}"
+            f"--classifier=OUT/{layout.CLASSIFIER}"
         )
     if "step" not in model.signatures:
         raise ClassifierError(
@@ -253,10 +254,8 @@ def open_classifier(
     if info.get("modality") == "pose":
         raise ClassifierError(f"{path} classifies poses; the recognizer reads video")
     labels = classifier_lib.read_labels(content)
-    labels_txt = os.path.join(os.path.dirname(path), "labels.txt")
-    if not labels and os.path.exists(labels_txt):
-        with open(labels_txt, encoding="utf-8") as f:
-            labels = [line.strip() for line in f if line.strip()]
+    if not labels:
+        labels = layout.ClassifierDir(os.path.dirname(path)).read_labels()
     frame_detail = model.input_details("step")["frame"]
     classes = int(
         model.run(
@@ -265,7 +264,7 @@ def open_classifier(
     )
     if not labels:
         raise ClassifierError(
-            f"{path} has no labels (none in its metadata, no labels.txt beside it): the recognizer cannot name its "
+            f"{path} has no labels (none in its metadata, no {layout.LABELS} beside it): the recognizer cannot name its "
             f"{classes} classes; rerun the runner, which stores them"
         )
     if len(labels) != classes:
@@ -362,9 +361,9 @@ def _litert_forms(path, content, info, artifact_dir, num_threads) -> dict:
     if artifact_dir:
         weights, bias = classifier_lib.read_head(content)
         labels = classifier_lib.read_labels(content)
-        for p in ("int8", "fp16", "fp32"):
-            source = os.path.join(artifact_dir, f"model_{p}.tflite")
-            if p in forms or not os.path.exists(source):
+        shipped = layout.ArtifactDir(artifact_dir).tflite_files(("int8", "fp16", "fp32"))
+        for p, source in shipped.items():
+            if p in forms:
                 continue
 
             def make(source=source):
@@ -380,7 +379,7 @@ def _litert_forms(path, content, info, artifact_dir, num_threads) -> dict:
 def _onnx_forms(path, content, artifact_dir, num_threads) -> dict:
     if not importlib.util.find_spec("onnxruntime"):
         raise ClassifierError("--engine=onnxruntime needs onnxruntime (pip install onnxruntime)")
-    step = os.path.join(artifact_dir, "model_step.onnx") if artifact_dir else None
+    step = layout.ArtifactDir(artifact_dir).onnx_step if artifact_dir else None
     if not step or not os.path.exists(step):
         missing = (
             f"{artifact_dir} has none"
@@ -389,7 +388,7 @@ def _onnx_forms(path, content, artifact_dir, num_threads) -> dict:
             "the student)"
         )
         raise ClassifierError(
-            "--engine=onnxruntime streams the artifact's model_step.onnx with the classifier's head, and "
+            f"--engine=onnxruntime streams the artifact's {layout.ONNX_STEP} with the classifier's head, and "
             f"{missing}; use --engine=litert, or name the artifact directory with --artifact_dir"
         )
     weights, bias = classifier_lib.read_head(content)
@@ -401,12 +400,13 @@ def _tensorrt_forms(path, content, artifact_dir, card) -> dict:
         raise ClassifierError(
             "--engine=tensorrt needs TensorRT 10 (JetPack ships it; pip wheels cannot be installed from PyPI alone)"
         )
-    plan = os.path.join(artifact_dir, "model_step_fp16.plan") if artifact_dir else None
+    plan = layout.ArtifactDir(artifact_dir).step_engine("fp16") if artifact_dir else None
     if not plan or not os.path.exists(plan):
+        step_engine = layout.step_engine_name("fp16")
         raise ClassifierError(
-            "--engine=tensorrt streams a TensorRT engine of the artifact's step graph, model_step_fp16.plan, built "
+            f"--engine=tensorrt streams a TensorRT engine of the artifact's step graph, {step_engine}, built "
             "on this device: python -m export --model=... --output_dir=ARTIFACT_DIR --formats=tensorrt_fp16 "
-            "(or trtexec --onnx=ARTIFACT_DIR/model_step.onnx --saveEngine=ARTIFACT_DIR/model_step_fp16.plan --fp16)"
+            f"(or trtexec --onnx=ARTIFACT_DIR/{layout.ONNX_STEP} --saveEngine=ARTIFACT_DIR/{step_engine} --fp16)"
         )
     weights, bias = classifier_lib.read_head(content)
     shapes = (card or {}).get("state") or {}

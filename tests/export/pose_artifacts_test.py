@@ -13,7 +13,7 @@ from edge_ssl.data import pose, synthetic
 from edge_ssl.keras import keras
 from edge_ssl.models import pose_encoder
 from edge_ssl.models import student as student_lib
-from export import artifacts, parity, tflite
+from export import artifacts, layout, parity, tflite
 
 # A random encoder's per-frame codes sit close to several class prototypes, so a frame's nearest prototype flips
 # under tiny changes and top-1 agreement says little about an untrained encoder; cosine is the check here.
@@ -60,12 +60,12 @@ class PoseArtifactsTest(tf.test.TestCase):
             "model_int8.tflite",
             "model.onnx",
             "head_trainer.tflite",
-            artifacts.CARD,
+            layout.CARD,
         ):
             self.assertTrue(os.path.exists(os.path.join(self.out, name)), name)
         self.assertFalse(os.path.exists(os.path.join(self.out, "model_step.onnx")))
         self.assertFalse(os.path.exists(self.out + ".partial"))
-        card = artifacts.read_card(self.out)
+        card = layout.ArtifactDir(self.out).read_card()
         self.assertEqual(card, json.loads(json.dumps(self.card)))
         self.assertEqual((card["kind"], card["modality"]), ("pose_encoder", "pose"))
         self.assertEqual(card["input"], {"keypoints": [17, 2], "dtype": "float32", "layout": "NKC"})
