@@ -105,7 +105,13 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     "int8_min_agreement",
     _BOUNDS["int8"].min_agreement,
-    "int8 parity: smallest allowed top-1 agreement.",
+    "int8 parity: smallest allowed top-1 agreement of nearest-prototype decisions (default: reported, not gated).",
+)
+flags.DEFINE_float(
+    "int8_max_accuracy_drop",
+    _BOUNDS["int8"].max_accuracy_drop,
+    "int8 parity: largest allowed drop of leave-one-out nearest-prototype accuracy on the held-out clips; the "
+    "export fails only when the drop's 95% confidence interval lies wholly above it.",
 )
 flags.DEFINE_bool("allow_lint_errors", False, "Export even when the op lint reports errors.")
 flags.DEFINE_float(
@@ -127,8 +133,14 @@ def _check_numbers() -> None:
         )
     if FLAGS.fp32_max_abs < 0:
         raise app.UsageError(f"--fp32_max_abs must be >= 0, got {FLAGS.fp32_max_abs}")
-    for name in ("fp16_min_cosine", "dynamic_min_cosine", "int8_min_cosine", "int8_min_agreement"):
-        if not 0.0 <= getattr(FLAGS, name) <= 1.0:
+    for name in (
+        "fp16_min_cosine",
+        "dynamic_min_cosine",
+        "int8_min_cosine",
+        "int8_min_agreement",
+        "int8_max_accuracy_drop",
+    ):
+        if getattr(FLAGS, name) is not None and not 0.0 <= getattr(FLAGS, name) <= 1.0:
             raise app.UsageError(
                 f"--{name} is a fraction in [0, 1], got {getattr(FLAGS, name)} (97% is 0.97)"
             )
@@ -313,7 +325,9 @@ def main(argv):
         "fp16": parity.Thresholds(min_cosine=FLAGS.fp16_min_cosine),
         "dynamic": parity.Thresholds(min_cosine=FLAGS.dynamic_min_cosine),
         "int8": parity.Thresholds(
-            min_cosine=FLAGS.int8_min_cosine, min_agreement=FLAGS.int8_min_agreement
+            min_cosine=FLAGS.int8_min_cosine,
+            min_agreement=FLAGS.int8_min_agreement,
+            max_accuracy_drop=FLAGS.int8_max_accuracy_drop,
         ),
     }
     options = artifacts.ExportOptions(
@@ -365,11 +379,18 @@ def main(argv):
         figures = entry.get("parity")
         if figures:
             agreement = "-" if figures["agreement"] is None else f"{figures['agreement']:.1%}"
+            drop = figures.get("accuracy_drop")
+            drop = (
+                ""
+                if drop is None
+                else f"  few-shot accuracy {figures['candidate_accuracy']:.1%} "
+                f"(drop {drop:.1%} ± {figures['accuracy_drop_ci95']:.1%})"
+            )
             streamed = entry.get("stream_max_abs")
             streamed = "" if streamed is None else f"  streamed vs clip {streamed:.2e}"
             print(
                 f"  {name:8s} max abs {figures['max_abs']:.2e}  mean cosine {figures['mean_cosine']:.5f}  "
-                f"top-1 agreement {agreement}{streamed}"
+                f"top-1 agreement {agreement}{drop}{streamed}"
             )
         lint_result = entry.get("lint")
         if lint_result and not all(lint_result["ok"].values()):

@@ -392,7 +392,8 @@ def _export(
     if failed:
         problems.append(
             "parity failed (the bounds are the thresholds option; on the command line --fp32_max_abs, "
-            "--fp16_min_cosine, --dynamic_min_cosine, --int8_min_cosine and --int8_min_agreement; every artifact's "
+            "--fp16_min_cosine, --dynamic_min_cosine, --int8_min_cosine, --int8_max_accuracy_drop and "
+            "--int8_min_agreement; every artifact's "
             f"figures are in the attempt's {layout.CARD}):\n  " + "\n  ".join(failed)
         )
     if problems:

@@ -82,9 +82,7 @@ QUICK = Settings(
     episodes=20,
     queries=5,
     latency_runs=10,
-    # A 30-step tiny student on 60 held-out clips: one int8 disagreement is 1.7 points, so the 97% default
-    # would fail on noise; the quick run says so in its report.
-    export_flags=("--num_heldout=60", "--int8_min_agreement=0.9"),
+    export_flags=("--num_heldout=60",),
     # The tiny world's clips are 1 s: a 17 s video.
     live=live_lib.LiveSettings(
         segments_per_class=1, clips_per_segment=3, stills=1, still_seconds=2.0
@@ -99,12 +97,7 @@ DEFAULT = Settings(
     episodes=100,
     queries=15,
     latency_runs=30,
-    # Students distilled from MoDist's motion pathway had embeddings close together (their classes near chance):
-    # int8 kept their direction (mean cosine 0.9995 with fp32) and still flipped 2 to 16 of 100 nearest-prototype
-    # decisions (four runs; with 16 flips its 5-way 5-shot accuracy was 28.2% against fp32's 27.8%). The Cross and
-    # Learn-distilled student flipped 4 (96%), one point under the 97% default. The report shows the agreement
-    # beside the int8 accuracy.
-    export_flags=("--num_heldout=100", "--int8_min_agreement=0.8"),
+    export_flags=("--num_heldout=100",),
 )
 
 

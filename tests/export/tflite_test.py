@@ -105,9 +105,50 @@ class ParityTest(tf.test.TestCase):
         self.assertAlmostEqual(figures.max_abs, 0.9)
         self.assertAlmostEqual(figures.min_cosine, 0.2 / (1 + 0.01))
         self.assertEqual(figures.agreement, 0.75)  # the third clip now lands on class 1
+        # Agreement is reported, gated only when asked.
         failures = figures.failures(parity.DEFAULT_THRESHOLDS["int8"])
-        self.assertLen(failures, 2)
-        self.assertIn("top-1 agreement 75.0% < 97%", failures[1])
+        self.assertLen(failures, 1)
+        self.assertIn("mean cosine", failures[0])
+        strict = parity.Thresholds(min_agreement=0.97)
+        self.assertEqual(figures.failures(strict), ["top-1 agreement 75.0% < 97%"])
+
+    def test_accuracy_drop_is_paired_leave_one_out_nearest_prototype_accuracy(self):
+        labels = np.array([0, 0, 0, 1, 1, 1])
+        reference = np.array([[1, 0], [0.9, 0.1], [1, 0.2], [0, 1], [0.1, 0.9], [0.2, 1.0]])
+        # Each clip's class mean of the other clips is nearest: the reference classifies all six.
+        self.assertTrue(parity.prototype_hits(reference, labels).all())
+        candidate = reference.copy()
+        candidate[2] = [0.0, 1.0]  # one clip of class 0 moved onto class 1
+        hits = parity.prototype_hits(candidate, labels)
+        self.assertEqual(hits.tolist(), [True, True, False, True, True, True])
+        figures = parity.compare(reference, candidate, labels)
+        self.assertAlmostEqual(figures.accuracy, 1.0)
+        self.assertAlmostEqual(figures.candidate_accuracy, 5 / 6)
+        self.assertAlmostEqual(figures.accuracy_drop, 1 / 6)
+        drops = np.array([0, 0, 1, 0, 0, 0], np.float64)
+        self.assertAlmostEqual(figures.accuracy_drop_ci95, 1.96 * drops.std(ddof=1) / np.sqrt(6))
+        # One flip in six clips is no evidence of a drop above 3 points; the same flip rate over many clips is.
+        self.assertEqual(figures.failures(parity.Thresholds(max_accuracy_drop=0.03)), [])
+        many = parity.compare(
+            np.tile(reference, (40, 1)), np.tile(candidate, (40, 1)), np.tile(labels, 40)
+        )
+        failures = many.failures(parity.Thresholds(max_accuracy_drop=0.03))
+        self.assertLen(failures, 1)
+        self.assertIn("few-shot accuracy drop 16.7%", failures[0])
+
+    def test_int8_flips_between_close_classes_without_a_drop_pass_the_default_gate(self):
+        rng = np.random.default_rng(0)
+        labels = np.repeat(np.arange(5), 40)
+        centres = rng.normal(size=(5, 32))
+        centres[1] = centres[0]  # two classes the model cannot tell apart
+        reference = centres[labels] + 0.3 * rng.normal(size=(200, 32))
+        candidate = reference + 0.12 * rng.normal(size=(200, 32))  # quantisation-like noise
+        figures = parity.compare(reference, candidate, labels)
+        # Decisions between the two flip (an agreement gate of 98% fails it) and accuracy does not move.
+        self.assertNotEmpty(figures.failures(parity.Thresholds(min_agreement=0.98)))
+        self.assertEqual(figures.accuracy_drop, 0.0)
+        self.assertGreater(figures.mean_cosine, 0.99)
+        self.assertEqual(figures.failures(parity.DEFAULT_THRESHOLDS["int8"]), [])
 
     def test_shape_mismatch_is_an_error(self):
         with self.assertRaisesRegex(ValueError, "two \\[N, D\\] arrays of one shape"):
