@@ -31,13 +31,10 @@ def package_version(name: str) -> str:
 def tf_trt_enabled() -> bool:
     """Whether this TensorFlow build has TensorRT (pip TensorFlow >= 2.18 does not; NVIDIA's Jetson wheels may)."""
     try:
-        from tensorflow.python.compiler.tensorrt import (
-            trt_convert,  # pylint: disable=g-import-not-at-top
-        )
+        # pylint: disable=g-import-not-at-top,protected-access
+        from tensorflow.python.compiler.tensorrt import trt_convert
 
-        return bool(
-            trt_convert._pywrap_py_utils.is_tensorrt_enabled()
-        )  # pylint: disable=protected-access
+        return bool(trt_convert._pywrap_py_utils.is_tensorrt_enabled())
     except (ImportError, AttributeError):
         return False
 

@@ -28,7 +28,6 @@ Example:
 
 import json
 import os
-import resource
 import sys
 import time
 
@@ -75,7 +74,7 @@ def _time(call, runs: int, warmup: int) -> dict[str, float]:
         "p90_ms": float(np.percentile(ms, 90)),
         "p99_ms": float(np.percentile(ms, 99)),
         "per_second": float(1000 / np.mean(ms)),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": machine.peak_memory_mib(),
     }
 
 

@@ -8,6 +8,7 @@ import os
 
 import tensorflow as tf
 
+from edge_ssl import environment
 from export import layout
 
 
@@ -16,16 +17,8 @@ class TFTRTUnavailable(RuntimeError):
 
 
 def tensorrt_enabled() -> bool:
-    """Whether this TensorFlow was built with TensorRT."""
-    try:
-        from tensorflow.python.compiler.tensorrt import (  # pylint: disable=g-import-not-at-top
-            trt_convert,
-        )
-    except ImportError:
-        return False
-    return bool(
-        trt_convert._pywrap_py_utils.is_tensorrt_enabled()
-    )  # pylint: disable=protected-access
+    """Whether this TensorFlow was built with TensorRT (`edge_ssl.environment.tf_trt_enabled`)."""
+    return environment.tf_trt_enabled()
 
 
 def convert(

@@ -352,7 +352,7 @@ class Demo:
                 )
                 rows[row][f"{shots}-shot"] = _read_episodes(out)
             for row, data in teacher_data.items():
-                rows[row][f"{shots}-shot"] = self._teacher_episodes(data, artifact, shots)
+                rows[row][f"{shots}-shot"] = self._teacher_episodes(data, shots)
         runner_out = os.path.join(folder, "runner_5shot_linear")
         self._module(
             folder,
@@ -394,22 +394,19 @@ class Demo:
             )
         return out
 
-    def _teacher_episodes(self, data, artifact: str, shots: int) -> dict:
+    def _teacher_episodes(self, data, shots: int) -> dict:
         """The teacher's accuracy in the same seeded episodes as the students'."""
         from edge_ssl.fewshot import runner  # pylint: disable=g-import-not-at-top
 
-        config = runner.RunConfig(
-            model=artifact,
-            train_dir="",
-            output_dir="",
-            head="prototype",
-            episodes=self.settings.episodes,
-            ways=self.settings.ways,
-            shots=shots,
-            queries=self.settings.queries,
+        mean, ci95 = runner.prototype_episodes(
+            data.embeddings,
+            data.labels,
+            shots,
+            self.settings.episodes,
+            self.settings.ways,
+            self.settings.queries,
         )
-        result = runner.evaluate_episodes(config, data, None)
-        return {"mean_accuracy": result["mean_accuracy"], "ci95": result["ci95"]}
+        return {"mean_accuracy": mean, "ci95": ci95}
 
     def latency(self, folder: str, artifact: str, teacher_workdir: str) -> dict:
         out = os.path.join(folder, "latency.json")

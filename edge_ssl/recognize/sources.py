@@ -225,9 +225,8 @@ class LiveSource:
             self.counters.reconnects += 1
             try:
                 capture = self._open()
-            except (
-                Exception
-            ):  # pylint: disable=broad-except  (any failure to open is a failed attempt)
+            # Any failure to open is a failed attempt.
+            except Exception:  # pylint: disable=broad-except
                 capture = None
             if capture is not None and capture.isOpened():
                 self._capture = capture

@@ -52,9 +52,8 @@ class TFLiteTest(tf.test.TestCase, parameterized.TestCase):
             int8_io=True,
         )
         model = tflite.TFLiteModel(content)
-        frame = model._runners["step"].get_input_details()[
-            "frame"
-        ]  # pylint: disable=protected-access
+        runner = model._runners["step"]  # pylint: disable=protected-access
+        frame = runner.get_input_details()["frame"]
         self.assertEqual(frame["dtype"], np.int8)
         figures = parity.compare(self.reference, model.embed(self.clips), LABELS)
         self.assertGreater(figures.mean_cosine, 0.98, figures)

@@ -106,20 +106,13 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
     def test_modist_key_encoders_move_only_by_the_exact_momentum_update(self):
         method = _build("modist", key_momentum=0.9)
         batch = _batch(method)
-        query_before = [
-            v.numpy().copy() for v in method._momentum_pairs[0][1]
-        ]  # pylint: disable=protected-access
-        key_before = [
-            v.numpy().copy() for v in method._momentum_pairs[0][0]
-        ]  # pylint: disable=protected-access
+        pairs = method._momentum_pairs  # pylint: disable=protected-access
+        query_before = [v.numpy().copy() for v in pairs[0][1]]
+        key_before = [v.numpy().copy() for v in pairs[0][0]]
         self.assertEqual(method.visual_key.trainable_variables, [])
         method.train_step(batch, BATCH)
-        queries = [
-            v.numpy() for v in method._momentum_pairs[0][1]
-        ]  # pylint: disable=protected-access
-        for key, k0, q1 in zip(
-            method._momentum_pairs[0][0], key_before, queries
-        ):  # pylint: disable=protected-access
+        queries = [v.numpy() for v in pairs[0][1]]
+        for key, k0, q1 in zip(pairs[0][0], key_before, queries):
             self.assertAllClose(key.numpy(), 0.9 * k0 + 0.1 * q1, rtol=1e-6, atol=1e-7)
         self.assertNotAllClose(queries[0], query_before[0])
 
