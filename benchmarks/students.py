@@ -95,7 +95,7 @@ def main(argv):
         )
     totals = []
     for size in FLAGS.teacher_sizes:
-        for method_name in teacher_lib.RGB_TEACHERS:
+        for method_name in registry.VIDEO_METHODS:
             method = registry.get(method_name).build(loader.load(method_name, size))
             params = macs = 0
             for view_name, view in teacher_lib.VIEWS[method_name](method).items():

@@ -106,7 +106,11 @@ class Distiller(base.Method):
         student = self.student
         _, self.frames, self.image_size, _, _ = student.input_shape
         dim = int(student.output.shape[-1])
-        keys = ["rgb"] + (["flow"] if teacher.needs_flow else [])
+        keys = (
+            ["rgb"]
+            + (["flow"] if teacher.needs_flow else [])
+            + (["pose2d"] if teacher.needs_pose else [])
+        )
         self.use_labels = c.num_classes > 0 and c.weight_logits > 0
         self.input_keys = tuple(keys + (["label"] if self.use_labels else []))
         self.heads = {
@@ -152,7 +156,9 @@ class Distiller(base.Method):
     def prepare(self, example, seed):
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         window = {
-            k: tf.convert_to_tensor(example[k], tf.float32) for k in ("rgb", "flow") if k in example
+            k: tf.convert_to_tensor(example[k], tf.float32)
+            for k in ("rgb", "flow", "pose2d")
+            if k in example
         }
         length = tf.shape(window["rgb"])[0]
         # A random window of the student's clip length; a shorter video repeats its last frame (the data layer's rule).

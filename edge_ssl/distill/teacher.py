@@ -1,14 +1,15 @@
 """A pretrained method, loaded frozen from its pretraining workdir, as a distillation teacher.
 
-A teacher gives, for one RGB window (and its optical flow when the teacher needs it), the inputs of each of its
-views, and embeds them with `training=False`:
+A teacher gives, for one RGB window (and its optical flow, or its 2D keypoints, when the teacher needs them), the
+inputs of each of its views, and embeds them with `training=False`:
 - `visual`: the method's backbone (MoDist's visual pathway, Cross and Learn's RGB stream averaged over frames,
-  Muscles' frame encoder averaged over frames).
+  Muscles' frame encoder averaged over frames, CV-MIM's z_p of the window's keypoints averaged over frames: a pose
+  teacher, whose student learns from RGB what the teacher read from the pose).
 - `motion`: what the teacher saw in motion, for the student's motion-awareness term: MoDist's motion pathway on flow
   (or frame differences), Cross and Learn's motion stream averaged over `MOTION_STACKS` flow or difference stacks
   spread over the window. Muscles has no motion pathway.
 Teachers' inputs have fixed sizes; the window is subsampled uniformly in time and resized to them, and flow vectors
-are scaled with the image. CV-MIM is a pose method: it cannot teach an RGB student and is refused.
+are scaled with the image.
 """
 
 import dataclasses
@@ -22,12 +23,15 @@ import tensorflow as tf
 from edge_ssl.configs import loader
 from edge_ssl.data import augment
 from edge_ssl.data import motion as motion_lib
+from edge_ssl.data import pose as pose_lib
 from edge_ssl.keras import keras
 from edge_ssl.methods import base, registry
 from edge_ssl.models import layers
 from edge_ssl.train import loop
 
-RGB_TEACHERS = registry.VIDEO_METHODS
+# Every method can teach an RGB student: video methods from the clip, CV-MIM from the clip's 2D keypoints (which the
+# distillation data must then carry, as the synthetic world does).
+TEACHERS = tuple(registry.METHODS)
 
 
 class TeacherError(ValueError):
@@ -71,22 +75,45 @@ class Teacher:
         return "flow" in self.method.input_keys
 
     @property
+    def needs_pose(self) -> bool:
+        """A pose teacher (CV-MIM) embeds a window from its 2D keypoints, which the distillation data must carry."""
+        return self.method.modality == "pose"
+
+    @property
     def dims(self) -> dict[str, int]:
         return {name: int(view.model.output.shape[-1]) for name, view in self.views.items()}
 
-    def window(self, rgb: tf.Tensor) -> dict[str, tf.Tensor]:
+    def window(self, rgb: tf.Tensor, pose2d: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         """An RGB clip [T, H, W, 3] in [0, 1] as the views take it: with its optical flow when the teacher needs it,
-        computed as the training data pipeline computes it (`motion.add_flow`). For embedding clips outside training.
+        computed as the training data pipeline computes it (`motion.add_flow`), and with the clip's 2D keypoints
+        [T, 17, 2] for a pose teacher. For embedding clips outside training.
+
+        Raises:
+          TeacherError: a pose teacher and no `pose2d`.
         """
         window = {"rgb": rgb}
+        if self.needs_pose:
+            if pose2d is None:
+                raise TeacherError(
+                    f"{self.name} is a pose teacher: it embeds a clip from its 2D keypoints, give pose2d"
+                )
+            window["pose2d"] = tf.convert_to_tensor(pose2d, tf.float32)
         return motion_lib.add_flow(window) if self.needs_flow else window
 
-    def embed_clips(self, view_name: str, clips: np.ndarray) -> np.ndarray:
-        """View `view_name`'s embedding [N, D] of RGB clips [N, T, H, W, 3] in [0, 1], in inference mode, each clip
-        made into the view's input as in distillation (`window`, then the view's `inputs`)."""
+    def embed_clips(
+        self, view_name: str, clips: np.ndarray, poses: np.ndarray | None = None
+    ) -> np.ndarray:
+        """View `view_name`'s embedding [N, D] of RGB clips [N, T, H, W, 3] in [0, 1] (and, for a pose teacher, their
+        keypoints [N, T, 17, 2]), in inference mode, each clip made into the view's input as in distillation
+        (`window`, then the view's `inputs`)."""
         view = self.views[view_name]
         inputs = tf.stack(
-            [view.inputs(self.window(tf.constant(clip, tf.float32))) for clip in clips]
+            [
+                view.inputs(
+                    self.window(tf.constant(clip, tf.float32), None if poses is None else poses[i])
+                )
+                for i, clip in enumerate(clips)
+            ]
         )
         return view.model(inputs, training=False).numpy()
 
@@ -168,12 +195,12 @@ def motion_stacks(frames: tf.Tensor, count: int, stacks: int) -> tf.Tensor:
     return tf.reshape(picked, [stacks, shape[1], shape[2], count * frames.shape[-1]])
 
 
-def _stack_mean(encoder: keras.Model, stacks: int) -> keras.Model:
-    """[B, stacks, H, W, C] -> the L2-normalised mean of `encoder`'s features over the stacks."""
-    x = keras.Input((stacks,) + tuple(encoder.input_shape[1:]), name="motion_stacks")
+def _stack_mean(encoder: keras.Model, stacks: int, name: str = "motion") -> keras.Model:
+    """[B, stacks, ...encoder's input] -> the L2-normalised mean of `encoder`'s features over the stacks."""
+    x = keras.Input((stacks,) + tuple(encoder.input_shape[1:]), name=f"{name}_stacks")
     features = keras.layers.TimeDistributed(encoder, name="per_stack")(x)
     mean = layers.MeanOverTime(name="mean_over_stacks")(features)
-    return keras.Model(x, layers.L2Normalize(name="motion_embedding")(mean))
+    return keras.Model(x, layers.L2Normalize(name=f"{name}_embedding")(mean))
 
 
 def _cross_and_learn_views(method) -> dict[str, View]:
@@ -197,10 +224,26 @@ def _muscles_views(method) -> dict[str, View]:
     return {"visual": _visual_view(method, c.input_size, c.clip_frames)}
 
 
+# A pose teacher describes a window by the mean of its z_p over this many frames spread over it.
+POSE_FRAMES = 8
+
+
+def _cv_mim_views(method) -> dict[str, View]:
+    """CV-MIM's representation (z_p, L2-normalised per frame) averaged over `POSE_FRAMES` frames of the window's
+    normalised 2D keypoints: what a student learns to see in RGB that the teacher saw in the pose.
+    """
+
+    def inputs(window):
+        return pose_lib.normalize(_uniform(window["pose2d"], POSE_FRAMES))
+
+    return {"visual": View(_stack_mean(method.backbone, POSE_FRAMES, name="pose"), inputs)}
+
+
 VIEWS = {
     "modist": _modist_views,
     "cross_and_learn": _cross_and_learn_views,
     "muscles": _muscles_views,
+    "cv_mim": _cv_mim_views,
 }
 
 
@@ -219,13 +262,13 @@ def load_teacher(workdir: str) -> Teacher:
     """The teacher pretrained in `workdir`, its latest checkpoint restored, every variable frozen.
 
     Raises:
-      TeacherError: no such workdir, no run or checkpoint in it, or a method that cannot teach an RGB student.
+      TeacherError: no such workdir, no run or checkpoint in it, or a method that cannot teach.
     """
     run = read_run(workdir)
     name = run.get("method")
-    if name not in RGB_TEACHERS:
+    if name not in TEACHERS:
         raise TeacherError(
-            f"{workdir!r} holds a {name!r} run; an RGB student learns from {', '.join(RGB_TEACHERS)}"
+            f"{workdir!r} holds a {name!r} run; an RGB student learns from {', '.join(TEACHERS)}"
         )
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if latest is None:
@@ -272,11 +315,11 @@ def from_method(method: base.Method, workdir: str = "", checkpoint: str = "") ->
     baseline a pretrained teacher is compared with).
 
     Raises:
-      TeacherError: a method that cannot teach an RGB student.
+      TeacherError: a method that cannot teach.
     """
-    if method.name not in RGB_TEACHERS:
+    if method.name not in TEACHERS:
         raise TeacherError(
-            f"a {method.name!r} method cannot teach; an RGB student learns from {', '.join(RGB_TEACHERS)}"
+            f"a {method.name!r} method cannot teach; an RGB student learns from {', '.join(TEACHERS)}"
         )
     views = VIEWS[method.name](method)
     for view in views.values():

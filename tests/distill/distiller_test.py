@@ -13,7 +13,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from edge_ssl.configs import loader
-from edge_ssl.data import augment, motion, synthetic
+from edge_ssl.data import augment, motion, pose, synthetic
 from edge_ssl.distill import distiller
 from edge_ssl.distill import teacher as teacher_lib
 from edge_ssl.fewshot import metrics
@@ -106,14 +106,14 @@ class TeacherTest(tf.test.TestCase):
         os.makedirs(empty)
         with self.assertRaisesRegex(teacher_lib.TeacherError, "not a pretraining workdir"):
             teacher_lib.load_teacher(empty)
-        pose = self.get_temp_dir() + "/pose"
-        os.makedirs(pose)
-        with open(os.path.join(pose, loop.RUN_FILE), "w", encoding="utf-8") as f:
-            json.dump({"method": "cv_mim", "size": "tiny"}, f)
+        other = self.get_temp_dir() + "/other"
+        os.makedirs(other)
+        with open(os.path.join(other, loop.RUN_FILE), "w", encoding="utf-8") as f:
+            json.dump({"method": "simclr", "size": "tiny"}, f)
         with self.assertRaisesRegex(
-            teacher_lib.TeacherError, "'cv_mim' run; an RGB student learns from"
+            teacher_lib.TeacherError, "'simclr' run; an RGB student learns from"
         ):
-            teacher_lib.load_teacher(pose)
+            teacher_lib.load_teacher(other)
         mismatched = self.get_temp_dir() + "/mismatched"
         shutil.copytree(self.teacher_dir, mismatched)
         with open(os.path.join(mismatched, loop.RUN_FILE), encoding="utf-8") as f:
@@ -150,7 +150,9 @@ class TeacherTest(tf.test.TestCase):
 
 class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
 
-    @parameterized.parameters(("cross_and_learn", {"visual", "motion"}), ("muscles", {"visual"}))
+    @parameterized.parameters(
+        ("cross_and_learn", {"visual", "motion"}), ("muscles", {"visual"}), ("cv_mim", {"visual"})
+    )
     def test_teacher_views_feed_a_distillation_step(self, name, views):
         teacher_dir = _pretrain(name, os.path.join(self.get_temp_dir(), name), steps=1)
         method = _distiller(teacher_dir)
@@ -163,6 +165,29 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         losses = tf.function(lambda b: method.train_step(b, BATCH))(batch)
         self.assertEqual("motion" in losses, "motion" in views)
         self.assertTrue(all(np.isfinite(v.numpy()) for v in losses.values()))
+
+    def test_a_pose_teacher_embeds_the_mean_z_p_of_the_window_s_keypoints(self):
+        teacher = teacher_lib.load_teacher(
+            _pretrain("cv_mim", os.path.join(self.get_temp_dir(), "pose"), steps=1)
+        )
+        self.assertTrue(teacher.needs_pose)
+        example = next(iter(_world("heldout")))
+        rgb = tf.convert_to_tensor(example["rgb"], tf.float32)
+        with self.assertRaisesRegex(teacher_lib.TeacherError, "pose teacher.*give pose2d"):
+            teacher.window(rgb)
+        window = teacher.window(rgb, example["pose2d"])
+        embedding = teacher.embed_clips(
+            "visual", rgb.numpy()[None], example["pose2d"].numpy()[None]
+        )
+        frames = np.round(np.linspace(0, len(rgb) - 1, teacher_lib.POSE_FRAMES)).astype(int)
+        z_p = teacher.method.backbone(
+            pose.normalize(tf.gather(window["pose2d"], frames)), training=False
+        )
+        mean = tf.reduce_mean(z_p, axis=0)
+        self.assertAllClose(embedding[0], mean / tf.norm(mean), atol=1e-5)
+        # The distiller feeds it the keypoints of the student's window, mirrored with the pixels.
+        method = _distiller(teacher.workdir)
+        self.assertIn("pose2d", method.input_keys)
 
     def test_a_clip_becomes_each_view_s_input_with_flow_only_where_the_teacher_needs_it(self):
         flow_dir = _pretrain(

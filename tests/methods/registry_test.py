@@ -23,7 +23,8 @@ class RegistryTest(tf.test.TestCase):
         self.assertEqual(
             set(loader.CONFIGS), {(m, s) for m in registry.METHODS for s in loader.SIZES}
         )
-        self.assertEqual(teacher.RGB_TEACHERS, registry.VIDEO_METHODS)
+        self.assertEqual(teacher.TEACHERS, tuple(registry.METHODS))
+        self.assertEqual(set(teacher.VIEWS), set(registry.METHODS))
         with self.assertRaisesRegex(ValueError, "unknown method 'simclr'; choose one of"):
             registry.get("simclr")
 
