@@ -21,7 +21,10 @@ flags.DEFINE_enum("method", None, list(loader.CONFIGS_METHODS), "Self-supervised
 flags.DEFINE_enum(
     "config", "tiny", list(loader.SIZES), "Config size: tiny (tests), small (CPU demo), paper."
 )
-training.define_flags("'synthetic', a folder of videos (poses for cv_mim), or a TFDS name.")
+training.define_flags(
+    "'synthetic' (cv_mim: its pose world, cameras all around), a folder of videos (video methods; cv_mim needs the "
+    "cross-view pairs, 3D poses and cameras only the synthetic world has), or a TFDS name."
+)
 
 NAN_EXIT = training.NAN_EXIT
 

@@ -39,7 +39,8 @@ def source_dataset(
 
     Args:
       data: "synthetic" (the world sized for the config, built on first use; for a pose method, `pose_world`),
-        "synthetic_world/<size>" (that rendered world, built on first use), an existing folder (videos, or poses for cv_mim), or the name of a prepared TFDS dataset.
+        "synthetic_world/<size>" (that rendered world, built on first use), an existing folder (videos; a pose
+        folder for a pose method needing only its keypoints), or the name of a prepared TFDS dataset.
       method: the method to feed; its `input_keys` must all be available (flow is computed when missing).
       data_dir: TFDS data directory (the synthetic world is built there on first use).
       split: the TFDS split ("pretrain" for the synthetic world).
