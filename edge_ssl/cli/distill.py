@@ -4,7 +4,8 @@ Example:
   ./run.sh python -m edge_ssl.cli.distill --teacher=/tmp/modist_tiny --student=tiny --data=synthetic \\
       --workdir=/tmp/student_tiny --steps=200
 
-`--teacher` is a pretraining workdir (Cross and Learn, MoDist or Muscles). The run has the engine's checkpoints,
+`--teacher` is a pretraining workdir of any method (CV-MIM's teaches from the clips' 2D keypoints, which the data
+must carry, as the synthetic world does). The run has the engine's checkpoints,
 resume, progress, TensorBoard and NaN guard, and writes the student as a SavedModel in WORKDIR/backbone, ready for
 export. Labels in the data (the synthetic world's, or a TFDS dataset's `label`) add the logit term; `--nolabels`
 turns it off.

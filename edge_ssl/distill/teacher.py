@@ -35,7 +35,7 @@ TEACHERS = tuple(registry.METHODS)
 
 
 class TeacherError(ValueError):
-    """The teacher workdir cannot be used: missing, not a pretraining run, or a method that cannot teach RGB."""
+    """The teacher cannot be used: missing, not a pretraining run, an unknown method, or a pose teacher without poses."""
 
 
 def _uniform(x: tf.Tensor, count: int) -> tf.Tensor:
