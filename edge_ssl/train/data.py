@@ -70,7 +70,7 @@ def source_dataset(
         if not needs <= available:
             raise DataError(
                 f"{method.name} needs {sorted(needs - available)}, which a video folder does not have "
-                "(body signals and 3D poses come only with the synthetic world)"
+                "(body signals, 2D and 3D poses come only with the synthetic world)"
             )
         flow_cache = (
             motion.FlowCache(os.path.join(cache_dir, "flow"))

@@ -120,13 +120,6 @@ class DistillCliTest(tf.test.TestCase):
     def test_missing_teacher(self):
         self._usage_error("teacher workdir '/no/teacher' does not exist", teacher="/no/teacher")
 
-    def test_pose_teacher_is_refused(self):
-        pose = self.get_temp_dir() + "/pose_teacher"
-        os.makedirs(pose, exist_ok=True)
-        with open(os.path.join(pose, loop.RUN_FILE), "w", encoding="utf-8") as f:
-            json.dump({"method": "cv_mim", "size": "tiny"}, f)
-        self._usage_error("'cv_mim' run; an RGB student learns from", teacher=pose)
-
     def test_workdir_of_another_teacher_is_refused(self):
         workdir = self.get_temp_dir() + "/other"
         os.makedirs(workdir, exist_ok=True)

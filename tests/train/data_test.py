@@ -1,6 +1,7 @@
 """Tests for edge_ssl.train.data: where pretraining data comes from, and the per-pipeline datasets."""
 
 import os
+import types
 from unittest import mock
 
 import numpy as np
@@ -116,6 +117,14 @@ class DataTest(tf.test.TestCase):
             data.DataError, r"muscles needs \[.*'gaze'.*\], which a video folder does not"
         ):
             data.source_dataset(folder, method, None, "pretrain", None)
+        # A student of a pose teacher (CV-MIM) needs 2D keypoints beside the pixels, which videos do not carry.
+        pose_taught = types.SimpleNamespace(
+            name="distill", modality="video", input_keys=("rgb", "pose2d"), config=method.config
+        )
+        with self.assertRaisesRegex(
+            data.DataError, r"distill needs \['pose2d'\], which a video folder does not"
+        ):
+            data.source_dataset(folder, pose_taught, None, "pretrain", None)
         with self.assertRaisesRegex(data.DataError, "needs optical flow: give a cache folder"):
             data.source_dataset(folder, _method("modist", "motion=flow"), None, "pretrain", None)
 
