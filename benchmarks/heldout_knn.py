@@ -36,18 +36,12 @@ flags.mark_flag_as_required("data_dir")
 
 
 def _heldout():
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
     from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
 
-    clips, labels, groups = [], [], []
-    for example in tfds.as_numpy(
-        synthetic_world.load(FLAGS.size, "heldout", data_dir=FLAGS.data_dir)
-    ):
-        clips.append(np.asarray(example["rgb"], np.float32))
-        labels.append(int(example["label"]))
-        groups.append(int(example["performance_id"]))
-    return np.stack(clips), np.array(labels), np.array(groups)
+    data = synthetic_world.load_arrays(
+        FLAGS.size, "heldout", FLAGS.data_dir, ("rgb", "label", "performance_id")
+    )
+    return data["rgb"], data["label"].astype(int), data["performance_id"].astype(int)
 
 
 def _batched(fn, inputs: np.ndarray) -> np.ndarray:

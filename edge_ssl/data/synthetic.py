@@ -43,7 +43,7 @@ sampled at the size's `fps`, and every size covers the same clip duration.
 import dataclasses
 import functools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -1285,3 +1285,22 @@ def as_dataset(config: WorldConfig, split: str, seed: int = 0, render: bool = Tr
         lambda: generate(config, split, seed, render=render), output_signature=signature
     )
     return ds.map(to_contract, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def stack_examples(examples: Iterable[Mapping], keys: Iterable[str]) -> dict[str, np.ndarray]:
+    """The `keys` of every example stacked into arrays [N, ...] (examples from `generate`, `as_dataset` or a TFDS
+    split as numpy): a world split held in memory for benchmarks and tests.
+
+    Raises:
+      ValueError: no examples, or an example lacks a key (naming it).
+    """
+    keys = tuple(keys)
+    out = {k: [] for k in keys}
+    for example in examples:
+        for k in keys:
+            if k not in example:
+                raise ValueError(f"an example has no {k!r}; it has {sorted(example)}")
+            out[k].append(np.asarray(example[k]))
+    if not out[keys[0]]:
+        raise ValueError("no examples to stack")
+    return {k: np.stack(v) for k, v in out.items()}

@@ -466,6 +466,17 @@ class SyntheticTest(tf.test.TestCase):
             self.assertEqual(a["label"].dtype, np.int32)
             np.testing.assert_array_equal(a["pose2d"], b["pose2d"])
 
+    def test_a_split_stacks_into_arrays_in_its_order(self):
+        examples = self.splits["heldout"]
+        stacked = synthetic.stack_examples(iter(examples), ("pose2d", "label"))
+        self.assertEqual(stacked["pose2d"].shape, (len(examples),) + examples[0]["pose2d"].shape)
+        np.testing.assert_array_equal(stacked["label"], [e["label"] for e in examples])
+        np.testing.assert_array_equal(stacked["pose2d"][-1], examples[-1]["pose2d"])
+        with self.assertRaisesRegex(ValueError, "an example has no 'flow'"):
+            synthetic.stack_examples(examples, ("rgb", "flow"))
+        with self.assertRaisesRegex(ValueError, "no examples"):
+            synthetic.stack_examples([], ("rgb",))
+
     def test_a_pose_world_draws_no_pixels_and_keeps_the_performances_and_cameras(self):
         config = synthetic.get_config("tiny", performances=(3, 0, 2))
         for split in ("pretrain", "heldout"):

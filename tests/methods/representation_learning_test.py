@@ -39,8 +39,7 @@ SEED = 0
 
 def _arrays(split: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     world = synthetic.get_config("tiny", performances=PERFORMANCES)
-    examples = list(synthetic.generate(world, split, seed=WORLD_SEED))
-    out = {k: np.stack([e[k] for e in examples]) for k in keys}
+    out = synthetic.stack_examples(synthetic.generate(world, split, seed=WORLD_SEED), keys)
     out["rgb"] = out["rgb"].astype(np.float32) / 255.0
     return out
 

@@ -127,3 +127,13 @@ def load(name: str, split: str, data_dir: str, download: bool = True) -> tf.data
         shuffle_files=False,
     )
     return ds.map(synthetic.to_contract, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def load_arrays(
+    name: str, split: str, data_dir: str, keys: tuple[str, ...], download: bool = True
+) -> dict[str, np.ndarray]:
+    """A split of `synthetic_world/<name>` held in memory: each of `keys` stacked over the split's examples in `load`'s
+    order and contract (rgb float32 in [0, 1])."""
+    return synthetic.stack_examples(
+        tfds.as_numpy(load(name, split, data_dir=data_dir, download=download)), keys
+    )
