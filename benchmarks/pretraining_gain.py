@@ -18,7 +18,8 @@ held-out split (actions never seen in pretraining; chance 20%):
 Every measured row is appended to `--output` (JSON lines) as soon as it exists, so a long run can be stopped and
 continued; the table printed at the end covers every row in that file.
 
-Example (the figures in README.md, "What pretraining adds"; hours on 2 cores, run it in the background):
+Example (the figures in benchmarks/README.md, "What pretraining adds"; hours on 2 cores, run it in the background;
+`--table_only --output=FILE` prints a table of rows already measured):
   ./run.sh python benchmarks/pretraining_gain.py --data_dir=/tmp/tfds --workdir=/tmp/gain \\
       --output=/tmp/gain/rows.jsonl --methods=cross_and_learn,modist,muscles,cv_mim --runs=0:0,1:0,400:0,400:1,1600:0
 """
@@ -112,17 +113,9 @@ def _pretrain(method: str, steps: int, seed: int, workdir: str) -> float:
 
 
 def _heldout(keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
     from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
 
-    out = {k: [] for k in keys}
-    for example in tfds.as_numpy(
-        synthetic_world.load(FLAGS.size, "heldout", data_dir=FLAGS.data_dir)
-    ):
-        for k in keys:
-            out[k].append(np.asarray(example[k]))
-    return {k: np.stack(v) for k, v in out.items()}
+    return synthetic_world.load_arrays(FLAGS.size, "heldout", FLAGS.data_dir, keys)
 
 
 def _measures(features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> dict:
@@ -188,15 +181,13 @@ def _pose_heldout() -> dict[str, np.ndarray]:
     """The held-out split of the pose world CV-MIM pretrains on (cameras all around the person), with each clip's
     view: the quadrant of the camera's azimuth relative to the way the hips face (0 front, 1 and 3 the sides, 2 the
     back)."""
-    from edge_ssl.data import keypoints  # pylint: disable=g-import-not-at-top
+    from edge_ssl.data import keypoints, synthetic  # pylint: disable=g-import-not-at-top
     from edge_ssl.train import data  # pylint: disable=g-import-not-at-top
 
-    keys = ("pose2d", "pose3d", "view", "label", "performance_id")
-    out = {k: [] for k in keys}
-    for example in data.pose_world(FLAGS.size, "heldout").as_numpy_iterator():
-        for k in keys:
-            out[k].append(example[k])
-    out = {k: np.stack(v) for k, v in out.items()}
+    out = synthetic.stack_examples(
+        data.pose_world(FLAGS.size, "heldout").as_numpy_iterator(),
+        ("pose2d", "pose3d", "view", "label", "performance_id"),
+    )
     across = (
         out["pose3d"][:, 0, keypoints.INDEX["left_hip"]]
         - out["pose3d"][:, 0, keypoints.INDEX["right_hip"]]
@@ -290,7 +281,11 @@ def _table() -> None:
         run = (
             "raw keypoints"
             if r["steps"] < 0
-            else ("initialisation" if r["steps"] == 0 else f"{r['steps']} steps")
+            else (
+                "initialisation"
+                if r["steps"] == 0
+                else f"{r['steps']} step{'s' if r['steps'] > 1 else ''}"
+            )
         )
         if r["steps"] >= 0:
             run += f", seed {r['seed']}"
@@ -306,11 +301,18 @@ def _table() -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    FLAGS.output = FLAGS.output or os.path.join(FLAGS.workdir, "rows.jsonl")
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     if FLAGS.table_only:
+        if not FLAGS.output and not FLAGS.workdir:
+            raise app.UsageError("--table_only prints --output (or WORKDIR/rows.jsonl): give one")
+        FLAGS.output = FLAGS.output or os.path.join(FLAGS.workdir, "rows.jsonl")
+        if not os.path.isfile(FLAGS.output):
+            raise app.UsageError(f"no rows at {FLAGS.output!r}")
         _table()
         return
+    if not FLAGS.data_dir or not FLAGS.workdir:
+        raise app.UsageError("--data_dir and --workdir are required to measure")
+    FLAGS.output = FLAGS.output or os.path.join(FLAGS.workdir, "rows.jsonl")
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     if FLAGS.config_override and not FLAGS.tag:
         raise app.UsageError("--config_override makes a variant: name it with --tag")
     runs = _parse_runs()
@@ -364,5 +366,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["data_dir", "workdir"])
     app.run(main)
