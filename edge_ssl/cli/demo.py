@@ -30,8 +30,9 @@ flags.DEFINE_bool(
 flags.DEFINE_enum(
     "method",
     pipeline.DEFAULT_METHOD,
-    list(registry.VIDEO_METHODS),
-    "Teacher's self-supervised method (an RGB method: the student sees video).",
+    list(registry.METHODS),
+    "Teacher's self-supervised method. The student sees video; a pose teacher (cv_mim) pretrains on the world's "
+    "2D keypoints and teaches through the keypoints the world gives beside each clip.",
 )
 flags.DEFINE_string(
     "data_dir",

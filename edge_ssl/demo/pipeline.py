@@ -5,8 +5,9 @@ Every stage goes through the same public entry points a user runs (the pretrain,
 subprocesses, so each stage also shows how to run it alone), and each is skipped when its output exists and its
 inputs did not change (`edge_ssl.demo.stages`). Stages:
   world      the synthetic world as a TFDS dataset
-  heldout    its held-out classes written as a video folder (what a user's labeled clips look like)
-  teacher    self-supervised pretraining (Cross and Learn by default, `DEFAULT_METHOD`)
+  heldout    its held-out classes written as a video folder (what a user's labeled clips look like), with their
+             2D keypoints beside them (a pose teacher's rows are measured on those)
+  teacher    self-supervised pretraining (CV-MIM on the world's 2D keypoints by default, `DEFAULT_METHOD`)
   student    distillation into a streaming RGB-only student
   export     TFLite fp32 and int8, ONNX (and a TensorRT engine where TensorRT is installed)
   random     a randomly initialised student of the same size, exported the same way: the baseline
@@ -35,15 +36,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 NUM_STAGES = 13
 
 
-# Distillation flags per teacher method. The student learns only the teacher's motion embedding: at the demo's budget
-# the visual representations carry no action (held-out k-NN at chance) while the motion ones do: Cross and Learn's
-# motion stream, averaged over 4 difference stacks, 47% / 54% (k = 1 / 5); MoDist's motion pathway on flow 38% / 41%.
-# A student distilled from Cross and Learn's by cosine regression alone reached 31% / 31% in 300 steps, with the
-# motion InfoNCE term 34% / 36% in 300 steps and 45% / 45% in 900; from MoDist's, 25% / 31% (cosine, 300 steps) and
-# 32% / 36% (InfoNCE, 900) (`benchmarks/heldout_knn.py`; README, "The demo and its results").
-# The default teacher: the student distilled from Cross and Learn's motion stream scored 41.9% at 5-way 5-shot on the
-# held-out actions against 34.1% from MoDist's motion pathway with the same flags (one demo run each; README).
-DEFAULT_METHOD = "cross_and_learn"
+# The default teacher is the one whose pretraining an RGB student measurably inherits: CV-MIM pretrained on the world's
+# 2D keypoints, which teaches the student through the keypoints the world gives beside each clip (the student sees
+# RGB alone). The video methods' kept RGB representations stay at chance at the demo's budget; their students learn
+# only the motion views (`DISTILL_FLAGS`). benchmarks/README.md ("What pretraining adds") has the figures.
+DEFAULT_METHOD = "cv_mim"
 
 _MOTION_ONLY = tuple(
     f"--config_override={name}=0"
@@ -52,7 +49,11 @@ _MOTION_ONLY = tuple(
 # Both motion teachers' embeddings point within a narrow cone (spread 0.11 and 0.17, `benchmarks/heldout_knn.py`), so
 # cosine regression alone learns little more than their common direction; the motion InfoNCE term sets clips apart.
 _MOTION_CONTRAST = _MOTION_ONLY + ("--config_override=weight_motion_relational=1",)
-DISTILL_FLAGS = {"cross_and_learn": _MOTION_CONTRAST, "modist": _MOTION_CONTRAST}
+DISTILL_FLAGS = {
+    "cross_and_learn": _MOTION_CONTRAST,
+    "modist": _MOTION_CONTRAST,
+    "cv_mim": ("--config_override=weight_logits=0",),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,8 +234,13 @@ class Demo:
         from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
 
         ds = synthetic_world.load(self.settings.world, "heldout", data_dir=self.data_dir)
-        counts = world_folder.write_folders(tfds.as_numpy(ds), folder)
-        return {"folder": os.path.join(folder, "video"), "clips_per_class": counts}
+        # The clips' 2D keypoints beside them, under the same names: what a pose teacher's rows are measured on.
+        counts = world_folder.write_folders(tfds.as_numpy(ds), folder, pose=True)
+        return {
+            "folder": os.path.join(folder, "video"),
+            "pose_folder": os.path.join(folder, "pose"),
+            "clips_per_class": counts,
+        }
 
     def teacher(self, folder: str, steps: int | None = None) -> dict:
         """Pretrains the teacher (`steps`, default the settings'; the control teacher takes one step)."""
@@ -312,17 +318,18 @@ class Demo:
     def fewshot(
         self,
         folder: str,
-        heldout: str,
+        heldout_result: dict,
         teacher_workdir: str,
         artifact: str,
         random_artifact: str,
         control_artifact: str,
     ) -> dict:
+        heldout = heldout_result["folder"]
         rows = {"random init": {}, "control student": {}, "student fp32": {}, "student int8": {}}
         cache = os.path.join(self.output_dir, "embedding_cache")
         # The teacher's visual embedding is its representation; its motion embedding, where it has one, is what the
         # demo's student learns (`DISTILL_FLAGS`), so the report shows both.
-        teacher_data = self._teacher_embeddings(heldout, teacher_workdir, artifact)
+        teacher_data = self._teacher_embeddings(heldout_result, teacher_workdir, artifact)
         rows.update({row: {} for row in teacher_data})
         for shots in self.settings.shots:
             episodes = [
@@ -369,24 +376,33 @@ class Demo:
         runner = layout.ClassifierDir(runner_out).read_metrics()
         return {"rows": rows, "runner": runner_out, "runner_accuracy": runner["accuracy"]}
 
-    def _teacher_embeddings(self, heldout: str, teacher_workdir: str, artifact: str) -> dict:
+    def _teacher_embeddings(self, heldout: dict, teacher_workdir: str, artifact: str) -> dict:
         """Each teacher view's embedding of every held-out clip (in Keras, inference mode), by report row:
-        `teacher` for its visual view, `teacher motion` for its motion view where it has one."""
+        `teacher` for its visual view, `teacher motion` for its motion view where it has one. A pose teacher
+        embeds the clips' 2D keypoints (the pose folder beside the videos, clip for clip), a video teacher the
+        clips as the student reads them (its view resizes them)."""
         from edge_ssl.distill import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
         from edge_ssl.fewshot import labeled  # pylint: disable=g-import-not-at-top
 
-        # The clips are read as the student reads them; the teacher's view resizes them.
         card = layout.ArtifactDir(artifact).read_card()
         teacher = teacher_lib.load_teacher(teacher_workdir)
-        index = labeled.index_folder(heldout, "video")
+        modality = "pose" if teacher.needs_pose else "video"
+        root = heldout["pose_folder"] if teacher.needs_pose else heldout["folder"]
+        index = labeled.index_folder(root, modality)
+        if teacher.needs_pose:
+            _check_same_clips(index, labeled.index_folder(heldout["folder"], "video"))
         out = {}
         for view_name in teacher.views:
+            if teacher.needs_pose:
+                embed = functools.partial(_embed_pose_clip, teacher, view_name)
+            else:
+                embed = functools.partial(teacher.embed_clips, view_name)
             out[report.teacher_row(view_name)] = labeled.embed_clips(
-                heldout,
+                root,
                 index.classes,
                 index.clips,
-                "video",
-                functools.partial(teacher.embed_clips, view_name),
+                modality,
+                embed,
                 f"teacher:{view_name}:" + teacher.checkpoint,
                 card,
                 None,
@@ -444,7 +460,10 @@ class Demo:
             self.world,
         )
         heldout = p.run(
-            "heldout", "held-out classes as a video folder", {"world": world.key}, self.heldout
+            "heldout",
+            "held-out classes as a video folder (and their 2D keypoints)",
+            {"world": world.key, "pose": True},
+            self.heldout,
         )
         teacher = p.run(
             "teacher",
@@ -526,7 +545,7 @@ class Demo:
             },
             lambda f: self.fewshot(
                 f,
-                heldout.result["folder"],
+                heldout.result,
                 teacher_workdir,
                 export.result["artifact"],
                 random.result["artifact"],
@@ -558,6 +577,24 @@ class Demo:
         )
         del latency, fewshot, live
         return final.result
+
+
+def _embed_pose_clip(teacher, view_name: str, keypoints):
+    """A pose teacher's embedding [1, D] of one clip's keypoints [T, 17, 2] (`labeled.embed_clips` pools it)."""
+    return teacher.embed_clips(view_name, poses=keypoints[None])
+
+
+def _check_same_clips(index, videos) -> None:
+    """The teacher's rows are read in the students' episodes only if they embed the same clips in the same order."""
+
+    def names(i):
+        return [(c.label, os.path.splitext(os.path.basename(c.path))[0]) for c in i.clips]
+
+    if index.classes != videos.classes or names(index) != names(videos):
+        raise DemoError(
+            "the held-out pose folder does not hold the video folder's clips one for one; "
+            "delete the heldout stage's folder and run again"
+        )
 
 
 def _parity(card: dict) -> dict:

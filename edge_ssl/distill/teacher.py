@@ -83,36 +83,51 @@ class Teacher:
     def dims(self) -> dict[str, int]:
         return {name: int(view.model.output.shape[-1]) for name, view in self.views.items()}
 
-    def window(self, rgb: tf.Tensor, pose2d: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+    def window(
+        self, rgb: tf.Tensor | None, pose2d: tf.Tensor | None = None
+    ) -> dict[str, tf.Tensor]:
         """An RGB clip [T, H, W, 3] in [0, 1] as the views take it: with its optical flow when the teacher needs it,
         computed as the training data pipeline computes it (`motion.add_flow`), and with the clip's 2D keypoints
-        [T, 17, 2] for a pose teacher. For embedding clips outside training.
+        [T, 17, 2] for a pose teacher (which needs no pixels: `rgb` may be None). For embedding clips outside
+        training.
 
         Raises:
-          TeacherError: a pose teacher and no `pose2d`.
+          TeacherError: a pose teacher and no `pose2d`, or a video teacher and no `rgb`.
         """
-        window = {"rgb": rgb}
+        window = {} if rgb is None else {"rgb": rgb}
         if self.needs_pose:
             if pose2d is None:
                 raise TeacherError(
                     f"{self.name} is a pose teacher: it embeds a clip from its 2D keypoints, give pose2d"
                 )
             window["pose2d"] = tf.convert_to_tensor(pose2d, tf.float32)
+            return window
+        if rgb is None:
+            raise TeacherError(f"{self.name} embeds RGB clips: give the clip's frames")
         return motion_lib.add_flow(window) if self.needs_flow else window
 
     def embed_clips(
-        self, view_name: str, clips: np.ndarray, poses: np.ndarray | None = None
+        self,
+        view_name: str,
+        clips: np.ndarray | None = None,
+        poses: np.ndarray | None = None,
     ) -> np.ndarray:
-        """View `view_name`'s embedding [N, D] of RGB clips [N, T, H, W, 3] in [0, 1] (and, for a pose teacher, their
-        keypoints [N, T, 17, 2]), in inference mode, each clip made into the view's input as in distillation
+        """View `view_name`'s embedding [N, D] of RGB clips [N, T, H, W, 3] in [0, 1] (for a pose teacher, of their
+        keypoints [N, T, 17, 2] alone), in inference mode, each clip made into the view's input as in distillation
         (`window`, then the view's `inputs`)."""
         view = self.views[view_name]
+        if clips is None and poses is None:
+            raise TeacherError("give the clips to embed (or, for a pose teacher, their keypoints)")
+        count = len(clips) if clips is not None else len(poses)
         inputs = tf.stack(
             [
                 view.inputs(
-                    self.window(tf.constant(clip, tf.float32), None if poses is None else poses[i])
+                    self.window(
+                        None if clips is None else tf.constant(clips[i], tf.float32),
+                        None if poses is None else poses[i],
+                    )
                 )
-                for i, clip in enumerate(clips)
+                for i in range(count)
             ]
         )
         return view.model(inputs, training=False).numpy()

@@ -69,6 +69,8 @@ class DistillFlagsTest(tf.test.TestCase):
                 )
         # A teacher without a motion pathway keeps the default weights.
         self.assertEqual(self._overrides("muscles"), {})
+        # A pose teacher's z_p is learned without labels: the student's distillation uses none either.
+        self.assertEqual(self._overrides("cv_mim"), {"weight_logits": "0"})
 
 
 if __name__ == "__main__":

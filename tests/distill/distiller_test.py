@@ -185,6 +185,10 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         )
         mean = tf.reduce_mean(z_p, axis=0)
         self.assertAllClose(embedding[0], mean / tf.norm(mean), atol=1e-5)
+        # It needs no pixels: the keypoints alone embed the same (a held-out pose folder, as the demo reads it).
+        self.assertAllClose(
+            teacher.embed_clips("visual", poses=example["pose2d"].numpy()[None]), embedding
+        )
         # The distiller feeds it the keypoints of the student's window, mirrored with the pixels.
         method = _distiller(teacher.workdir)
         self.assertIn("pose2d", method.input_keys)
@@ -214,6 +218,8 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
                 self.assertAllClose(stacks[0, ..., 0], (luma[1] - luma[0])[..., 0], atol=1e-5)
             window = teacher.window(rgb)
             self.assertEqual(set(window), keys)
+            with self.assertRaisesRegex(teacher_lib.TeacherError, "embeds RGB clips"):
+                teacher.window(None)
             if "flow" in keys:  # as the training pipeline computes it
                 self.assertAllClose(window["flow"], motion.add_flow({"rgb": rgb})["flow"])
             for name, view in teacher.views.items():

@@ -51,8 +51,7 @@ class DemoTest(tf.test.TestCase):
         for row in (
             "random init student",
             "control student",
-            "teacher (cross_and_learn, visual",
-            "teacher (cross_and_learn, motion",
+            "teacher (cv_mim, visual",  # the default teacher: CV-MIM's z_p of the held-out clips' keypoints
             "student fp32 (TFLite)",
             "student int8 (TFLite)",
         ):
@@ -68,7 +67,6 @@ class DemoTest(tf.test.TestCase):
                 "random_student",
                 "control_student",
                 "teacher",
-                "teacher_motion",
                 "student_fp32",
                 "student_int8",
             },
