@@ -205,6 +205,13 @@ def channel_average(example: Example) -> Example:
     return out
 
 
+def random_grayscale(rgb: tf.Tensor, seed: tf.Tensor, prob: float) -> tf.Tensor:
+    """Frames [..., 3] in grey (the luma in all three channels) with probability `prob`, drawn once for all of them
+    (MoDist's and Muscles' random grayscale)."""
+    grey = tf.repeat(tf.image.rgb_to_grayscale(rgb), 3, axis=-1)
+    return tf.where(tf.random.stateless_uniform([], seed) < prob, grey, rgb)
+
+
 def color_jitter(
     example: Example,
     seed: tf.Tensor,

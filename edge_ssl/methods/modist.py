@@ -192,8 +192,7 @@ class MoDist(base.Method):
         ex = augment.color_jitter(ex, seeds[2]) if c.jitter_prob else ex
         jittered = tf.random.stateless_uniform([], seeds[3]) < c.jitter_prob
         rgb = tf.where(jittered, ex["rgb"], raw)
-        grey = tf.repeat(tf.image.rgb_to_grayscale(rgb), 3, axis=-1)
-        rgb = tf.where(tf.random.stateless_uniform([], seeds[4]) < c.grayscale_prob, grey, rgb)
+        rgb = augment.random_grayscale(rgb, seeds[4], c.grayscale_prob)
         motion_key = "flow" if c.motion == "flow" else "diff"
         return {
             "rgb": rgb[:: c.stride][: c.frames],

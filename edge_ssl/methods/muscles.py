@@ -266,11 +266,6 @@ def _random_resized_crop(
     return tf.image.resize(tf.slice(image, begin, extent), (size, size), method="bilinear")
 
 
-def _maybe_grayscale(rgb: tf.Tensor, seed: tf.Tensor, prob: float) -> tf.Tensor:
-    grey = tf.repeat(tf.image.rgb_to_grayscale(rgb), 3, axis=-1)
-    return tf.where(tf.random.stateless_uniform([], seed) < prob, grey, rgb)
-
-
 class Muscles(base.Method):
     """Frame encoder + MoCo projection (query), its momentum key copy and queue, and the body-signal heads."""
 
@@ -355,7 +350,7 @@ class Muscles(base.Method):
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
         ex = augment.resize(clip, (c.input_size, c.input_size))
         ex = augment.color_jitter(ex, seeds[0], 0.4, 0.4, 0.4, 0.2)
-        ex["rgb"] = _maybe_grayscale(ex["rgb"], seeds[1], c.grayscale_prob)
+        ex["rgb"] = augment.random_grayscale(ex["rgb"], seeds[1], c.grayscale_prob)
         # horizontal_flip swaps left/right limbs in `moved` and mirrors gaze x with the pixels.
         return augment.random_flip(ex, seeds[2], prob=c.sequence_flip_prob)
 
@@ -366,7 +361,7 @@ class Muscles(base.Method):
         rgb = _random_resized_crop(frame, c.input_size, seeds[0], c.crop_scale, c.crop_ratio)
         jittered = augment.color_jitter({"rgb": rgb}, seeds[1], 0.4, 0.4, 0.4, 0.4)["rgb"]
         rgb = tf.where(tf.random.stateless_uniform([], seeds[2]) < c.jitter_prob, jittered, rgb)
-        rgb = _maybe_grayscale(rgb, seeds[3], c.grayscale_prob)
+        rgb = augment.random_grayscale(rgb, seeds[3], c.grayscale_prob)
         return augment.random_flip({"rgb": rgb}, seeds[4])["rgb"]
 
     def prepare(self, example, seed):

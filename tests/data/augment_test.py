@@ -184,6 +184,19 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
         averaged = augment.channel_average(ex)["rgb"].numpy()
         self.assertAllClose(averaged[..., 1], ex["rgb"].numpy().mean(-1))
 
+    def test_random_grayscale_greys_every_frame_or_none(self):
+        rgb = _example()["rgb"]
+        seed = tf.constant([1, 2])
+        grey = augment.random_grayscale(rgb, seed, 1.0).numpy()
+        self.assertAllClose(grey[..., 0], grey[..., 2])
+        self.assertAllClose(grey[..., :1], tf.image.rgb_to_grayscale(rgb), atol=1e-6)
+        self.assertAllEqual(augment.random_grayscale(rgb, seed, 0.0), rgb)
+        draws = {
+            bool(np.allclose(augment.random_grayscale(rgb, tf.constant([k, 0]), 0.5), rgb))
+            for k in range(20)
+        }
+        self.assertEqual(draws, {True, False})  # both outcomes occur at 0.5
+
     @parameterized.named_parameters(*MODES)
     def test_color_jitter_changes_only_rgb_and_is_one_draw_per_clip(self, mode):
         ex = _example()
