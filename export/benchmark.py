@@ -30,6 +30,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from absl import app, flags
@@ -40,9 +41,10 @@ from export import layout, machine
 FLAGS = flags.FLAGS
 flags.DEFINE_string("artifact_dir", None, "An artifact directory written by `python -m export`.")
 BACKENDS = ("keras", "litert", "onnxruntime", "tensorrt")
+MODES = ("clip", "stream")
 flags.DEFINE_list("backends", list(BACKENDS), "Backends to time.")
 flags.DEFINE_list("threads", ["1", "2"], "Thread counts (LiteRT, ONNX Runtime).")
-flags.DEFINE_enum("mode", "clip", ["clip", "stream"], "Whole clips or streamed frames.")
+flags.DEFINE_enum("mode", "clip", list(MODES), "Whole clips or streamed frames.")
 flags.DEFINE_integer("runs", 50, "Timed invocations per form.")
 flags.DEFINE_integer("warmup", 5, "Untimed invocations first.")
 flags.DEFINE_string("output_json", None, "Where to write the figures as JSON.")
@@ -119,6 +121,10 @@ def _keras(directory: str, mode: str, name: str, clip: np.ndarray, kind: str):
     return lambda: student.step(clip[None, 0], state)
 
 
+class BenchmarkError(ValueError):
+    """The artifact directory cannot be timed as asked; the message says why."""
+
+
 def _thread_counts() -> list[int]:
     """--threads as positive ints, or a usage error."""
     try:
@@ -130,64 +136,94 @@ def _thread_counts() -> list[int]:
     return counts
 
 
-def rows(directory: str) -> list[dict]:
-    """Times every form of the artifact directory for the flags' backends, thread counts and mode; one row each."""
+def rows(
+    directory: str,
+    backends: Sequence[str] = BACKENDS,
+    threads: Sequence[int] = (1, 2),
+    mode: str = "clip",
+    runs: int = 50,
+    warmup: int = 5,
+    report: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Times every form of the artifact directory; one row each.
+
+    Args:
+      directory: an artifact directory written by `python -m export`.
+      backends: which of `BACKENDS` to time; one with nothing of its kind in the directory says so on stderr.
+      threads: thread counts for LiteRT and ONNX Runtime.
+      mode: "clip" (one whole clip per invocation) or "stream" (one frame through the step signature).
+      runs: timed invocations per form.
+      warmup: untimed invocations first.
+      report: called with each row as soon as it is measured (the binary prints it).
+
+    Returns:
+      Dicts with backend, form, threads, mode, the latency figures and the card's parity figures.
+
+    Raises:
+      BenchmarkError: no model card, a stream asked of a per-frame model, or bad arguments.
+    """
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown or not backends:
+        raise BenchmarkError(
+            f"unknown backends {unknown or 'none given'}; choose from {', '.join(BACKENDS)}"
+        )
+    if not threads or min(threads) < 1 or runs < 1 or warmup < 0 or mode not in MODES:
+        raise BenchmarkError(
+            f"threads must be >= 1, runs >= 1, warmup >= 0 and mode one of {MODES}; got {list(threads)}, "
+            f"{runs}, {warmup} and {mode!r}"
+        )
     artifact = layout.ArtifactDir(directory)
     try:
         card = artifact.read_card()
     except layout.ArtifactError as e:
-        raise app.UsageError(str(e)) from e
+        raise BenchmarkError(str(e)) from e
     kind = card.get("kind", "student")
     # The model's one input (a student's `clip`, the pose encoder's `keypoints`) is the card's first input entry.
     name = next(iter(card["input"]))
-    if FLAGS.mode == "stream" and card.get("per_frame"):
-        raise app.UsageError(
+    if mode == "stream" and card.get("per_frame"):
+        raise BenchmarkError(
             f"{directory} holds a {kind} that embeds one item at a time (per_frame); it has no stream to time, "
-            "use --mode=clip"
+            "time it in clip mode"
         )
     shape = card["input"][name]
     clip = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
     out = []
 
-    def add(backend, form, threads, call):
-        figures = _time(call, FLAGS.runs, FLAGS.warmup)
+    def add(backend, form, count, call):
+        figures = _time(call, runs, warmup)
         entry = card["artifacts"].get(form, {})
         parity_figures = entry.get("parity") or {}
         out.append(
             {
                 "backend": backend,
                 "form": form,
-                "threads": threads,
-                "mode": FLAGS.mode,
+                "threads": count,
+                "mode": mode,
                 **figures,
                 "mean_cosine": parity_figures.get("mean_cosine"),
                 "agreement": parity_figures.get("agreement"),
                 "fewshot_accuracy": entry.get("fewshot_accuracy"),
             }
         )
-        print(_line(out[-1]), flush=True)
+        if report is not None:
+            report(out[-1])
 
-    if "keras" in FLAGS.backends:
-        add("keras", layout.SAVED_MODEL, None, _keras(directory, FLAGS.mode, name, clip, kind))
+    if "keras" in backends:
+        add("keras", layout.SAVED_MODEL, None, _keras(directory, mode, name, clip, kind))
     tflite_forms = artifact.tflite_files(("fp32", "fp16", "dynamic", "int8"))
     has_onnx = os.path.exists(artifact.onnx)
     # A backend asked for with nothing of its kind in the directory says so, as tensorrt does below.
-    if "litert" in FLAGS.backends and not tflite_forms:
+    if "litert" in backends and not tflite_forms:
         print(f"litert: no {layout.tflite_name('*')} in the artifact directory", file=sys.stderr)
-    if "onnxruntime" in FLAGS.backends and not has_onnx:
+    if "onnxruntime" in backends and not has_onnx:
         print(f"onnxruntime: no {layout.ONNX} in the artifact directory", file=sys.stderr)
-    for threads in _thread_counts():
-        if "litert" in FLAGS.backends:
+    for count in threads:
+        if "litert" in backends:
             for form, path in tflite_forms.items():
-                add("litert", form, threads, _litert(path, threads, FLAGS.mode, name, clip))
-        if "onnxruntime" in FLAGS.backends and has_onnx:
-            add(
-                "onnxruntime",
-                "onnx",
-                threads,
-                _onnxruntime(directory, threads, FLAGS.mode, name, clip),
-            )
-    if "tensorrt" in FLAGS.backends:
+                add("litert", form, count, _litert(path, count, mode, name, clip))
+        if "onnxruntime" in backends and has_onnx:
+            add("onnxruntime", "onnx", count, _onnxruntime(directory, count, mode, name, clip))
+    if "tensorrt" in backends:
         engines = sorted(f for f in os.listdir(directory) if f.endswith(layout.ENGINE_SUFFIX))
         if not engines:
             print(
@@ -304,7 +340,18 @@ def main(argv):
     cpu = machine.describe_cpu()
     print(cpu)
     print(HEADER)
-    results = rows(FLAGS.artifact_dir)
+    try:
+        results = rows(
+            FLAGS.artifact_dir,
+            FLAGS.backends,
+            _thread_counts(),
+            FLAGS.mode,
+            FLAGS.runs,
+            FLAGS.warmup,
+            report=lambda row: print(_line(row), flush=True),
+        )
+    except BenchmarkError as e:
+        raise app.UsageError(str(e)) from e
     if FLAGS.output_json:
         with open(FLAGS.output_json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)

@@ -104,8 +104,23 @@ class BenchmarkTest(tf.test.TestCase):
             {("keras", "saved_model"), ("litert", "fp32"), ("onnxruntime", "onnx")},
         )
         self.assertTrue(os.path.exists(png))
-        with self.assertRaisesRegex(app.UsageError, "per_frame.*use --mode=clip"):
+        with self.assertRaisesRegex(app.UsageError, "per_frame.*clip mode"):
             self._run(self.pose_directory, mode="stream")
+
+    def test_a_library_call_takes_its_settings_as_arguments(self):
+        reported = []
+        got = benchmark.rows(
+            self.directory, ("litert",), (1,), "stream", runs=2, warmup=0, report=reported.append
+        )
+        self.assertEqual(
+            [(r["form"], r["threads"], r["mode"]) for r in got],
+            [("fp32", 1, "stream"), ("int8", 1, "stream")],
+        )
+        self.assertEqual(reported, got)
+        with self.assertRaisesRegex(benchmark.BenchmarkError, "has no model_card.json"):
+            benchmark.rows(self.get_temp_dir())
+        with self.assertRaisesRegex(benchmark.BenchmarkError, "threads must be >= 1"):
+            benchmark.rows(self.directory, threads=(0,))
 
     def test_the_plot_says_which_accuracy_it_shows(self):
         path = self.get_temp_dir() + "/plot.png"
