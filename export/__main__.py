@@ -16,7 +16,6 @@ pose encoder is exported to take raw COCO-17 keypoints in pixels and normalises 
 lint or a parity check fails; nothing is written in place then.
 """
 
-import json
 import os
 import sys
 
@@ -24,12 +23,9 @@ import numpy as np
 from absl import app, flags
 
 from edge_ssl import library_logs
-from export import layout, parity
+from export import inputs, layout, parity
 
 FLAGS = flags.FLAGS
-# The synthetic world a pretraining run of each config size used (edge_ssl.train.data.WORLD_SIZES; export does not
-# import training code).
-RUN_WORLDS = {"tiny": "tiny", "small": "small", "paper": "base", "base": "base"}
 flags.DEFINE_string(
     "model",
     None,
@@ -146,142 +142,11 @@ def _check_numbers() -> None:
             )
 
 
-def _model_path(model: str) -> str:
-    backbone = os.path.join(model, "backbone")
-    if os.path.isdir(backbone):
-        return backbone
-    if os.path.exists(os.path.join(model, "saved_model.pb")):
-        return model
-    raise app.UsageError(
-        f"--model={model!r} is neither a distillation workdir nor a CV-MIM pretraining workdir (with backbone/), "
-        "nor a SavedModel"
-    )
-
-
-def _load(path: str):
-    """("student", a Student) or ("pose", CV-MIM's backbone), told apart by the model's input."""
-    from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
-    from edge_ssl.models import pose_encoder  # pylint: disable=g-import-not-at-top
-    from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
-
-    # Importing the model modules registers edge_ssl's layers, which loading rebuilds from their configs.
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except (OSError, ValueError, TypeError, KeyError) as e:
-        raise app.UsageError(f"cannot load a Keras model from {path}: {e}") from e
-    shape = tuple(model.input_shape[1:])
-    if shape == (pose_encoder.NUM_KEYPOINTS, 2):
-        return "pose", model
-    if len(shape) == 4:
-        return "student", student_lib.Student(model)
-    if shape == (pose_encoder.kp.NUM_KEYPOINTS, 2):
-        raise app.UsageError(
-            f"the model at {path} takes raw keypoints [17, 2]: an exported pose encoder (artifact saved_model/); "
-            "export the CV-MIM pretraining workdir or its backbone/ instead"
-        )
-    raise app.UsageError(
-        f"the model at {path} takes {list(shape)}: neither a student (clips [T, S, S, 3]) nor CV-MIM's pose "
-        f"encoder (normalised poses [{pose_encoder.NUM_KEYPOINTS}, 2])"
-    )
-
-
-def _student_world(frames: int, size: int) -> str:
-    """The synthetic world a student of this clip shape was distilled on."""
-    return "tiny" if size <= 32 and frames <= 8 else "small"
-
-
 def _student_frame_rate(frames: int, size: int) -> float | None:
     """--frame_rate, else the synthetic world's rate when the student's data is the world, else None (unknown)."""
     if FLAGS.frame_rate is not None or FLAGS.representative_data != "synthetic":
         return FLAGS.frame_rate
-    from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
-
-    return float(synthetic.get_config(_student_world(frames, size)).fps)
-
-
-def _synthetic(split: str, count: int, frames: int, size: int):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-    from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
-
-    ds = synthetic_world.load(_student_world(frames, size), split, data_dir=FLAGS.data_dir)
-    ds = ds.map(lambda ex: (tf.image.resize(ex["rgb"][:frames], (size, size)), ex["label"]))
-    clips, labels = zip(*[(c.numpy(), int(l)) for c, l in ds.take(count)])
-    return np.stack(clips), np.array(labels)
-
-
-def _folder(path: str, count: int, frames: int, size: int):
-    from edge_ssl.data import video_folder  # pylint: disable=g-import-not-at-top
-
-    if not os.path.isdir(path):
-        raise app.UsageError(f"folder {path!r} does not exist")
-    try:
-        ds = video_folder.video_dataset(path, clip_len=frames, size=(size, size), mode="center")
-        pairs = [(ex["rgb"].numpy(), int(ex["label"])) for ex in ds.take(count)]
-    except ValueError as e:
-        raise app.UsageError(f"folder {path!r}: {e}") from e
-    if not pairs:
-        raise app.UsageError(f"folder {path!r} has no readable clip")
-    clips, labels = zip(*pairs)
-    return np.stack(clips), np.array(labels)
-
-
-def _world(model: str) -> str:
-    """The synthetic world for pose data: --synthetic_world, else the pretraining run's (run.json), else tiny."""
-    if FLAGS.synthetic_world:
-        return FLAGS.synthetic_world
-    try:
-        with open(os.path.join(model, "run.json"), encoding="utf-8") as f:
-            return RUN_WORLDS.get(json.load(f).get("size"), "tiny")
-    except (OSError, ValueError, AttributeError):
-        return "tiny"
-
-
-def _synthetic_poses(split: str, count: int, world: str):
-    """Every frame's pose2d [N, 17, 2] (pixels) of `count` sequences of the synthetic world, and its class."""
-    from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
-
-    ds = synthetic_world.load(world, split, data_dir=FLAGS.data_dir)
-    poses, labels = [], []
-    for example in ds.take(count):
-        pose2d = example["pose2d"].numpy()
-        poses.append(pose2d)
-        labels.append(np.full(len(pose2d), int(example["label"])))
-    return np.concatenate(poses), np.concatenate(labels)
-
-
-def _pose_folder(path: str, count: int):
-    """Every frame [N, 17, 2] (confidence dropped) of up to `count` pose files, taken from the classes in turn."""
-    from edge_ssl.data import folder_index, pose_folder  # pylint: disable=g-import-not-at-top
-
-    if not os.path.isdir(path):
-        raise app.UsageError(f"folder {path!r} does not exist")
-    try:
-        index = pose_folder.index_pose_folder(path)
-    except folder_index.DataFolderError as e:
-        raise app.UsageError(f"folder {path!r}: {e}") from e
-    if index.skipped:
-        print(
-            f"{path}: skipped {len(index.skipped)} unreadable entries (first: {index.skipped[0][0]}: "
-            f"{index.skipped[0][1]})",
-            file=sys.stderr,
-        )
-    if not index.clips:
-        raise app.UsageError(
-            f"folder {path!r} has no readable pose file (.npy or .npz, [T, 17, 2|3])"
-        )
-    # Files are sorted by path, so by class: take the first file of every class, then the second, ...
-    seen: dict[int, int] = {}
-    order = []
-    for clip in index.clips:
-        order.append((seen.get(clip.label, 0), clip.label, clip))
-        seen[clip.label] = seen.get(clip.label, 0) + 1
-    poses, labels = [], []
-    for _, label, clip in sorted(order, key=lambda item: item[:2])[:count]:
-        pose2d, _ = pose_folder.split_pose(pose_folder.load_pose(clip.path))
-        poses.append(pose2d)
-        labels.append(np.full(len(pose2d), label))
-    return np.concatenate(poses), np.concatenate(labels)
+    return inputs.world_frame_rate(frames, size)
 
 
 def main(argv):
@@ -296,30 +161,26 @@ def main(argv):
     _check_numbers()
     if FLAGS.frame_rate is not None and FLAGS.frame_rate <= 0:
         raise app.UsageError(f"--frame_rate must be > 0 frames per second, got {FLAGS.frame_rate}")
-    path = _model_path(FLAGS.model)
-    kind, model = _load(path)
-    if kind == "pose":
-        world = _world(FLAGS.model)
-        if FLAGS.representative_data == "synthetic":
-            representative, _ = _synthetic_poses("pretrain", FLAGS.num_representative, world)
-        else:
-            representative, _ = _pose_folder(FLAGS.representative_data, FLAGS.num_representative)
-        if FLAGS.heldout:
-            heldout, labels = _pose_folder(FLAGS.heldout, FLAGS.num_heldout)
-        else:
-            heldout, labels = _synthetic_poses("heldout", FLAGS.num_heldout, world)
-    else:
-        frames, size = model.frames, model.input_size
-        if FLAGS.representative_data == "synthetic":
-            representative, _ = _synthetic("pretrain", FLAGS.num_representative, frames, size)
-        else:
-            representative, _ = _folder(
-                FLAGS.representative_data, FLAGS.num_representative, frames, size
-            )
-        if FLAGS.heldout:
-            heldout, labels = _folder(FLAGS.heldout, FLAGS.num_heldout, frames, size)
-        else:
-            heldout, labels = _synthetic("heldout", FLAGS.num_heldout, frames, size)
+    try:
+        path = inputs.model_path(FLAGS.model)
+    except inputs.InputsError as e:
+        raise app.UsageError(f"--model: {e}") from e
+    try:
+        kind, model = inputs.load_model(path)
+        data = inputs.export_data(
+            kind,
+            model,
+            FLAGS.model,
+            FLAGS.representative_data,
+            FLAGS.heldout,
+            FLAGS.num_representative,
+            FLAGS.num_heldout,
+            FLAGS.data_dir,
+            world=FLAGS.synthetic_world,
+        )
+    except inputs.InputsError as e:
+        raise app.UsageError(str(e)) from e
+    representative, heldout, labels = data.representative, data.heldout, data.labels
     thresholds = {
         "fp32": parity.Thresholds(max_abs=FLAGS.fp32_max_abs),
         "fp16": parity.Thresholds(min_cosine=FLAGS.fp16_min_cosine),

@@ -14,8 +14,6 @@ from edge_ssl.data.datasets import synthetic_world
 from edge_ssl.losses import contrastive
 from edge_ssl.methods import base
 
-# The synthetic world's size for each config size (students: tiny, small, base).
-WORLD_SIZES = {"tiny": "tiny", "small": "small", "paper": "base", "base": "base"}
 # A pose method's synthetic world: the same performances with its cameras all around the person (CV-MIM learns what
 # stays the same across views, and the rendered world's frontal arc gives it little to learn from), generated on the
 # fly without pixels.
@@ -51,7 +49,7 @@ def source_dataset(
     """
     needs = set(method.input_keys)
     if data == "synthetic":
-        size = WORLD_SIZES[method.config.size]
+        size = synthetic.CONFIG_WORLDS[method.config.size]
         if method.modality == "pose":
             return pose_world(size, split)
         return synthetic_world.load(size, split, data_dir=data_dir)

@@ -150,7 +150,7 @@ class DataTest(tf.test.TestCase):
         self.assertEqual(data.check_queues(_method("cross_and_learn"), 1), [])
 
     def test_small_configs_keep_their_queues_below_the_small_worlds_clips(self):
-        world = synthetic.get_config(data.WORLD_SIZES["small"])
+        world = synthetic.get_config(synthetic.CONFIG_WORLDS["small"])
         clips = world.num_performances("pretrain") * world.num_cameras
         for name in ("modist", "muscles"):
             with self.subTest(method=name):
