@@ -118,6 +118,15 @@ flags.DEFINE_float(
 )
 
 
+# What to change on the command line past an `ArtifactError`, by its cause.
+FLAG_HINTS = {
+    "output_dir": "choose another --output_dir (a new folder, or an artifact directory to replace)",
+    "lint": "--allow_lint_errors exports anyway",
+    "parity": "the parity bounds are --fp32_max_abs, --fp16_min_cosine, --dynamic_min_cosine, --int8_min_cosine, "
+    "--int8_max_accuracy_drop and --int8_min_agreement",
+}
+
+
 def _check_numbers() -> None:
     """Counts and parity bounds a user can get wrong, as usage errors before any model is loaded."""
     for name in ("num_representative", "num_heldout"):
@@ -230,6 +239,8 @@ def main(argv):
             )
     except (artifacts.ArtifactError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        for cause in sorted(getattr(e, "causes", ())):
+            print(f"  {FLAG_HINTS[cause]}", file=sys.stderr)
         return 1
     if earlier is not None:
         print(

@@ -255,7 +255,7 @@ def _export(
     """
     if os.path.exists(output_dir) and not layout.ArtifactDir(output_dir).has_card():
         raise ArtifactError(
-            f"{output_dir} exists and is not an artifact directory; choose another --output_dir"
+            f"{output_dir} exists and is not an artifact directory", causes=("output_dir",)
         )
     unknown = sorted(set(options.quantizations) - set(tflite.QUANTIZATIONS))
     if unknown:
@@ -272,8 +272,8 @@ def _export(
         result = result.merge(lint.lint_model(model, targets))
     if not options.allow_lint_errors and not all(result.ok.values()):
         raise ArtifactError(
-            "op lint failed (use allow_lint_errors, --allow_lint_errors on the command line, to export "
-            "anyway):\n" + result.report()
+            "op lint failed (the allow_lint_errors option exports anyway):\n" + result.report(),
+            causes=("lint",),
         )
 
     partial = output_dir + ".partial"
@@ -371,7 +371,7 @@ def _export(
         graph_lint.lint_tflite(head, ("tflite_builtin",), layout.HEAD_TRAINER),
     )
     write_card()
-    problems = []
+    problems, causes = [], []
     lint_failed = [graph for graph in graph_lints if not graph.all_ok]
     if lint_failed and not options.allow_lint_errors:
         errors = [
@@ -379,10 +379,10 @@ def _export(
             for graph in lint_failed
             for finding in graph.errors()
         ]
+        causes.append("lint")
         problems.append(
-            "op lint of the converted graphs failed (each artifact's full lint is in the card; use "
-            "allow_lint_errors, --allow_lint_errors on the command line, to export anyway):\n"
-            + "\n".join(errors)
+            "op lint of the converted graphs failed (each artifact's full lint is in the card; the "
+            "allow_lint_errors option exports anyway):\n" + "\n".join(errors)
         )
     failed = [
         f"{entry['artifact']}: {'; '.join(entry['failures'])}"
@@ -390,16 +390,16 @@ def _export(
         if not entry.get("passed", True)
     ]
     if failed:
+        causes.append("parity")
         problems.append(
-            "parity failed (the bounds are the thresholds option; on the command line --fp32_max_abs, "
-            "--fp16_min_cosine, --dynamic_min_cosine, --int8_min_cosine, --int8_max_accuracy_drop and "
-            "--int8_min_agreement; every artifact's "
+            "parity failed (the bounds are the thresholds option; every artifact's "
             f"figures are in the attempt's {layout.CARD}):\n  " + "\n  ".join(failed)
         )
     if problems:
         raise ArtifactError(
             f"nothing written to {output_dir} (the attempt is in {partial}):\n"
-            + "\n".join(problems)
+            + "\n".join(problems),
+            causes=tuple(causes),
         )
     files.replace_directory(partial, output_dir)
     return card

@@ -48,7 +48,16 @@ REPORT = "report.md"
 
 
 class ArtifactError(RuntimeError):
-    """The export stopped, or an artifact directory is not usable: the message says why."""
+    """The export stopped, or an artifact directory is not usable: the message says why.
+
+    `causes` names what a caller can change to get past it, in the export's terms: "output_dir" (not an artifact
+    directory), "lint" (`ExportOptions.allow_lint_errors`), "parity" (`ExportOptions.thresholds`); a binary maps them
+    to its flags.
+    """
+
+    def __init__(self, message: str, causes: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.causes = frozenset(causes)
 
 
 def tflite_name(quantization: str) -> str:

@@ -105,19 +105,32 @@ def run(argv: Sequence[str], make_config: Callable[[list[str]], object], build: 
             keep_checkpoints=FLAGS.keep_checkpoints,
             log_every=FLAGS.log_every,
         )
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    # Library errors speak of their arguments; here they are flags.
+    try:
         loop.check_global_batch(options.global_batch_size, strategy)  # before building anything
+    except ValueError as e:
+        raise app.UsageError(f"--global_batch_size: {e}") from e
+    try:
         loop.check_workdir_compatible(FLAGS.workdir, config)
+    except loop.WorkdirError as e:
+        raise app.UsageError(f"--workdir: {e}") from e
+    try:
         if FLAGS.deterministic:
             tf.config.experimental.enable_op_determinism()
         # Initial weights and the shuffle order follow the config's seed (--config_override=seed=N).
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             method = build(config)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    try:
         source = data.source_dataset(
             FLAGS.data, method, FLAGS.data_dir, FLAGS.split, FLAGS.cache_dir
         )
-    except (ValueError, data.DataError, loop.WorkdirError) as e:
-        raise app.UsageError(str(e)) from e
+    except ValueError as e:  # data.DataError, and a folder reader's own
+        raise app.UsageError(f"--data: {e}") from e
     print(
         f"{config.method}/{config.size} on {FLAGS.data}: {strategy.num_replicas_in_sync} replica(s), "
         f"global batch {options.global_batch_size}, {options.steps} steps -> {FLAGS.workdir}"
@@ -130,5 +143,5 @@ def run(argv: Sequence[str], make_config: Callable[[list[str]], object], build: 
         return NAN_EXIT
     except loop.WorkdirError as e:
         # Found when the checkpoint is restored: it was written by networks of another shape.
-        raise app.UsageError(str(e)) from e
+        raise app.UsageError(f"--workdir: {e} (a --config_override the run did not have?)") from e
     return 0

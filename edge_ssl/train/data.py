@@ -77,7 +77,7 @@ def source_dataset(
         )
         if "flow" in needs and flow_cache is None:
             raise DataError(
-                f"{method.name} needs optical flow: give a cache folder (--cache_dir) so it is computed once "
+                f"{method.name} needs optical flow: give a cache folder (cache_dir) so it is computed once "
                 "per video"
             )
         return video_folder.video_dataset(
@@ -92,7 +92,7 @@ def source_dataset(
     if world == "synthetic_world":
         if size not in synthetic.SIZES:
             raise DataError(
-                f"--data={data!r}: the synthetic world's sizes are {', '.join(synthetic.SIZES)}"
+                f"{data!r}: the synthetic world's sizes are {', '.join(synthetic.SIZES)}"
             )
         # The world named by size (a student distilled on its teacher's world): built on first use like "synthetic".
         return synthetic_world.load(size, split, data_dir=data_dir)
@@ -111,7 +111,7 @@ def _tfds_dataset(
         # Only TFDS's first line: the rest lists every dataset TFDS knows, hundreds of lines that bury the point.
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise DataError(
-            f"--data={data!r} is not an existing folder, and TFDS cannot load it from "
+            f"{data!r} is not an existing folder, and TFDS cannot load it from "
             f"{data_dir or 'its default data directory'} ({reason}); give 'synthetic', a folder of videos (poses "
             "for cv_mim), or the name of a TFDS dataset prepared in that data directory"
         ) from e
@@ -161,7 +161,7 @@ def check_queues(method: base.Method, num_examples: int) -> list[str]:
             warnings.append(
                 f"{method.name}'s {name} holds {item.size} keys, not fewer than the {num_examples} examples it "
                 f"trains on: a query's own clip from the last epoch is often a negative in it; use a smaller "
-                f"queue (--config_override=queue_size=N with N < {num_examples}) or more data"
+                f"queue (the config's queue_size below {num_examples}) or more data"
             )
             logging.warning("%s", warnings[-1])
     return warnings

@@ -77,7 +77,7 @@ def check_global_batch(global_batch_size: int, strategy: tf.distribute.Strategy)
     replicas = strategy.num_replicas_in_sync
     if global_batch_size % replicas:
         raise ValueError(
-            f"--global_batch_size={global_batch_size} does not divide among {replicas} replicas; "
+            f"a global batch of {global_batch_size} does not divide among {replicas} replicas; "
             f"use a multiple of {replicas}"
         )
 
@@ -88,14 +88,14 @@ def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
     if not os.path.exists(path):
         if os.path.isdir(os.path.join(workdir, "checkpoints")):
             raise WorkdirError(
-                f"{workdir} holds checkpoints but no {RUN_FILE}; use an empty --workdir"
+                f"{workdir} holds checkpoints but no {RUN_FILE}; use an empty workdir"
             )
         return
     with open(path, encoding="utf-8") as f:
         previous = json.load(f)
     if previous.get("method") != config.method:
         raise WorkdirError(
-            f"{workdir} holds a {previous.get('method')!r} run; {config.method!r} needs another --workdir"
+            f"{workdir} holds a {previous.get('method')!r} run; {config.method!r} needs another workdir"
         )
     if previous.get("size") != config.size:
         raise WorkdirError(
@@ -109,7 +109,7 @@ def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
         and os.path.abspath(previous_teacher) != os.path.abspath(teacher)
     ):
         raise WorkdirError(
-            f"{workdir} holds a student of teacher {previous_teacher!r}, not {teacher!r}; use another --workdir"
+            f"{workdir} holds a student of teacher {previous_teacher!r}, not {teacher!r}; use another workdir"
         )
 
 
@@ -260,8 +260,8 @@ def train(
             # TensorFlow's "Received incompatible tensor with shape ..." names the variable but not the cause.
             raise WorkdirError(
                 f"{latest} was written by {method.config.method} networks of another shape than this config "
-                f"builds (a changed config field or --config_override?); resume with the config it was "
-                f"trained with, or use another --workdir: {e}"
+                f"builds (a changed config field?); resume with the config it was trained with, or use another "
+                f"workdir: {e}"
             ) from e
         printer(f"resumed from {latest} at step {int(step_var.numpy())}")
     start_step = int(step_var.numpy())

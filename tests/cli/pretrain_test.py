@@ -102,7 +102,7 @@ class PretrainFlagsTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_global_batch_not_divisible_by_replicas(self):
         self._usage_error(
-            r"--global_batch_size=5 does not divide among 2 replicas",
+            r"--global_batch_size: a global batch of 5 does not divide among 2 replicas",
             method="modist",
             global_batch_size=5,
             strategy="mirrored",
@@ -113,7 +113,9 @@ class PretrainFlagsTest(tf.test.TestCase, parameterized.TestCase):
         os.makedirs(self.workdir)
         with open(os.path.join(self.workdir, loop.RUN_FILE), "w", encoding="utf-8") as f:
             json.dump({"method": "modist", "size": "tiny"}, f)
-        self._usage_error(r"holds a 'modist' run; 'cross_and_learn' needs another --workdir")
+        self._usage_error(
+            r"--workdir: .* holds a 'modist' run; 'cross_and_learn' needs another workdir"
+        )
 
     def test_unknown_config_field(self):
         self._usage_error(r"has no field 'no_such_field'", config_override=["no_such_field=1"])

@@ -99,9 +99,9 @@ class ArtifactsTest(tf.test.TestCase):
             artifacts.ArtifactError, r"model_fp32.tflite: max abs difference .* > 0"
         ) as raised:
             artifacts.export_student(self.student, out, list(_clips(1)), _clips(2), LABELS, options)
-        # The message says how to accept an artifact past the defaults, and where its figures are.
-        self.assertIn("--fp32_max_abs", str(raised.exception))
-        self.assertIn("--int8_min_agreement", str(raised.exception))
+        # The error says what to change (the bounds: the binary names its flags) and where the figures are.
+        self.assertEqual(raised.exception.causes, {"parity"})
+        self.assertIn("thresholds option", str(raised.exception))
         self.assertIn("model_card.json", str(raised.exception))
         self.assertFalse(os.path.exists(out))
         with open(os.path.join(out + ".partial", layout.CARD), encoding="utf-8") as f:

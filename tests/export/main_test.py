@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -108,6 +109,14 @@ class ExportCliTest(tf.test.TestCase):
                     with self.assertRaisesRegex(app.UsageError, message):
                         export_main.main(["export"])
         self.assertFalse(os.path.exists(out))
+
+    def test_every_cause_of_an_export_error_names_flags_that_exist(self):
+        self.assertEqual(set(export_main.FLAG_HINTS), {"output_dir", "lint", "parity"})
+        for cause, hint in export_main.FLAG_HINTS.items():
+            named = re.findall(r"--(\w+)", hint)
+            self.assertNotEmpty(named, cause)
+            for flag in named:
+                self.assertIn(flag, export_main.FLAGS, (cause, flag))
 
     def test_a_model_that_is_not_a_student_is_a_usage_error(self):
         with flagsaver.flagsaver(model=self.get_temp_dir(), output_dir=self.get_temp_dir() + "/o"):
