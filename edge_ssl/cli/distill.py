@@ -11,8 +11,6 @@ export. Labels in the data (the synthetic world's, or a TFDS dataset's `label`) 
 turns it off.
 """
 
-import os
-
 from absl import app, flags
 
 from edge_ssl.cli import training
@@ -27,41 +25,16 @@ training.define_flags("'synthetic', a folder of videos, or a TFDS name (RGB clip
 
 
 def _num_classes() -> int:
-    """Classes for the logit term: the synthetic world's actions, a TFDS dataset's `label` classes (the world read
-    by its TFDS name included), or 0 (none: `--nolabels`, a video folder, or a dataset without a ClassLabel `label`).
-    """
-    if not FLAGS.labels or os.path.isdir(FLAGS.data):
-        return 0
-    if FLAGS.data == "synthetic":
-        from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
+    """Classes for the logit term: the data's (`train.data.label_classes`), or 0 with `--nolabels`."""
+    from edge_ssl.train import data  # pylint: disable=g-import-not-at-top
 
-        return synthetic.NUM_ACTIONS
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-    from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
-
-    del synthetic_world  # imported to register the world's builder: its name resolves before it is built
-    try:
-        features = tfds.builder(FLAGS.data, data_dir=FLAGS.data_dir).info.features
-    except Exception:  # pylint: disable=broad-except
-        return 0  # an unknown name: the data stage says so, in one line
-    label = features["label"] if "label" in features else None
-    return int(getattr(label, "num_classes", 0) or 0)
-
-
-def _label_flip(num_classes: int) -> tuple[int, ...]:
-    """The synthetic world's ACTION_FLIP when the labels are its actions (flipped clips mirror their labels)."""
-    if num_classes and (FLAGS.data == "synthetic" or FLAGS.data.startswith("synthetic_world")):
-        from edge_ssl.data import synthetic  # pylint: disable=g-import-not-at-top
-
-        if num_classes == synthetic.NUM_ACTIONS:
-            return tuple(int(i) for i in synthetic.ACTION_FLIP)
-    return ()
+    return data.label_classes(FLAGS.data, FLAGS.data_dir) if FLAGS.labels else 0
 
 
 def main(argv: list[str]) -> int:
     from edge_ssl.configs import loader  # pylint: disable=g-import-not-at-top
     from edge_ssl.distill import distiller  # pylint: disable=g-import-not-at-top
+    from edge_ssl.train import data  # pylint: disable=g-import-not-at-top
 
     def make_config(overrides):
         num_classes = _num_classes()
@@ -69,7 +42,7 @@ def main(argv: list[str]) -> int:
             teacher=FLAGS.teacher or "",
             size=FLAGS.student,
             num_classes=num_classes,
-            label_flip=_label_flip(num_classes),
+            label_flip=data.label_flip(FLAGS.data, num_classes),
         )
         return loader.apply_overrides(config, overrides)
 

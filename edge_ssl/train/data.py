@@ -127,6 +127,31 @@ def _tfds_dataset(
 SHUFFLE_MEMORY = 256 * 2**20  # bytes the shuffle buffer may hold per input pipeline
 
 
+def label_classes(data: str, data_dir: str | None) -> int:
+    """How many action classes `data` (as `source_dataset` takes it) labels its clips with: the synthetic world's
+    actions, a TFDS dataset's ClassLabel `label` (the world read by its TFDS name included), or 0 (a folder of
+    videos, an unknown name, or a dataset without such a label)."""
+    if os.path.isdir(data):
+        return 0
+    if data == "synthetic":
+        return synthetic.NUM_ACTIONS
+    try:
+        features = tfds.builder(data, data_dir=data_dir).info.features
+    except Exception:  # pylint: disable=broad-except
+        return 0  # an unknown name: `source_dataset` says so, in one line
+    label = features["label"] if "label" in features else None
+    return int(getattr(label, "num_classes", 0) or 0)
+
+
+def label_flip(data: str, num_classes: int) -> tuple[int, ...]:
+    """The synthetic world's ACTION_FLIP when `data` is the world labelled with its actions (a flipped clip mirrors
+    its label), else () (flips keep labels)."""
+    world = data == "synthetic" or data.startswith("synthetic_world")
+    if world and num_classes == synthetic.NUM_ACTIONS:
+        return tuple(int(i) for i in synthetic.ACTION_FLIP)
+    return ()
+
+
 def shuffle_buffer_size(
     element_spec: dict[str, tf.TensorSpec],
     keys: set[str],
@@ -161,7 +186,7 @@ def check_queues(method: base.Method, num_examples: int) -> list[str]:
             warnings.append(
                 f"{method.name}'s {name} holds {item.size} keys, not fewer than the {num_examples} examples it "
                 f"trains on: a query's own clip from the last epoch is often a negative in it; use a smaller "
-                f"queue (the config's queue_size below {num_examples}) or more data"
+                f"queue (config field queue_size=N with N < {num_examples}) or more data"
             )
             logging.warning("%s", warnings[-1])
     return warnings

@@ -128,6 +128,18 @@ class DataTest(tf.test.TestCase):
         with self.assertRaisesRegex(data.DataError, "needs optical flow: give a cache folder"):
             data.source_dataset(folder, _method("modist", "motion=flow"), None, "pretrain", None)
 
+    def test_labels_come_from_the_world_or_a_dataset_s_class_label_and_flips_mirror_the_world_s(
+        self,
+    ):
+        self.assertEqual(data.label_classes("synthetic", None), synthetic.NUM_ACTIONS)
+        self.assertEqual(data.label_classes(self.get_temp_dir(), None), 0)  # a folder of videos
+        self.assertEqual(data.label_classes("no_such_dataset_anywhere", self.get_temp_dir()), 0)
+        flip = data.label_flip("synthetic", synthetic.NUM_ACTIONS)
+        self.assertEqual(flip, tuple(int(i) for i in synthetic.ACTION_FLIP))
+        self.assertEqual(data.label_flip("synthetic_world/small", synthetic.NUM_ACTIONS), flip)
+        self.assertEqual(data.label_flip(self.get_temp_dir(), 0), ())
+        self.assertEqual(data.label_flip("my_dataset", synthetic.NUM_ACTIONS), ())
+
     def test_a_queue_not_smaller_than_the_dataset_is_warned_about_with_its_numbers(self):
         method = _method("modist")  # tiny: a visual and a motion queue of 256 keys each
         queue = method.config.queue_size
