@@ -88,3 +88,37 @@ def load(method: str, size: str, overrides: Sequence[str] = ()) -> base.MethodCo
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
         raise ValueError(f"unknown config size {size!r}; choose one of {', '.join(SIZES)}")
     return apply_overrides(CONFIGS[(method, size)].get_config(), overrides)
+
+
+def from_run(run: dict) -> base.MethodConfig:
+    """The config a training run was built with, from its `run.json` record (`method`, `size`, `config`).
+
+    run.json holds every field of the config it ran with, so a field it lacks was added to the config later: the run
+    was built as that field's default (new fields default to the earlier behaviour), not as the size's current
+    preset (MoDist's motion_width_divisor: 8 before `small` and `tiny` set 2 and 1). JSON's lists become tuples
+    where the field is one; fields the config no longer has are ignored.
+
+    Raises:
+      ValueError: an unknown method or size, or stored values that do not build the config.
+    """
+    name = run.get("method")
+    config = load(name, run.get("size"))
+    stored = {k: v for k, v in run.get("config", {}).items() if k != "method"}
+    fields = dataclasses.fields(config)
+    values = {
+        k: tuple(v) if isinstance(getattr(config, k), tuple) and isinstance(v, list) else v
+        for k, v in stored.items()
+        if k in {f.name for f in fields}
+    }
+    if stored:
+        values.update(
+            {
+                f.name: f.default
+                for f in fields
+                if f.name not in stored and f.default is not dataclasses.MISSING
+            }
+        )
+    try:
+        return dataclasses.replace(config, **values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"its stored config does not build a {name} config: {e}") from e

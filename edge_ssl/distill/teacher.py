@@ -288,32 +288,10 @@ def load_teacher(workdir: str) -> Teacher:
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if latest is None:
         raise TeacherError(f"{workdir!r} has no checkpoint yet; pretrain first")
-    config = loader.load(name, run["size"])
-    stored = {k: v for k, v in run.get("config", {}).items() if k != "method"}
-    fields = {f.name for f in dataclasses.fields(config)}
-    # JSON turns tuples into lists; give tuple fields their type back.
-    values = {
-        k: tuple(v) if isinstance(getattr(config, k), tuple) and isinstance(v, list) else v
-        for k, v in stored.items()
-        if k in fields
-    }
-    if stored:
-        # run.json holds every field of the config it ran with, so a field it lacks was added to the config later:
-        # the run was built as that field's default (new fields default to the earlier behaviour), not as the
-        # size's current preset (MoDist's motion_width_divisor: 8 before `small` and `tiny` set 2 and 1).
-        values.update(
-            {
-                f.name: f.default
-                for f in dataclasses.fields(config)
-                if f.name not in stored and f.default is not dataclasses.MISSING
-            }
-        )
     try:
-        config = dataclasses.replace(config, **values)
-    except (TypeError, ValueError) as e:
-        raise TeacherError(
-            f"{workdir!r}: its run.json config does not build a {name} config: {e}"
-        ) from e
+        config = loader.from_run(run)
+    except ValueError as e:
+        raise TeacherError(f"{workdir!r}: {e}") from e
     method = registry.get(name).build(config)
     checkpoint = tf.train.Checkpoint(**method.checkpoint_items())
     try:

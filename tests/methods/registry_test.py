@@ -1,5 +1,8 @@
 """Tests for edge_ssl.methods.registry: one table of methods that the configs, the CLIs and the distiller read."""
 
+import dataclasses
+import json
+
 import tensorflow as tf
 
 from edge_ssl.configs import loader
@@ -27,6 +30,31 @@ class RegistryTest(tf.test.TestCase):
         self.assertEqual(set(teacher.VIEWS), set(registry.METHODS))
         with self.assertRaisesRegex(ValueError, "unknown method 'simclr'; choose one of"):
             registry.get("simclr")
+
+    def test_a_run_s_config_is_rebuilt_from_its_record(self):
+        current = loader.load("modist", "tiny")
+        record = {
+            "method": "modist",
+            "size": "tiny",
+            "config": {**dataclasses.asdict(current), "seed": 5, "removed_field": 1},
+        }
+        record["config"].pop(
+            "motion_width_divisor"
+        )  # a field added after the run: its default, not the preset's
+        rebuilt = loader.from_run(
+            json.loads(json.dumps(record))
+        )  # through JSON: tuples come back as lists
+        self.assertEqual(rebuilt.seed, 5)
+        self.assertEqual(rebuilt.motion_width_divisor, 8)
+        self.assertEqual(
+            dataclasses.replace(
+                rebuilt, seed=current.seed, motion_width_divisor=current.motion_width_divisor
+            ),
+            current,
+        )
+        self.assertEqual(loader.from_run({"method": "modist", "size": "tiny"}), current)
+        with self.assertRaisesRegex(ValueError, "unknown method 'simclr'"):
+            loader.from_run({"method": "simclr", "size": "tiny"})
 
 
 if __name__ == "__main__":
