@@ -30,6 +30,7 @@ from edge_ssl.keras import keras
 from edge_ssl.losses import distillation, distributed
 from edge_ssl.methods import base
 from edge_ssl.models import student as student_lib
+from edge_ssl.train import optim
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,9 +130,9 @@ class Distiller(base.Method):
             synchronization=tf.VariableSynchronization.ON_WRITE,
             aggregation=tf.VariableAggregation.MEAN,
         )
-        schedule = base.warmup_cosine(c.learning_rate, c.steps, c.warmup_fraction)
-        self._optimizer = base.loss_scaled(
-            keras.optimizers.AdamW(schedule, weight_decay=c.weight_decay), c
+        schedule = optim.warmup_cosine(c.learning_rate, c.steps, c.warmup_fraction)
+        self._optimizer = optim.loss_scaled(
+            keras.optimizers.AdamW(schedule, weight_decay=c.weight_decay), c.precision
         )
 
     @property
@@ -180,9 +181,9 @@ class Distiller(base.Method):
     def losses(self, batch, global_batch_size, training=True):
         c = self.config
         targets = self.teacher.embed(batch)
-        embedding = base.f32(self.student(batch["rgb"], training=training))
+        embedding = optim.f32(self.student(batch["rgb"], training=training))
         projected = {
-            name: base.f32(head(embedding, training=training)) for name, head in self.heads.items()
+            name: optim.f32(head(embedding, training=training)) for name, head in self.heads.items()
         }
         per = {
             "embedding": distillation.cosine_regression(projected["visual"], targets["visual"]),
@@ -234,7 +235,7 @@ class Distiller(base.Method):
         variables = [v for model in self.encoders.values() for v in model.trainable_variables]
         with tf.GradientTape() as tape:
             losses, targets = self.losses(batch, global_batch_size)
-        base.apply_gradients(
+        optim.apply_gradients(
             self._optimizer, losses["total"], tape, variables, self.config.clip_norm
         )
         if self.use_labels:
@@ -244,6 +245,6 @@ class Distiller(base.Method):
 
 def build(config: DistillConfig) -> Distiller:
     """A distiller from its config: the teacher loaded from `config.teacher`, the student variant `config.size`."""
-    with base.precision_policy(config.precision):
+    with optim.precision_policy(config.precision):
         teacher = teacher_lib.load_teacher(config.teacher)
         return Distiller(config, teacher, student_lib.build_student(config.size))

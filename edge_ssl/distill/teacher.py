@@ -27,7 +27,7 @@ from edge_ssl.data import pose as pose_lib
 from edge_ssl.keras import keras
 from edge_ssl.methods import base, registry
 from edge_ssl.models import layers
-from edge_ssl.train import loop
+from edge_ssl.train import loop, optim
 
 # Every method can teach an RGB student: video methods from the clip, CV-MIM from the clip's 2D keypoints (which the
 # distillation data must then carry, as the synthetic world does).
@@ -139,7 +139,7 @@ class Teacher:
     def embed(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Each view's float32 embedding of a batch of `inputs`, in inference mode and without gradient."""
         return {
-            name: tf.stop_gradient(base.f32(view.model(batch[f"teacher_{name}"], training=False)))
+            name: tf.stop_gradient(optim.f32(view.model(batch[f"teacher_{name}"], training=False)))
             for name, view in self.views.items()
         }
 

@@ -12,7 +12,7 @@ time (and flow negated) with probability 0.5, and RGB gets channel splitting (on
 three; the backbone averages the channels at test time).
 
 Weight decay is coupled L2 on every trainable variable (BN's included), as the authors' PyTorch SGD applies it: 5e-4 * w
-added to the gradient before the momentum (`base.apply_gradients`), not Keras's decoupled form, which is ~10x weaker
+added to the gradient before the momentum (`optim.apply_gradients`), not Keras's decoupled form, which is ~10x weaker
 under momentum 0.9.
 
 Differences from the paper: per-frame motion magnitude for the sampling is computed from the clip at hand (flow or
@@ -32,6 +32,7 @@ from edge_ssl.keras import keras
 from edge_ssl.losses import cross_modal, distributed
 from edge_ssl.methods import base
 from edge_ssl.models import caffenet, layers
+from edge_ssl.train import optim
 
 MODALITY = "video"  # what the method learns from (base.MODALITIES)
 MOTIONS = ("flow", "diff")
@@ -72,7 +73,7 @@ class CrossAndLearnConfig(base.MethodConfig):
     tuples_from: str = "videos"
     learning_rate: float = 0.01
     momentum: float = 0.9
-    # Coupled L2, as PyTorch's SGD: weight_decay * w is added to every gradient (base.apply_gradients).
+    # Coupled L2, as PyTorch's SGD: weight_decay * w is added to every gradient (optim.apply_gradients).
     weight_decay: float = 5e-4
     decay_at: float = 0.75  # the learning rate drops 10x at this fraction of `steps`
     high_motion: bool = True
@@ -206,9 +207,9 @@ class CrossAndLearn(base.Method):
             [max(int(config.decay_at * config.steps), 1)],
             [config.learning_rate, config.learning_rate * 0.1],
         )
-        self._optimizer = base.loss_scaled(
+        self._optimizer = optim.loss_scaled(
             keras.optimizers.SGD(schedule, momentum=config.momentum),  # decay: see train_step
-            config,
+            config.precision,
         )
 
     @property
@@ -280,8 +281,8 @@ class CrossAndLearn(base.Method):
         ):  # [B, 2, ...]: each example a tuple; interleaved, pairs (2i, 2i + 1) again
             rgb = tf.reshape(rgb, [-1, *rgb.shape[2:]])
             motion = tf.reshape(motion, [-1, *motion.shape[2:]])
-        r = base.f32(self.rgb_net(rgb, training=training))
-        o = base.f32(self.motion_net(motion, training=training))
+        r = optim.f32(self.rgb_net(rgb, training=training))
+        o = optim.f32(self.motion_net(motion, training=training))
         if c.negatives == "tuple":
             # Tuples are adjacent items (2i, 2i + 1), so splitting an even global batch over replicas into even
             # shares keeps every tuple on one replica and the loss does not depend on the split.
@@ -298,7 +299,7 @@ class CrossAndLearn(base.Method):
         variables = self.rgb_net.trainable_variables + self.motion_net.trainable_variables
         with tf.GradientTape() as tape:
             losses = self.losses(batch, global_batch_size)
-        base.apply_gradients(
+        optim.apply_gradients(
             self._optimizer,
             losses["total"],
             tape,
@@ -311,5 +312,5 @@ class CrossAndLearn(base.Method):
 
 def build(config: CrossAndLearnConfig) -> CrossAndLearn:
     """Cross and Learn from its config (see edge_ssl/configs/cross_and_learn_*.py)."""
-    with base.precision_policy(config.precision):
+    with optim.precision_policy(config.precision):
         return CrossAndLearn(config)

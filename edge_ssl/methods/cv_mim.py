@@ -27,6 +27,7 @@ from edge_ssl.losses import distributed
 from edge_ssl.losses import mutual_information as mi
 from edge_ssl.methods import base
 from edge_ssl.models import pose_encoder
+from edge_ssl.train import optim
 
 MODALITY = "pose"  # what the method learns from (base.MODALITIES)
 FUSIONS = ("moe", "poe", "cat")
@@ -100,7 +101,7 @@ class CvMim(base.Method):
             self.encoder, c.pose_dim, name="cv_mim_backbone"
         )
         self._optimizers = {
-            name: base.loss_scaled(keras.optimizers.Adagrad(c.learning_rate), c)
+            name: optim.loss_scaled(keras.optimizers.Adagrad(c.learning_rate), c.precision)
             for name in ("encoder", "estimators", "discriminator")
         }
 
@@ -170,9 +171,9 @@ class CvMim(base.Method):
         gm = lambda v: distributed.global_mean(v, global_batch_size)  # noqa: E731
         codes = {}
         for side in ("anchor", "positive"):
-            out = base.f32(self.encoder(batch[side], training=training))
+            out = optim.f32(self.encoder(batch[side], training=training))
             z_p, z_v = self._split(out["embedding"])
-            local = base.f32(self.sub_encoder(out["fc0"], training=training))
+            local = optim.f32(self.sub_encoder(out["fc0"], training=training))
             codes[side] = (z_p, z_v, local, out["embedding"])
         (zp_a, zv_a, local_a, emb_a), (zp_p, zv_p, local_p, emb_p) = (
             codes["anchor"],
@@ -185,15 +186,15 @@ class CvMim(base.Method):
         cross_view = c.view_weight * 2.0 * gm(mi.jsd_contrastive(zp_a, zp_p))
         fake_a, fake_p = tf.sigmoid(emb_a), tf.sigmoid(emb_p)
         prior = c.prior_weight * (
-            gm(mi.prior_loss(lambda x: base.f32(self.discriminator(x, training=training)), fake_a))
+            gm(mi.prior_loss(lambda x: optim.f32(self.discriminator(x, training=training)), fake_a))
             + gm(
-                mi.prior_loss(lambda x: base.f32(self.discriminator(x, training=training)), fake_p)
+                mi.prior_loss(lambda x: optim.f32(self.discriminator(x, training=training)), fake_p)
             )
         )
-        q_a, q_p = base.f32(self.intra(zp_a, training=training)), base.f32(
+        q_a, q_p = optim.f32(self.intra(zp_a, training=training)), optim.f32(
             self.intra(zp_p, training=training)
         )
-        q_x = base.f32(self.inter(zv_a, training=training))
+        q_x = optim.f32(self.inter(zv_a, training=training))
         club = lambda y, q: mi.club_upper_bound(
             y, q["mu"], q["logvar"], global_batch_size
         )  # noqa: E731
@@ -204,10 +205,10 @@ class CvMim(base.Method):
 
         # The estimators fit q on codes the encoder cannot move through them.
         sg = tf.stop_gradient
-        e_a, e_p = base.f32(self.intra(sg(zp_a), training=training)), base.f32(
+        e_a, e_p = optim.f32(self.intra(sg(zp_a), training=training)), optim.f32(
             self.intra(sg(zp_p), training=training)
         )
-        e_x = base.f32(self.inter(sg(zv_a), training=training))
+        e_x = optim.f32(self.inter(sg(zv_a), training=training))
         ll = mi.gaussian_log_likelihood
         estimators = gm(
             -ll(sg(zv_a), e_a["mu"], e_a["logvar"])
@@ -215,7 +216,7 @@ class CvMim(base.Method):
             - 2.0 * ll(sg(zv_p), e_x["mu"], e_x["logvar"])
         )
         real = batch["prior_sample"]
-        disc = lambda x: base.f32(self.discriminator(x, training=training))  # noqa: E731
+        disc = lambda x: optim.f32(self.discriminator(x, training=training))  # noqa: E731
         discriminator = gm(mi.discriminator_loss(disc, real, fake_a, c.r1_weight)) + gm(
             mi.discriminator_loss(disc, real, fake_p, c.r1_weight)
         )
@@ -238,7 +239,7 @@ class CvMim(base.Method):
             ("estimators", "estimators"),
             ("discriminator", "discriminator"),
         ):
-            base.apply_gradients(
+            optim.apply_gradients(
                 self._optimizers[name], losses[loss_name], tape, groups[name], self.config.clip_norm
             )
         del tape
@@ -247,5 +248,5 @@ class CvMim(base.Method):
 
 def build(config: CvMimConfig) -> CvMim:
     """CV-MIM from its config (see edge_ssl/configs/cv_mim_*.py)."""
-    with base.precision_policy(config.precision):
+    with optim.precision_policy(config.precision):
         return CvMim(config)

@@ -10,7 +10,7 @@ video, NCE the InfoNCE of `edge_ssl.losses.contrastive`, and queues Q_v, Q_m:
 
 The cross-modal terms distil motion into the RGB network; only the visual pathway is kept as the representation.
 Weight decay is coupled L2 on every trainable variable but BatchNorm's, as the authors' SlowFast-based PyTorch SGD
-applies it (`BN.WEIGHT_DECAY` 0): 1e-4 * w added to the gradient before the momentum (`base.apply_gradients`), not
+applies it (`BN.WEIGHT_DECAY` 0): 1e-4 * w added to the gradient before the momentum (`optim.apply_gradients`), not
 Keras's decoupled form, which is ~10x weaker under momentum 0.9.
 
 Differences from the paper: no shuffle-BN (one device, or per-replica BN under a strategy); temporal shifts between
@@ -30,6 +30,7 @@ from edge_ssl.keras import keras
 from edge_ssl.losses import contrastive, distributed
 from edge_ssl.methods import base, momentum
 from edge_ssl.models import layers, video_resnet
+from edge_ssl.train import optim
 
 MODALITY = "video"  # what the method learns from (base.MODALITIES)
 MOTIONS = ("flow", "diff")
@@ -58,7 +59,7 @@ class MoDistConfig(base.MethodConfig):
     motion_motion: bool = False  # the optional L_mm term
     learning_rate: float = 0.1
     momentum: float = 0.9
-    # Coupled L2, as PyTorch's SGD: weight_decay * w is added to every gradient but BN's (base.apply_gradients).
+    # Coupled L2, as PyTorch's SGD: weight_decay * w is added to every gradient but BN's (optim.apply_gradients).
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
     jitter_prob: float = 0.8
@@ -147,10 +148,10 @@ class MoDist(base.Method):
             layers.L2Normalize(name="embedding")(self.visual.output),
             name="modist_backbone",
         )
-        schedule = base.warmup_cosine(c.learning_rate, c.steps, c.warmup_fraction)
-        self._optimizer = base.loss_scaled(
+        schedule = optim.warmup_cosine(c.learning_rate, c.steps, c.warmup_fraction)
+        self._optimizer = optim.loss_scaled(
             keras.optimizers.SGD(schedule, momentum=c.momentum, nesterov=True),  # decay: train_step
-            c,
+            c.precision,
         )
 
     @property
@@ -219,10 +220,10 @@ class MoDist(base.Method):
     def losses(self, batch, global_batch_size, training=True):
         """Named losses (this replica's share of each global mean) and the keys to enqueue."""
         c = self.config
-        q_v = base.f32(self.visual_query(batch["rgb1"], training=training))
-        q_m = base.f32(self.motion_query(batch["motion1"], training=training))
-        k_v = tf.stop_gradient(base.f32(self.visual_key(batch["rgb2"], training=training)))
-        k_m = tf.stop_gradient(base.f32(self.motion_key(batch["motion2"], training=training)))
+        q_v = optim.f32(self.visual_query(batch["rgb1"], training=training))
+        q_m = optim.f32(self.motion_query(batch["motion1"], training=training))
+        k_v = tf.stop_gradient(optim.f32(self.visual_key(batch["rgb2"], training=training)))
+        k_m = tf.stop_gradient(optim.f32(self.motion_key(batch["motion2"], training=training)))
         per = {
             "visual_visual": contrastive.info_nce_queue(
                 q_v, k_v, self.visual_queue.keys, c.temperature
@@ -250,14 +251,14 @@ class MoDist(base.Method):
         variables = self.visual_query.trainable_variables + self.motion_query.trainable_variables
         with tf.GradientTape() as tape:
             losses, (k_v, k_m) = self.losses(batch, global_batch_size)
-        base.apply_gradients(
+        optim.apply_gradients(
             self._optimizer,
             losses["total"],
             tape,
             variables,
             self.config.clip_norm,
             weight_decay=self.config.weight_decay,
-            decayed=base.trainable_without_batch_norm([self.visual_query, self.motion_query]),
+            decayed=optim.trainable_without_batch_norm([self.visual_query, self.motion_query]),
         )
         for keys, queries in self._momentum_pairs:
             contrastive.momentum_update(keys, queries, self.config.key_momentum)
@@ -268,5 +269,5 @@ class MoDist(base.Method):
 
 def build(config: MoDistConfig) -> MoDist:
     """MoDist from its config (see edge_ssl/configs/modist_*.py)."""
-    with base.precision_policy(config.precision):
+    with optim.precision_policy(config.precision):
         return MoDist(config)

@@ -37,6 +37,7 @@ from edge_ssl.keras import keras
 from edge_ssl.losses import body_signals, contrastive, distributed
 from edge_ssl.methods import base, momentum
 from edge_ssl.models import frame_resnet, layers
+from edge_ssl.train import optim
 
 MODALITY = "video"  # what the method learns from (base.MODALITIES)
 # Loss weights per objective, from the paper's code (MoCoGazeIMULoss, MocoGazeLoss, MocoImuLoss).
@@ -315,7 +316,9 @@ class Muscles(base.Method):
             staircase=True,  # step decay, as torch's StepLR
         )
         # PyTorch's Adam epsilon (Keras's default is 1e-7).
-        self._optimizer = base.loss_scaled(keras.optimizers.Adam(schedule, epsilon=1e-8), c)
+        self._optimizer = optim.loss_scaled(
+            keras.optimizers.Adam(schedule, epsilon=1e-8), c.precision
+        )
         # Slots made now, not inside the first traced step: a tf.function that creates variables traces twice.
         self._optimizer.build(self.trainable_variables_to_train())
 
@@ -396,13 +399,13 @@ class Muscles(base.Method):
             tf.reshape(clip, [-1, c.input_size, c.input_size, 3]), training=training
         )
         maps = tf.reshape(maps, [-1, c.clip_frames, *self._map_shape])
-        return base.f32(self.heads(maps, training=training))
+        return optim.f32(self.heads(maps, training=training))
 
     def losses(self, batch, global_batch_size, training=True):
         """Named losses (this replica's share of each global mean, weighted `total`) and the keys to enqueue."""
         c = self.config
-        q = base.f32(self.query(batch["frame1"], training=training))
-        k = tf.stop_gradient(base.f32(self.key(batch["frame2"], training=training)))
+        q = optim.f32(self.query(batch["frame1"], training=training))
+        k = tf.stop_gradient(optim.f32(self.key(batch["frame2"], training=training)))
         per = {"moco": contrastive.info_nce_queue(q, k, self.queue.keys, c.temperature)}
         signals = self.predict_signals(batch["clip"], training=training)
         if "gaze" in signals:
@@ -425,7 +428,7 @@ class Muscles(base.Method):
         variables = self.trainable_variables_to_train()
         with tf.GradientTape() as tape:
             losses, keys = self.losses(batch, global_batch_size)
-        base.apply_gradients(
+        optim.apply_gradients(
             self._optimizer, losses["total"], tape, variables, self.config.clip_norm
         )
         contrastive.momentum_update(*self._momentum_pairs, self.config.key_momentum)
@@ -435,5 +438,5 @@ class Muscles(base.Method):
 
 def build(config: MusclesConfig) -> Muscles:
     """Muscles from its config (see edge_ssl/configs/muscles_*.py)."""
-    with base.precision_policy(config.precision):
+    with optim.precision_policy(config.precision):
         return Muscles(config)

@@ -1,4 +1,4 @@
-"""Mixed precision and gradient clipping, shared by every method through `base`.
+"""Mixed precision and gradient clipping, shared by every method through `edge_ssl.train.optim`.
 
 Checked: each method trains a step under mixed_bfloat16 with float32 losses and a float32 embedding, and building it
 leaves the global policy as it was; float16 training scales the loss, and a step whose gradients overflow is skipped
@@ -13,7 +13,8 @@ from absl.testing import parameterized
 from edge_ssl.configs import loader
 from edge_ssl.data import augment, motion, synthetic
 from edge_ssl.keras import keras
-from edge_ssl.methods import base, registry
+from edge_ssl.methods import registry
+from edge_ssl.train import optim
 
 _CPU = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -36,7 +37,7 @@ def _linear_step(strategy, config, x, y, scale=1.0):
     with strategy.scope():
         model = keras.Sequential([keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")])
         model.build([None, 4])
-        optimizer = base.loss_scaled(keras.optimizers.SGD(1.0), config)
+        optimizer = optim.loss_scaled(keras.optimizers.SGD(1.0), config.precision)
     data = strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensor_slices((x, y)).batch(len(x))
     )
@@ -47,7 +48,9 @@ def _linear_step(strategy, config, x, y, scale=1.0):
             with tf.GradientTape() as tape:
                 error = model(features) - targets
                 loss = scale * tf.reduce_sum(tf.square(error)) / len(x)
-            base.apply_gradients(optimizer, loss, tape, model.trainable_variables, config.clip_norm)
+            optim.apply_gradients(
+                optimizer, loss, tape, model.trainable_variables, config.clip_norm
+            )
 
         strategy.run(replica_fn, args=batch)
 

@@ -1,10 +1,10 @@
-"""Tests for edge_ssl.methods.base: coupled weight decay in `apply_gradients`, on one device and under a strategy."""
+"""Tests for edge_ssl.train.optim: coupled weight decay in `apply_gradients`, on one device and under a strategy."""
 
 import numpy as np
 import tensorflow as tf
 
 from edge_ssl.keras import keras
-from edge_ssl.methods import base
+from edge_ssl.train import optim
 
 # Two logical CPUs, configured before TensorFlow initialises its devices (tf-keras's `_mimic_two_cpus` idea).
 _CPU = tf.config.list_physical_devices("CPU")[0]
@@ -37,7 +37,7 @@ def _by_hand(decay_bias: bool) -> tuple[np.ndarray, np.ndarray]:
 def _step(model, optimizer, x, y, global_batch, **kwargs):
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(tf.square(model(x) - y)) / global_batch
-    base.apply_gradients(optimizer, loss, tape, model.trainable_variables, **kwargs)
+    optim.apply_gradients(optimizer, loss, tape, model.trainable_variables, **kwargs)
 
 
 class BaseTest(tf.test.TestCase):
@@ -83,7 +83,7 @@ class BaseTest(tf.test.TestCase):
         x = keras.layers.Dense(4, name="dense")(inputs)
         x = keras.layers.BatchNormalization(name="bn")(x)
         model = keras.Model(inputs, x)
-        names = [v.name for v in base.trainable_without_batch_norm([model])]
+        names = [v.name for v in optim.trainable_without_batch_norm([model])]
         self.assertEqual(names, ["dense/kernel:0", "dense/bias:0"])
 
 
