@@ -2,7 +2,7 @@
 per clip (whole-clip model) and per streamed frame (the step model with its state), next to a per-frame
 MobileNetV3-Small (keras.applications, random weights, no top, average pooling) at the same input size.
 
-Teachers are counted as the distiller runs them (`edge_ssl.distill.teacher.VIEWS`): every view of the method's
+Teachers are counted as the distiller runs them (`Method.teacher_views`): every view of the method's
 `small` and `paper` configs (MoDist's visual and motion pathways, Cross and Learn's RGB stream and its motion stream
 over the stacks of one clip, Muscles' frame encoder), random weights, then each teacher's views together with the
 `small` student's share of their multiply-adds (issue 7's target: at most 1/10).
@@ -19,7 +19,6 @@ from absl import app, flags
 
 from benchmarks import litert_timing
 from edge_ssl.configs import loader
-from edge_ssl.distill import teacher as teacher_lib
 from edge_ssl.keras import keras
 from edge_ssl.methods import registry
 from edge_ssl.models import complexity
@@ -98,7 +97,7 @@ def main(argv):
         for method_name in registry.VIDEO_METHODS:
             method = registry.get(method_name).build(loader.load(method_name, size))
             params = macs = 0
-            for view_name, view in teacher_lib.VIEWS[method_name](method).items():
+            for view_name, view in method.teacher_views().items():
                 model = view.model
                 gmacs = complexity.multiply_adds(model) / 1e9
                 params += model.count_params()

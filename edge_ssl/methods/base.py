@@ -118,3 +118,12 @@ class Method(tf.Module, abc.ABC):
     def embed(self, inputs: tf.Tensor) -> tf.Tensor:
         """Embeddings of a batch of inputs with the backbone in inference mode."""
         return self.backbone(inputs, training=False)
+
+    def teacher_views(self) -> dict[str, Any]:
+        """The embeddings this method gives a distillation teacher, by name (`edge_ssl.methods.views.View`s):
+        `visual`, the representation, and `motion` where the method has a motion pathway.
+
+        Raises:
+          NotImplementedError: a method that cannot teach.
+        """
+        raise NotImplementedError(f"{self.name} declares no teacher views")

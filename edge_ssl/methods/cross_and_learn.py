@@ -30,7 +30,7 @@ from edge_ssl.data import augment
 from edge_ssl.data import motion as motion_lib
 from edge_ssl.keras import keras
 from edge_ssl.losses import cross_modal, distributed
-from edge_ssl.methods import base
+from edge_ssl.methods import base, views
 from edge_ssl.models import caffenet, layers
 from edge_ssl.train import optim
 
@@ -215,6 +215,23 @@ class CrossAndLearn(base.Method):
     @property
     def encoders(self):
         return {"rgb": self.rgb_net, "motion": self.motion_net}
+
+    def teacher_views(self) -> dict[str, views.View]:
+        """The RGB stream averaged over the window's frames, and the motion stream averaged over
+        `views.MOTION_STACKS` flow or difference stacks spread over the window."""
+        c = self.config
+
+        def motion(window):
+            ex = views.motion_window(window, c.input_size)
+            if c.motion == "flow":
+                return views.motion_stacks(ex["flow"], c.flow_frames, views.MOTION_STACKS)
+            differences = motion_lib.frame_differences(ex["rgb"], grey=c.differences == "grey")
+            return views.motion_stacks(differences, c.num_differences, views.MOTION_STACKS)
+
+        return {
+            "visual": views.visual(self.backbone, c.input_size, c.eval_frames),
+            "motion": views.View(views.stack_mean(self.motion_net, views.MOTION_STACKS), motion),
+        }
 
     @property
     def backbone(self):

@@ -25,7 +25,7 @@ from edge_ssl.data import pose
 from edge_ssl.keras import keras
 from edge_ssl.losses import distributed
 from edge_ssl.losses import mutual_information as mi
-from edge_ssl.methods import base
+from edge_ssl.methods import base, views
 from edge_ssl.models import pose_encoder
 from edge_ssl.train import optim
 
@@ -114,6 +114,10 @@ class CvMim(base.Method):
             "club_inter": self.inter,
             "discriminator": self.discriminator,
         }
+
+    def teacher_views(self) -> dict[str, views.View]:
+        """z_p of the window's 2D keypoints, averaged over frames: a pose teacher (`views.pose_mean`)."""
+        return {"visual": views.pose_mean(self.backbone)}
 
     @property
     def backbone(self):

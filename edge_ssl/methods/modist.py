@@ -28,7 +28,7 @@ from edge_ssl.data import augment
 from edge_ssl.data import motion as motion_lib
 from edge_ssl.keras import keras
 from edge_ssl.losses import contrastive, distributed
-from edge_ssl.methods import base, momentum
+from edge_ssl.methods import base, momentum, views
 from edge_ssl.models import layers, video_resnet
 from edge_ssl.train import optim
 
@@ -157,6 +157,21 @@ class MoDist(base.Method):
     @property
     def encoders(self):
         return {"visual": self.visual_query, "motion": self.motion_query}
+
+    def teacher_views(self) -> dict[str, views.View]:
+        """The visual pathway on the window, and the motion pathway on its flow (or frame differences)."""
+        c = self.config
+
+        def motion(window):
+            ex = views.motion_window(window, c.input_size)
+            if c.motion == "diff":
+                ex["diff"] = motion_lib.frame_differences(ex["rgb"])
+            return views.uniform_frames(ex[c.motion], c.flow_frames)
+
+        return {
+            "visual": views.visual(self.backbone, c.input_size, c.frames),
+            "motion": views.View(views.normalized(self.motion), motion),
+        }
 
     @property
     def backbone(self):

@@ -35,7 +35,7 @@ import tensorflow as tf
 from edge_ssl.data import augment, keypoints
 from edge_ssl.keras import keras
 from edge_ssl.losses import body_signals, contrastive, distributed
-from edge_ssl.methods import base, momentum
+from edge_ssl.methods import base, momentum, views
 from edge_ssl.models import frame_resnet, layers
 from edge_ssl.train import optim
 
@@ -333,6 +333,11 @@ class Muscles(base.Method):
     @property
     def encoders(self):
         return {"query": self.query, "heads": self.heads}
+
+    def teacher_views(self) -> dict[str, views.View]:
+        """The frame encoder averaged over the window's frames (Muscles has no motion pathway)."""
+        c = self.config
+        return {"visual": views.visual(self.backbone, c.input_size, c.clip_frames)}
 
     @property
     def backbone(self):

@@ -19,7 +19,7 @@ from edge_ssl.distill import teacher as teacher_lib
 from edge_ssl.fewshot import metrics
 from edge_ssl.keras import keras
 from edge_ssl.losses import distillation
-from edge_ssl.methods import registry
+from edge_ssl.methods import registry, views
 from edge_ssl.train import loop
 
 BATCH = 8
@@ -179,7 +179,7 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         embedding = teacher.embed_clips(
             "visual", rgb.numpy()[None], example["pose2d"].numpy()[None]
         )
-        frames = np.round(np.linspace(0, len(rgb) - 1, teacher_lib.POSE_FRAMES)).astype(int)
+        frames = np.round(np.linspace(0, len(rgb) - 1, views.POSE_FRAMES)).astype(int)
         z_p = teacher.method.backbone(
             pose.normalize(tf.gather(window["pose2d"], frames)), training=False
         )
@@ -232,7 +232,7 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         # Frame t of motion holds the value t everywhere, channel c adds c / 10: a stack's channels name its frames.
         frames = np.arange(16, dtype=np.float32)[:, None, None, None] + np.array([0.0, 0.1, 0.2])
         frames = np.broadcast_to(frames, (16, 2, 2, 3))
-        stacks = teacher_lib.motion_stacks(tf.constant(frames), count=4, stacks=4).numpy()
+        stacks = views.motion_stacks(tf.constant(frames), count=4, stacks=4).numpy()
         self.assertEqual(stacks.shape, (4, 2, 2, 12))
         # Starts 1, 5, 8, 12: the first after the zero motion of frame 0, the last ending at frame 15.
         for stack, start in zip(stacks, (1, 5, 8, 12)):
@@ -241,7 +241,7 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
                 stack[0, 0], expected
             )  # frame-major, as CrossAndLearn.prepare stacks them
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "shorter than a 4-frame"):
-            teacher_lib.motion_stacks(tf.constant(frames[:4]), count=4, stacks=4)
+            views.motion_stacks(tf.constant(frames[:4]), count=4, stacks=4)
 
     def test_cross_and_learn_motion_view_is_the_mean_over_stacks_of_its_motion_stream(self):
         teacher_dir = _pretrain("cross_and_learn", os.path.join(self.get_temp_dir(), "cl"), steps=1)
@@ -249,7 +249,7 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         window = next(iter(_world("pretrain")))
         window = {"rgb": tf.convert_to_tensor(window["rgb"], tf.float32)}
         stacks = teacher.views["motion"].inputs(window)
-        self.assertEqual(stacks.shape[0], teacher_lib.MOTION_STACKS)
+        self.assertEqual(stacks.shape[0], views.MOTION_STACKS)
         embedding = teacher.views["motion"].model(stacks[None], training=False)[0]
         per_stack = teacher.method.motion_net(stacks, training=False)
         mean = tf.reduce_mean(per_stack, axis=0)

@@ -70,7 +70,7 @@ class RepresentationLearningTest(tf.test.TestCase):
 
     def _knn(self, method, view: str) -> tuple[float, metrics.Collapse]:
         # The views as the distiller builds them, without freezing the networks the next steps still train.
-        views = teacher_lib.VIEWS[method.name](method)
+        views = method.teacher_views()
         teacher = teacher_lib.Teacher(method, views, "", "")
         features = teacher.embed_clips(view, self.heldout["rgb"])
         accuracy = metrics.knn_accuracy(
