@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edge_ssl.fewshot import engines, labeled
+from edge_ssl.fewshot import engines, heads, labeled
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
-from export import layout, parity, tflite
+from export import classifier, layout, parity, tflite
 
 _STAGE_END = re.compile(r"_stage\d+_block\d+_add$")
 
@@ -145,3 +145,39 @@ def cleanup(workdir: str) -> None:
         path = os.path.join(workdir, f".finetuned_{q}.tflite")
         if os.path.exists(path):
             os.remove(path)
+
+
+class FinetunedStudent(heads.Head):
+    """The `finetune` head on videos: the artifact's student with its last block and a linear head trained on the
+    training clips' frames (`finetune`), exported at the source's precision with the head appended.
+    """
+
+    backbone = "finetuned"
+
+    def __init__(self, config, card: dict, workdir: str):
+        """`config`: the runner's RunConfig; `workdir`: scratch folder for the fine-tuned model."""
+        super().__init__()
+        self.config, self.card, self.workdir = config, card, workdir
+        self.outcome: Outcome | None = None
+
+    def fit(self, train: labeled.Embedded, classes: list[str]) -> None:
+        self.outcome = finetune(self.config, self.card, train, classes, self.workdir)
+        self.history, self.seconds = self.outcome.history, self.outcome.seconds
+        self.precision = self.outcome.quantization
+        self.source = f"the fine-tuned student ({self.outcome.quantization})"
+
+    def prepare(self, data: labeled.Embedded) -> labeled.Embedded:
+        data.embeddings = self.outcome.embed(data)
+        return data
+
+    def predict(self, data: labeled.Embedded) -> np.ndarray:
+        return heads.logits(self.outcome.weights, self.outcome.bias, data.embeddings).argmax(axis=1)
+
+    def export(self, classes: list[str], info: dict) -> bytes:
+        with open(self.outcome.tflite, "rb") as f:
+            return classifier.attach_head(
+                f.read(), self.outcome.weights, self.outcome.bias, classes, info
+            )
+
+    def cleanup(self) -> None:
+        cleanup(self.workdir)

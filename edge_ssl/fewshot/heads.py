@@ -1,7 +1,9 @@
 """Few-shot heads on embeddings: nearest prototype and a linear softmax classifier trained inside LiteRT.
 
 Both are linear maps, logits = embedding @ W + b, so either one is appended to an exported model as one
-FULLY_CONNECTED op (`export.classifier.attach_head`):
+FULLY_CONNECTED op (`export.classifier.attach_head`). The runner's heads share one interface (`Head`: fit,
+predict, export), the `finetune` heads' in `edge_ssl.fewshot.finetune` (the student) and
+`edge_ssl.fewshot.temporal` (CV-MIM's temporal classifier), which import TensorFlow:
 - `prototype`: W holds the class means of the support embeddings, L2-normalised and scaled by `PROTOTYPE_SCALE`
   (cosine similarity to each prototype; the scale only sharpens the softmax), b = 0. Snell et al.'s prototypical
   classifier with cosine distance; no training.
@@ -9,11 +11,13 @@ FULLY_CONNECTED op (`export.classifier.attach_head`):
   interpreter (builtin ops only), so it trains where TensorFlow is not installed.
 """
 
+import abc
 import os
+import time
 
 import numpy as np
 
-from export import layout, parity, trainable_head
+from export import classifier, layout, parity, trainable_head
 
 PROTOTYPE_SCALE = 10.0
 HEADS = ("prototype", "linear", "finetune")
@@ -74,3 +78,102 @@ def head_trainer(
 def logits(weights: np.ndarray, bias: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
     """embeddings [N, D] @ W + b."""
     return np.asarray(embeddings, np.float32) @ weights + bias
+
+
+class Head(abc.ABC):
+    """A classifier fitted on embedded training clips, and the `classifier.tflite` it becomes.
+
+    After `fit`: `history` (the loss per epoch, empty when nothing is trained), `seconds` (fitting time) and
+    `source` (what the classifier is built on, for metrics.json).
+    """
+
+    sequence = False  # the classifier takes keypoint sequences (CV-MIM's temporal head), not the artifact's input
+    precision: str | None = (
+        None  # the classifier's precision, when it is an embedding model with a head appended
+    )
+    backbone: str = (
+        "artifact"  # "artifact": the exported embedding model; "finetuned": the student fine-tuned
+    )
+
+    def __init__(self):
+        self.history: list[float] = []
+        self.seconds = 0.0
+        self.source = ""
+
+    @abc.abstractmethod
+    def fit(self, train, classes: list[str]) -> None:
+        """Fits on `train` (`labeled.Embedded`, labels indexing `classes`)."""
+
+    def prepare(self, data):
+        """`data` embedded as this head sees it (the fine-tuned student embeds clips anew); unchanged by default."""
+        return data
+
+    @abc.abstractmethod
+    def predict(self, data) -> np.ndarray:
+        """Class indices [N] for embedded clips (after `prepare`)."""
+
+    @abc.abstractmethod
+    def export(self, classes: list[str], info: dict) -> bytes:
+        """The `classifier.tflite` content, with `classes` and `info` (the facts `classifier.attach_head` records)
+        in its metadata where the head is appended to an embedding model."""
+
+    def cleanup(self) -> None:
+        """Removes scratch files the fit wrote."""
+
+
+class LinearMap(Head):
+    """A linear map on the artifact's embeddings appended to one of its `.tflite` files: `prototype` (class means)
+    or `linear` (softmax regression trained in LiteRT by `trainer`)."""
+
+    def __init__(self, kind: str, source_tflite: str | None = None, trainer=None, settings=None):
+        """
+        Args:
+          kind: "prototype" or "linear".
+          source_tflite: the `.tflite` the head is appended to (None: fitted and evaluated only, as in episodes).
+          trainer: the LiteRT head trainer (`head_trainer`), for `linear`.
+          settings: for `linear`: epochs, learning_rate, weight_decay, batch_size, seed (the runner's RunConfig).
+        """
+        super().__init__()
+        if kind not in ("prototype", "linear") or (kind == "linear" and trainer is None):
+            raise ValueError(
+                f"a linear map is a prototype head or a linear one with a trainer, not {kind!r}"
+            )
+        self.kind, self.trainer, self.settings = kind, trainer, settings
+        self.source_tflite = source_tflite
+        if source_tflite:
+            self.source = os.path.basename(source_tflite)
+            self.precision = layout.precision_of(self.source)
+        self.weights = self.bias = None
+
+    def fit_arrays(self, embeddings: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
+        """Fits on embeddings [N, D] and labels [N] in range(num_classes) (an episode's support set)."""
+        start = time.perf_counter()
+        if self.kind == "prototype":
+            self.weights, self.bias = prototype_head(embeddings, labels, num_classes)
+        else:
+            c = self.settings
+            self.history = self.trainer.fit(
+                embeddings,
+                labels,
+                num_classes,
+                epochs=c.epochs,
+                learning_rate=c.learning_rate,
+                weight_decay=c.weight_decay,
+                batch_size=c.batch_size or None,
+                seed=c.seed,
+            )
+            self.weights, self.bias = self.trainer.weights()
+        self.seconds = time.perf_counter() - start
+
+    def fit(self, train, classes: list[str]) -> None:
+        self.fit_arrays(train.embeddings, train.labels, len(classes))
+
+    def predict_arrays(self, embeddings: np.ndarray) -> np.ndarray:
+        return logits(self.weights, self.bias, embeddings).argmax(axis=1)
+
+    def predict(self, data) -> np.ndarray:
+        return self.predict_arrays(data.embeddings)
+
+    def export(self, classes: list[str], info: dict) -> bytes:
+        with open(self.source_tflite, "rb") as f:
+            return classifier.attach_head(f.read(), self.weights, self.bias, classes, info)

@@ -14,7 +14,6 @@ Imports no TensorFlow unless the `tf` engine or the `finetune` head is used.
 """
 
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -24,7 +23,7 @@ import numpy as np
 from edge_ssl import files
 from edge_ssl.data import episodes as episodes_lib
 from edge_ssl.fewshot import engines, heads, labeled, metrics, report
-from export import classifier, layout, machine, trainable_head
+from export import layout, machine, trainable_head
 
 MODALITIES = ("video", "pose")
 
@@ -172,29 +171,9 @@ def _check_classes(train: "labeled.FolderIndex", evaluation, config: RunConfig) 
             raise RunnerError(f"{config.train_dir}: {e}") from e
 
 
-def _fit_linear_head(trainer, embeddings, labels, num_classes, config):
-    start = time.perf_counter()
-    history = trainer.fit(
-        embeddings,
-        labels,
-        num_classes,
-        epochs=config.epochs,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        batch_size=config.batch_size or None,
-        seed=config.seed,
-    )
-    weights, bias = trainer.weights()
-    return weights, bias, history, time.perf_counter() - start
-
-
-def _fit(config, trainer, embeddings, labels, num_classes):
-    """(W, b, loss history, seconds) of the configured head."""
-    if config.head == "prototype":
-        start = time.perf_counter()
-        weights, bias = heads.prototype_head(embeddings, labels, num_classes)
-        return weights, bias, [], time.perf_counter() - start
-    return _fit_linear_head(trainer, embeddings, labels, num_classes, config)
+def _embedding_head(config, trainer, source_tflite: str | None = None) -> heads.LinearMap:
+    """The `prototype` or `linear` head of the run's settings."""
+    return heads.LinearMap(config.head, source_tflite, trainer, config)
 
 
 def evaluate_episodes(config: RunConfig, data: labeled.Embedded, trainer) -> dict:
@@ -212,11 +191,10 @@ def evaluate_episodes(config: RunConfig, data: labeled.Embedded, trainer) -> dic
     num_classes = len(data.classes)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     for episode in drawn:
-        weights, bias, _, seconds = _fit(
-            config, trainer, data.embeddings[episode.support], episode.support_labels, config.ways
-        )
-        fit_seconds.append(seconds)
-        predicted = heads.logits(weights, bias, data.embeddings[episode.query]).argmax(axis=1)
+        head = _embedding_head(config, trainer)
+        head.fit_arrays(data.embeddings[episode.support], episode.support_labels, config.ways)
+        fit_seconds.append(head.seconds)
+        predicted = head.predict_arrays(data.embeddings[episode.query])
         accuracies.append(float(np.mean(predicted == episode.query_labels)))
         np.add.at(confusion, (episode.classes[episode.query_labels], episode.classes[predicted]), 1)
     mean, ci95 = metrics.mean_with_ci95(accuracies)
@@ -389,46 +367,12 @@ def run(config: RunConfig) -> dict:
         if config.episodes:
             results.update(evaluate_episodes(config, train, trainer))
             # The delivered classifier is still fitted on every clip of the folder.
-        predict, content = None, None
-        if config.head == "finetune" and config.modality == "pose":
-            # TensorFlow is imported here only: the other heads run without it.
-            from edge_ssl.fewshot import temporal  # pylint: disable=g-import-not-at-top
-
-            fitted = temporal.fit(config, train, len(classes), partial, config.sequence_length)
-            history, timings["fit_seconds"], predict = (
-                fitted.history,
-                fitted.seconds,
-                fitted.predict,
-            )
-            with open(fitted.tflite, "rb") as f:
-                content = f.read()
-            os.remove(fitted.tflite)
-            source_name = (
-                f"the pose encoder + CV-MIM's temporal classifier ({config.sequence_length} frames)"
-            )
-        elif config.head == "finetune":
-            from edge_ssl.fewshot import finetune  # pylint: disable=g-import-not-at-top
-
-            outcome = finetune.finetune(config, card, train, classes, partial)
-            weights, bias, history = outcome.weights, outcome.bias, outcome.history
-            timings["fit_seconds"] = outcome.seconds
-            if evaluation is not None:
-                evaluation.embeddings = outcome.embed(evaluation)
-            classifier_source = outcome.tflite
-            source_name = f"the fine-tuned student ({outcome.quantization})"
-            source_precision, backbone = outcome.quantization, "finetuned"
-        else:
-            weights, bias, history, timings["fit_seconds"] = _fit(
-                config, trainer, train.embeddings, train.labels, len(classes)
-            )
-            classifier_source = _classifier_source(config.model, engine)
-            source_name = os.path.basename(classifier_source)
-            source_precision, backbone = layout.precision_of(source_name), "artifact"
-        if predict is None:
-
-            def predict(data):
-                return heads.logits(weights, bias, data.embeddings).argmax(axis=1)
-
+        head = _make_head(config, card, engine, trainer, partial)
+        head.fit(train, classes)
+        timings["fit_seconds"] = head.seconds
+        if evaluation is not None:
+            evaluation = head.prepare(evaluation)
+        predict = head.predict
         if not config.episodes:
             results.update(
                 _evaluate(predict(evaluation) if evaluation else None, evaluation, classes)
@@ -437,7 +381,7 @@ def run(config: RunConfig) -> dict:
                 "eval_dir" if eval_index is not None else "held_out" if left_over else "train_only"
             )
         results["train_accuracy"] = float(np.mean(predict(train) == train.labels))
-        results["loss_history"] = history
+        results["loss_history"] = head.history
         if config.cross_view:
             from edge_ssl.fewshot import temporal  # pylint: disable=g-import-not-at-top
 
@@ -447,35 +391,30 @@ def run(config: RunConfig) -> dict:
                 )
             except ValueError as e:
                 raise RunnerError(f"{config.train_dir}: {e}") from e
-        sequence_classifier = content is not None
         frame_rate, frame_rate_source = _frame_rate(support, card, config.stride)
-        if not sequence_classifier:
-            info = {
-                "modality": config.modality,
-                "input": card["input"],
-                "preprocessing": card.get("preprocessing"),
-                "frame_rate": frame_rate,
-                "frame_rate_source": frame_rate_source,
-                "precision": source_precision,
-                "backbone": backbone,
-                "artifact_dir": os.path.abspath(config.model),
-            }
-            with open(classifier_source, "rb") as f:
-                content = classifier.attach_head(f.read(), weights, bias, classes, info)
+        info = {
+            "modality": config.modality,
+            "input": card["input"],
+            "preprocessing": card.get("preprocessing"),
+            "frame_rate": frame_rate,
+            "frame_rate_source": frame_rate_source,
+            "precision": head.precision,
+            "backbone": head.backbone,
+            "artifact_dir": os.path.abspath(config.model),
+        }
         with open(out.classifier, "wb") as f:
-            f.write(content)
-        if config.head == "finetune" and config.modality == "video":
-            finetune.cleanup(partial)
+            f.write(head.export(classes, info))
+        head.cleanup()
         results["classifier"] = {
             "file": layout.CLASSIFIER,
-            "source": source_name,
+            "source": head.source,
             "outputs": ["embedding", "logits", "probabilities"],
             "input": (
                 {"keypoints": [1, config.sequence_length, 17, 2]}
-                if sequence_classifier
+                if head.sequence
                 else card["input"]
             ),
-            "per_frame": config.modality == "pose" and not sequence_classifier,
+            "per_frame": config.modality == "pose" and not head.sequence,
             "frame_rate": frame_rate,
             "frame_rate_source": frame_rate_source,
         }
@@ -491,6 +430,20 @@ def run(config: RunConfig) -> dict:
         raise
     files.replace_directory(partial, config.output_dir)
     return results
+
+
+def _make_head(config: RunConfig, card: dict, engine, trainer, workdir: str) -> heads.Head:
+    """The head `config.head` asks for (`heads.Head`): a linear map on the artifact's embeddings, or the `finetune`
+    head of the modality (TensorFlow is imported only for it)."""
+    if config.head != "finetune":
+        return _embedding_head(config, trainer, _classifier_source(config.model, engine))
+    if config.modality == "pose":
+        from edge_ssl.fewshot import temporal  # pylint: disable=g-import-not-at-top
+
+        return temporal.SequenceHead(config, workdir, config.sequence_length)
+    from edge_ssl.fewshot import finetune  # pylint: disable=g-import-not-at-top
+
+    return finetune.FinetunedStudent(config, card, workdir)
 
 
 def _frame_rate(clips, card: dict, stride: int) -> tuple[float | None, str | None]:

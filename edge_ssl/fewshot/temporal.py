@@ -13,7 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from edge_ssl.fewshot import cross_view, labeled
+from edge_ssl.fewshot import cross_view, heads, labeled
 from export import layout
 
 DEFAULT_LENGTH = 32
@@ -65,6 +65,40 @@ def fit(
     with open(path, "wb") as f:
         f.write(_sequence_classifier(config.model, model, length))
     return Outcome(model, history, seconds, path, length)
+
+
+class SequenceHead(heads.Head):
+    """The `finetune` head on poses: CV-MIM's temporal classifier on sequences of the pose encoder's codes, exported
+    as one sequence classifier with the encoder inside (it takes raw keypoint sequences [1, L, 17, 2]).
+    """
+
+    sequence = True
+
+    def __init__(self, config, workdir: str, length: int = DEFAULT_LENGTH):
+        """`config`: the runner's RunConfig; `workdir`: where the classifier's `.tflite` is written first."""
+        super().__init__()
+        self.config, self.workdir, self.length = config, workdir, length
+        self.outcome: Outcome | None = None
+        self.source = f"the pose encoder + CV-MIM's temporal classifier ({length} frames)"
+
+    def fit(self, train: labeled.Embedded, classes: list[str]) -> None:
+        self.outcome = fit(self.config, train, len(classes), self.workdir, self.length)
+        self.history, self.seconds = self.outcome.history, self.outcome.seconds
+
+    def predict(self, data: labeled.Embedded) -> np.ndarray:
+        return self.outcome.predict(data)
+
+    def export(self, classes: list[str], info: dict) -> bytes:
+        del (
+            classes,
+            info,
+        )  # the runner writes labels.txt; the sequence classifier carries no embedding metadata
+        with open(self.outcome.tflite, "rb") as f:
+            return f.read()
+
+    def cleanup(self) -> None:
+        if self.outcome is not None and os.path.exists(self.outcome.tflite):
+            os.remove(self.outcome.tflite)
 
 
 def _sequence_classifier(artifact_dir: str, model, length: int) -> bytes:
