@@ -60,6 +60,13 @@ flags.DEFINE_float(
     "smoothing", 0.5, "Time constant of the probabilities' moving average, seconds (0: none)."
 )
 flags.DEFINE_float("min_duration", 0.5, "Events shorter than this many seconds are dropped.")
+flags.DEFINE_string(
+    "motion_gate",
+    "auto",
+    "No action while too little moves: auto (a share of how much moved in the classifier's training windows, "
+    "measured by the runner; off for a classifier without them), off, or the fraction of moving pixels in (0, 1) "
+    "below which the model's window is still.",
+)
 flags.DEFINE_string("events", None, "Write the events here, one JSON object a line.")
 flags.DEFINE_string(
     "frames",
@@ -95,6 +102,12 @@ def _summary(results: dict) -> str:
     ]
     if results["precision_choice"]:
         lines.append(f"precision {results['precision_choice']}")
+    gate = results["motion_gate"]
+    lines.append(
+        "motion gate "
+        + (f"{gate:.4f} of the pixels moving: " if gate is not None else "")
+        + results["motion_gate_note"]
+    )
     lines += [
         f"ended: {results['ended']}",
         f"frames {results['frames']} read, {results['model_frames']} run by the model, "
@@ -130,6 +143,7 @@ def main(argv):
         hysteresis=FLAGS.hysteresis,
         smoothing=FLAGS.smoothing,
         min_duration=FLAGS.min_duration,
+        motion_gate=FLAGS.motion_gate,
         events=FLAGS.events,
         frames=FLAGS.frames,
         annotate=FLAGS.annotate,

@@ -1,4 +1,5 @@
-"""Motion modalities: frame differences (in the graph) and dense optical flow (OpenCV, cached on disk).
+"""Motion modalities: frame differences (in the graph), dense optical flow (OpenCV, cached on disk), and how much
+of a frame moved (`moving_fractions`: the recognizer's still-or-moving measure).
 
 Conventions, shared with the example contract in DESIGN.md:
 - `diff[t] = rgb[t] - rgb[t-1]` and `flow[t]` is the motion from frame t-1 to frame t, in pixels (x right, y down);
@@ -74,6 +75,73 @@ def difference_stack(rgb: tf.Tensor, num_differences: int = 4, grey: bool = Fals
     diffs = rgb[..., 1:, :, :, :] - rgb[..., :-1, :, :, :]  # [..., D, H, W, C]
     diffs = tf.unstack(diffs, num=num_differences, axis=-4)
     return tf.concat(diffs, axis=-1)
+
+
+# Moving pixels: a pixel moved between two frames when its grey level changed by more than this (frames in [0, 1])
+# beyond the frame's median change. A camera's sensor noise (sigma <= 5 grey levels, 0.02, in the synthetic world)
+# crosses it 1 time in ~10^4 pixels; a limb of clothing >= 40 levels off its background crosses it wherever it moves.
+# The median takes out a global brightness change (flicker, auto exposure).
+MOVING_LEVEL = 0.1
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """float32 luma (Rec. 601) of RGB frames [..., H, W, 3] -> [..., H, W]."""
+    return np.asarray(rgb, np.float32) @ _LUMA
+
+
+def moving_fractions(frames: np.ndarray, level: float = MOVING_LEVEL) -> np.ndarray:
+    """The fraction of pixels that moved between each pair of consecutive frames (see `MOVING_LEVEL`).
+
+    NumPy only: the recognizer measures it on the device, frame by frame, and the runner on its training clips.
+
+    Args:
+      frames: float [T, H, W, 3] (or [T, H, W] grey) in [0, 1], T >= 2, consecutive frames at the model's rate.
+      level: the grey-level change (beyond the median) that counts as movement.
+
+    Returns:
+      float32 [T - 1]: entry t for frames t and t + 1.
+    """
+    frames = grey(frames) if np.ndim(frames) == 4 else np.asarray(frames, np.float32)
+    if frames.ndim != 3 or len(frames) < 2:
+        raise ValueError(f"need [T >= 2, H, W(, 3)] frames, got shape {frames.shape}")
+    change = np.diff(frames, axis=0)
+    change -= np.median(change, axis=(1, 2), keepdims=True)
+    return (np.abs(change) > level).mean(axis=(1, 2)).astype(np.float32)
+
+
+def window_movement(fractions) -> float:
+    """How much a window moves around its centre: the mean of the middle half of its frame pairs' moving fractions
+    (all of them for fewer than 4 pairs). The recognizer times a window's decision at its centre, so its stillness
+    is measured there too: a window whose last frames move again is still still at its centre.
+    """
+    fractions = np.asarray(fractions, np.float64).reshape(-1)
+    if fractions.size == 0:
+        raise ValueError("need at least one frame pair")
+    quarter = len(fractions) // 4
+    return float(fractions[quarter : len(fractions) - quarter].mean())
+
+
+def movement_statistics(windows, level: float = MOVING_LEVEL) -> dict:
+    """How much moves in a set of windows: the quantiles of their `window_movement`.
+
+    The runner measures its training windows with it and the classifier carries the result, so the recognizer can
+    tell a still scene from the movements it was taught (`edge_ssl.recognize.decisions`).
+
+    Args:
+      windows: iterable of float [T, H, W, 3] windows in [0, 1], T >= 2.
+      level: as in `moving_fractions`.
+
+    Returns:
+      {"level", "windows", "p5", "median"}; p5 and median are None when there were no windows.
+    """
+    means = [window_movement(moving_fractions(w, level)) for w in windows]
+    return {
+        "level": level,
+        "windows": len(means),
+        "p5": float(np.percentile(means, 5)) if means else None,
+        "median": float(np.median(means)) if means else None,
+    }
 
 
 def _flow_estimator(method: str):

@@ -3,7 +3,8 @@
 1. `write_video` puts held-out clips of known actions (the demo's `heldout/video/<class>/*.mp4`) back to back:
    `segments_per_class` segments per class, each `clips_per_segment` clips of that class, in a seeded shuffled order
    in which no two neighbouring segments share a class, with `stills` still stretches between segments (the last
-   frame before them held for `still_seconds`: a person who stopped moving, so "no action" can be seen). The true
+   frame before them held for `still_seconds` with fresh camera noise on every frame, `still_noise` grey levels:
+   a person who stopped moving in front of a real sensor, so "no action" can be seen). The true
    timeline goes to `truth.json`. Clips of the performances the runner's classifier was fitted on (the runner's
    `metrics.json` lists its `train_clips`; a performance is a clip name without its `_view<k>` camera, as the world
    names them) are used only when a class has too few others, and `truth.json` says how many were; when the runner
@@ -28,7 +29,7 @@ from edge_ssl.data import decode, video_folder
 from edge_ssl.data.folder_index import ClipUnreadable, DataFolderError
 from export import layout
 
-VERSION = 1  # bumped when what the stage writes changes, so a finished demo runs it again
+VERSION = 2  # bumped when what the stage writes changes, so a finished demo runs it again
 VIDEO = "live.mp4"
 TRUTH = "truth.json"
 EVENTS = "events.jsonl"
@@ -56,6 +57,8 @@ class LiveSettings:
       clips_per_segment: clips of the action back to back in each stretch (other performances or cameras).
       stills: still stretches, each between two action segments.
       still_seconds: how long each still stretch lasts.
+      still_noise: standard deviation of the camera noise on the still frames, grey levels (the world's cameras
+        draw 0-5).
       seed: the clips' choice and order.
     """
 
@@ -63,6 +66,7 @@ class LiveSettings:
     clips_per_segment: int = 3
     stills: int = 3
     still_seconds: float = 3.0
+    still_noise: float = 4.0
     seed: int = 0
 
     def validate(self) -> None:
@@ -75,6 +79,8 @@ class LiveSettings:
             raise LiveError(f"stills must be >= 0, got {self.stills}")
         if self.stills and not self.still_seconds > 0:
             raise LiveError(f"still_seconds must be > 0, got {self.still_seconds}")
+        if not 0 <= self.still_noise < 64:
+            raise LiveError(f"still_noise must be in [0, 64) grey levels, got {self.still_noise}")
 
 
 def performance(path: str) -> str:
@@ -163,6 +169,7 @@ def write_video(
     order = _order(index.classes, settings, rng)
     gaps = min(settings.stills, len(order) - 1)
     stills_before = set(rng.choice(np.arange(1, len(order)), gaps, replace=False).tolist())
+    noise_rng = np.random.default_rng([_STREAM, settings.seed, 1])
     first = next(iter(chosen.values()))[0]
     fps = first.fps
     if not fps > 0:
@@ -183,7 +190,8 @@ def write_video(
                 if k in stills_before:
                     hold = int(round(settings.still_seconds * fps))
                     for _ in range(hold):
-                        writer.write(last)
+                        noise = noise_rng.normal(0.0, settings.still_noise, last.shape)
+                        writer.write(np.clip(last + noise, 0, 255).astype(np.uint8))
                     segments.append(_segment(frame_count, frame_count + hold, fps, None, []))
                     frame_count += hold
                 clips = chosen[name][taken[name] : taken[name] + settings.clips_per_segment]
@@ -301,8 +309,10 @@ def run(folder: str, runner_dir: str, heldout_dir: str, settings: LiveSettings, 
         model_precision=summary["precision"],
         decisions={
             k: summary["settings"][k]
-            for k in ("threshold", "hysteresis", "smoothing", "min_duration")
+            for k in ("threshold", "hysteresis", "smoothing", "min_duration", "motion_gate")
         },
+        motion_gate=summary["motion_gate"],
+        motion_gate_note=summary["motion_gate_note"],
     )
     files.write_json_atomic(os.path.join(folder, SCORES), scores)
     figures = {
@@ -338,6 +348,8 @@ def run(folder: str, runner_dir: str, heldout_dir: str, settings: LiveSettings, 
         "engine": summary["engine"],
         "precision": summary["precision"],
         "runner_clips": truth["runner_clips"],
+        "motion_gate": summary["motion_gate"],
+        "motion_gate_note": summary["motion_gate_note"],
         "figures": figures,
     }
 

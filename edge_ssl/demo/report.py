@@ -267,7 +267,8 @@ def _live_section(live: dict) -> list[str]:
         f"back to back ({f['true_segments']} action segments, {live['stills']} still stretches; `live/truth.json`), "
         f"{live['model_frames']} model frames. Frames are scored from the first full window on, at the time each "
         "decision describes; an event matches an unmatched true segment of its label at temporal IoU >= 0.5. "
-        f"Note: {live['runner_clips']['note']}.",
+        f"Note: {live['runner_clips']['note']}. Still stretches hold a frame with fresh camera noise on every frame. "
+        + _gate_sentence(live),
         "",
         "| figure | value |",
         "| --- | ---: |",
@@ -285,6 +286,18 @@ def _live_section(live: dict) -> list[str]:
         + " |",
         "",
     ]
+
+
+def _gate_sentence(live: dict) -> str:
+    """What the motion gate was (stages written before the gate existed have none)."""
+    if "motion_gate_note" not in live:
+        return ""
+    gate = live["motion_gate"]
+    return "Motion gate: " + (
+        f"{gate:.4f} of the pixels moving ({live['motion_gate_note']})."
+        if gate is not None
+        else f"{live['motion_gate_note']}."
+    )
 
 
 def _latency_rows(rows: list[dict]) -> dict[str, dict]:

@@ -6,7 +6,9 @@
 2. embeds the clips on the chosen engine through the content-keyed cache, with a progress line;
 3. fits the head (`prototype`, `linear` in LiteRT, or `finetune` in TensorFlow) and evaluates it: on `eval_dir`,
    on the clips `--shots` left over, or in `episodes` mode on N-way K-shot episodes of one folder;
-4. writes into `<output_dir>.partial`, renamed to `output_dir` only when complete: `classifier.tflite` (the
+4. measures how much moves in the training windows (video: `edge_ssl.data.motion.movement_statistics`), which the
+   classifier carries so the recognizer can tell a still scene from the movements it was taught (its motion gate);
+5. writes into `<output_dir>.partial`, renamed to `output_dir` only when complete: `classifier.tflite` (the
    exported embedding model with the head appended, int8 when the source is), `labels.txt`, `metrics.json`,
    `confusion.png` and `report.md`.
 
@@ -22,10 +24,14 @@ import numpy as np
 
 from edge_ssl import files
 from edge_ssl.data import episodes as episodes_lib
+from edge_ssl.data import motion
+from edge_ssl.data.folder_index import ClipUnreadable
 from edge_ssl.fewshot import engines, heads, labeled, metrics, report
 from export import layout, machine, trainable_head
 
 MODALITIES = ("video", "pose")
+# The training clips whose windows are measured for the classifier's `movement` (a seeded sample beyond this).
+MOVEMENT_CLIPS = 200
 
 
 class RunnerError(ValueError):
@@ -392,12 +398,16 @@ def run(config: RunConfig) -> dict:
             except ValueError as e:
                 raise RunnerError(f"{config.train_dir}: {e}") from e
         frame_rate, frame_rate_source = _frame_rate(support, card, config.stride)
+        movement = _movement(train.clips, card, config)
+        if movement is not None:
+            results["movement"] = movement
         info = {
             "modality": config.modality,
             "input": card["input"],
             "preprocessing": card.get("preprocessing"),
             "frame_rate": frame_rate,
             "frame_rate_source": frame_rate_source,
+            "movement": movement,
             "precision": head.precision,
             "backbone": head.backbone,
             "artifact_dir": os.path.abspath(config.model),
@@ -458,6 +468,30 @@ def _frame_rate(clips, card: dict, stride: int) -> tuple[float | None, str | Non
     if card.get("frame_rate"):
         return float(card["frame_rate"]), "the model card (the rate the student was trained at)"
     return None, None
+
+
+def _movement(clips, card: dict, config: RunConfig) -> dict | None:
+    """How much moves in the training windows (`motion.movement_statistics`, at most `MOVEMENT_CLIPS` clips, read as
+    the embedding read them); None for pose. A clip that cannot be read now was counted when it was embedded.
+    """
+    if config.modality != "video":
+        return None
+    clips = list(clips)
+    if len(clips) > MOVEMENT_CLIPS:
+        chosen = np.random.default_rng(config.seed).choice(
+            len(clips), MOVEMENT_CLIPS, replace=False
+        )
+        clips = [clips[i] for i in sorted(chosen)]
+    frames, size = int(card["input"]["clip"][0]), int(card["input"]["clip"][1])
+    windows = []
+    for clip in clips:
+        try:
+            windows.extend(
+                labeled.read_video_inputs(clip, frames, size, config.clips_per_video, config.stride)
+            )
+        except (ClipUnreadable, OSError):
+            continue
+    return motion.movement_statistics(windows) if windows else None
 
 
 def _classifier_source(artifact_dir: str, engine: engines.Engine) -> str:

@@ -10,6 +10,10 @@ Three rules, applied to each frame's probabilities in order:
    probabilities spread over the classes, is not labelled with the nearest class.
 3. **Minimum duration**: an event shorter than `min_duration` seconds is dropped when it ends (a flicker is not an
    action).
+4. **Stillness**: a frame the caller marks `still` (the recognizer's motion gate: too little of the model's window
+   moved, see `edge_ssl.recognize.recognizer`) is no action whatever the probabilities: the active action ends there
+   and none starts. Probabilities over known actions cannot say "nothing happens" (a still person's often peak on
+   one class), so stillness is decided from the pixels instead.
 
 An event is {"start": s, "end": s, "label": name, "confidence": mean smoothed probability of its label over its
 frames}, in the times given to `update` (the source's seconds). Its start is the frame its class reached the
@@ -103,8 +107,8 @@ class EventDetector:
             }
         ]
 
-    def update(self, probabilities: np.ndarray, time: float) -> Decision:
-        """The decision after one frame's probabilities [C] at `time` seconds."""
+    def update(self, probabilities: np.ndarray, time: float, still: bool = False) -> Decision:
+        """The decision after one frame's probabilities [C] at `time` seconds; `still`: nothing moves (rule 4)."""
         x = np.asarray(probabilities, np.float32).reshape(-1)
         if self._smoothed is None or self.config.smoothing == 0:
             self._smoothed = x.copy()
@@ -119,11 +123,13 @@ class EventDetector:
         threshold, release = self.config.threshold, self.config.threshold - self.config.hysteresis
         if self._active is not None:
             index = self._active[0]
-            if best != index and p[best] >= threshold and p[best] > p[index]:
+            if still:
+                ended = self._end(time)
+            elif best != index and p[best] >= threshold and p[best] > p[index]:
                 ended = self._end(time)  # a direct switch
             elif p[index] < release:
                 ended = self._end(time)
-        if self._active is None and p[best] >= threshold:
+        if self._active is None and not still and p[best] >= threshold:
             self._active = (best, time, 0.0, 0)
         if self._active is not None:
             index, start, total, count = self._active

@@ -10,13 +10,14 @@
 3. writes each event as one JSON line as soon as it ends (`--events`; flushed, so a live run's events can be followed
    and a run that ends early keeps them), each model frame's result as one JSON line (`--frames`: its time, the time
    its decision describes (`centre`, where events are timed), whether the model had seen a full window yet, the
-   label or null for no action, the confidence, the model's probabilities and the smoothed ones; what `evaluate`
-   scores), prints a status line once a second (current action, FPS, model latency p50), writes the annotated video
-   (`--annotate`: label, confidence bar, FPS on every frame) beside its path and renames it into place when the run
-   ends (`edge_ssl.files.atomic_path`), also when a live source dropped for good or the user pressed Ctrl-C (what
-   was recorded is kept); an error midway removes it;
+   label or null for no action, the confidence, the model's probabilities and the smoothed ones, the window's
+   moving fraction and whether the motion gate called it still; what `evaluate` scores), prints a status line once
+   a second (current action, FPS, model latency p50), writes the annotated video (`--annotate`: label, confidence
+   bar, FPS on every frame) beside its path and renames it into place when the run ends
+   (`edge_ssl.files.atomic_path`), also when a live source dropped for good or the user pressed Ctrl-C (what was
+   recorded is kept); an error midway removes it;
 4. returns the summary: frames read, run, resampled away, skipped and corrupt; FPS end to end and model-only; model
-   latency p50/p99; peak memory; why the run ended.
+   latency p50/p99; peak memory; why the run ended; the motion gate and where it came from.
 """
 
 import contextlib
@@ -32,7 +33,9 @@ import numpy as np
 from edge_ssl import files
 from edge_ssl.data import decode
 from edge_ssl.data.folder_index import ClipUnreadable
-from edge_ssl.recognize import decisions, sources, streaming
+from edge_ssl.recognize import decisions
+from edge_ssl.recognize import recognizer as recognizer_lib
+from edge_ssl.recognize import sources, streaming
 from edge_ssl.recognize.recognizer import FrameResult, Recognizer
 from export import machine
 
@@ -57,6 +60,7 @@ class RecognizeConfig:
     hysteresis: float = 0.15
     smoothing: float = 0.5
     min_duration: float = 0.5
+    motion_gate: str = "auto"
     events: str | None = None
     frames: str | None = None
     annotate: str | None = None
@@ -92,6 +96,12 @@ def _check_settings(config: RecognizeConfig) -> decisions.DecisionConfig:
         )
     if config.reconnects < 0:
         raise RecognizeError(f"--reconnects must be >= 0, got {config.reconnects}")
+    try:
+        recognizer_lib.motion_gate(
+            config.motion_gate, None
+        )  # the setting's form; "auto" needs the classifier
+    except recognizer_lib.GateError as e:
+        raise RecognizeError(str(e)) from e
     _check_output(config.events, "events")
     _check_output(config.frames, "frames")
     _check_output(config.annotate, "annotate", tuple(VIDEO_FOURCC))
@@ -205,6 +215,8 @@ def _frame_line(result: FrameResult, delay: float, folder: bool, stream: str | N
         "confidence": round(float(result.confidence), 4),
         "probabilities": [round(float(p), 4) for p in result.probabilities],
         "smoothed": [round(float(p), 4) for p in result.smoothed],
+        "moving": None if result.moving is None else round(float(result.moving), 5),
+        "still": bool(result.still),
     }
     if folder:
         line["source"] = stream
@@ -370,10 +382,14 @@ def run(config: RecognizeConfig, status_stream=sys.stderr) -> dict:
     except streaming.ClassifierError as e:
         raise RecognizeError(str(e)) from e
     try:
+        gate, gate_note = recognizer_lib.motion_gate(config.motion_gate, classifier.movement)
+    except recognizer_lib.GateError as e:
+        raise RecognizeError(str(e)) from e
+    try:
         source = sources.open_source(config.source, classifier.frame_rate, config.reconnects)
     except sources.SourceError as e:
         raise RecognizeError(str(e)) from e
-    recognizer = Recognizer(classifier, rules, source.fps)
+    recognizer = Recognizer(classifier, rules, source.fps, gate)
     summary = recognize(
         source,
         recognizer,
@@ -392,6 +408,8 @@ def run(config: RecognizeConfig, status_stream=sys.stderr) -> dict:
         model_files=classifier.files,
         frame_rate=classifier.frame_rate,
         frame_rate_note=classifier.frame_rate_note,
+        motion_gate=gate,
+        motion_gate_note=gate_note,
         settings=dataclasses.asdict(config),
     )
     return summary

@@ -16,7 +16,12 @@ Each frame the model needs goes through, in order:
 2. **preprocessing** exactly as the runner read its training clips (`edge_ssl.data.decode.model_input`: scale to
    cover, centre crop, RGB float32 in [0, 1]);
 3. **one `step`** of the classifier with the carried state (never a whole window per frame);
-4. **decisions** (`decisions.EventDetector`): smoothing, hysteresis, minimum duration, no action below the threshold.
+4. **the motion gate** (when set): the fraction of the frame's pixels that moved since the previous model frame
+   (`edge_ssl.data.motion.moving_fractions`), averaged over the middle half of the model's window (where its
+   decision is timed: `motion.window_movement`); a window whose average is below the gate is still, and a still
+   frame is no action (`motion_gate` below says where the gate comes from);
+5. **decisions** (`decisions.EventDetector`): smoothing, hysteresis, minimum duration, no action below the threshold
+   or when still.
    They start once the model has seen a full window (T frames) since the stream began: before that its state still
    holds the zero frames it started from. The probabilities after frame t describe the window of frames t-T+1..t, so
    events are timed at the window's centre, (T-1)/2 model frames before the frame that decided them (`delay`); the
@@ -26,15 +31,60 @@ Each frame the model needs goes through, in order:
 the state is zeroed.
 """
 
+import collections
 import dataclasses
 import time
 
 import numpy as np
 
-from edge_ssl.data import decode
+from edge_ssl.data import decode, motion
 from edge_ssl.recognize import decisions, streaming
 
 DecisionConfig = decisions.DecisionConfig
+# `motion_gate("auto")`: a window is still when its `motion.window_movement` is below this share of the 5th percentile
+# of the classifier's training windows (the runner measures them; see benchmarks/README.md for how it was chosen).
+GATE_SHARE = 0.25
+GATE_SETTINGS = "auto, off, or a fraction of moving pixels in (0, 1)"
+
+
+class GateError(ValueError):
+    """A motion gate setting that is not one of `GATE_SETTINGS`; the message says what was given."""
+
+
+def motion_gate(setting: str, movement: dict | None) -> tuple[float | None, str]:
+    """The motion gate a setting asks for: (the moving fraction below which a window is still, or None for no gate;
+    where it comes from).
+
+    Args:
+      setting: "auto" (from the classifier's training windows when it has their `movement`, else no gate), "off",
+        or a number in (0, 1).
+      movement: the classifier's `movement` (`edge_ssl.data.motion.movement_statistics` of its training windows),
+        or None.
+
+    Raises:
+      GateError: a setting that is none of these.
+    """
+    text = str(setting).strip().lower()
+    if text == "off":
+        return None, "off (--motion_gate=off)"
+    if text == "auto":
+        if not movement or not movement.get("p5"):
+            return None, (
+                "off: the classifier carries no movement of its training windows (a pose classifier, or one "
+                "written before the runner measured them); give --motion_gate=FRACTION to set one"
+            )
+        gate = GATE_SHARE * float(movement["p5"])
+        return gate, (
+            f"{GATE_SHARE:g} x the 5th percentile ({movement['p5']:.4f}) of the moving fraction of the "
+            f"classifier's {movement.get('windows', '?')} training windows"
+        )
+    try:
+        gate = float(text)
+    except ValueError:
+        raise GateError(f"--motion_gate must be {GATE_SETTINGS}, got {setting!r}") from None
+    if not 0.0 < gate < 1.0:
+        raise GateError(f"--motion_gate must be {GATE_SETTINGS}, got {setting!r}")
+    return gate, "given (--motion_gate)"
 
 
 @dataclasses.dataclass
@@ -50,6 +100,9 @@ class FrameResult:
       warm: whether the model has seen a full window since the stream started.
       events: events that ended at this frame.
       model_seconds: the step's time (the model only).
+      moving: the moving fraction of the model's window around its centre (`motion.window_movement`; None for
+        the stream's first frame).
+      still: whether the motion gate called the window still (False without a gate).
     """
 
     time: float
@@ -60,6 +113,8 @@ class FrameResult:
     warm: bool
     events: list[dict]
     model_seconds: float
+    moving: float | None = None
+    still: bool = False
 
 
 class Resampler:
@@ -102,11 +157,13 @@ class Recognizer:
         classifier: streaming.StreamingClassifier,
         config: DecisionConfig = DecisionConfig(),
         source_rate: float | None = None,
+        gate: float | None = None,
     ):
         """Args:
         classifier: from `streaming.open_classifier`.
         config: the decision rules.
         source_rate: the source's frames per second when known (files), for exact resampling.
+        gate: the motion gate, a moving fraction (`motion_gate`); None: no gate.
         """
         self.classifier = classifier
         self.detector = decisions.EventDetector(classifier.labels, config)
@@ -114,10 +171,13 @@ class Recognizer:
         self.warmup = classifier.frames or 1
         # Seconds from a window's centre to its last frame: events are timed at the centre.
         self.delay = (self.warmup - 1) / 2.0 / classifier.frame_rate
+        self.gate = gate
         self.events: list[dict] = []
         self.model_seconds: list[float] = []
         self._seen = 0
         self._last_seconds = None
+        self._previous = None  # the last model frame's grey levels, for the moving fraction
+        self._moving = collections.deque(maxlen=max(1, self.warmup - 1))
 
     @property
     def labels(self) -> list[str]:
@@ -145,6 +205,11 @@ class Recognizer:
         self.model_seconds.append(model_seconds)
         self._seen += 1
         self._last_seconds = seconds
+        grey = motion.grey(model_frame)
+        if self._previous is not None:
+            self._moving.append(float(motion.moving_fractions(np.stack([self._previous, grey]))[0]))
+        self._previous = grey
+        moving = motion.window_movement(self._moving) if self._moving else None
         warm = self._seen >= self.warmup
         if not warm:
             return FrameResult(
@@ -156,8 +221,10 @@ class Recognizer:
                 False,
                 [],
                 model_seconds,
+                moving,
             )
-        decision = self.detector.update(probabilities, seconds - self.delay)
+        still = self.gate is not None and moving is not None and moving < self.gate
+        decision = self.detector.update(probabilities, seconds - self.delay, still)
         self.events += decision.ended
         return FrameResult(
             seconds,
@@ -168,6 +235,8 @@ class Recognizer:
             True,
             decision.ended,
             model_seconds,
+            moving,
+            still,
         )
 
     def process(self, frame: np.ndarray, seconds: float) -> FrameResult | None:
@@ -187,6 +256,8 @@ class Recognizer:
         self.classifier.reset()
         self.resampler.reset()
         self._seen = 0
+        self._previous = None
+        self._moving.clear()
         return ended
 
     def finish(self) -> list[dict]:

@@ -125,6 +125,8 @@ class StreamingClassifier:
       precision: fp32, fp16 or int8.
       files: what runs (file names).
       choice: why this precision (auto), or None.
+      movement: how much moved in the windows the runner fitted the head on
+        (`edge_ssl.data.motion.movement_statistics`), or None when the classifier does not say.
     """
 
     path: str
@@ -137,6 +139,7 @@ class StreamingClassifier:
     precision: str
     files: list[str]
     choice: str | None
+    movement: dict | None = None
     _step: object = dataclasses.field(repr=False, default=None)
 
     def reset(self) -> None:
@@ -339,6 +342,7 @@ def open_classifier(
         precision=chosen,
         files=[os.path.basename(p) for p in paths],
         choice=reason,
+        movement=info.get("movement"),
         _step=make(),
     )
 

@@ -94,6 +94,8 @@ class RecognizeCliTest(tf.test.TestCase):
             "fps end to end",
             "latency p50",
             "peak memory",
+            "motion gate 0.",
+            "training windows",
         ):
             self.assertIn(text, stdout)
 
@@ -179,6 +181,7 @@ class RecognizeCliTest(tf.test.TestCase):
         )
         self._assert_refused("--precision=fp16 is not available on litert", precision="fp16")
         self._assert_refused("--threshold must be in", threshold=0.0)
+        self._assert_refused("--motion_gate must be auto, off, or a fraction", motion_gate="never")
         not_video = os.path.join(self.get_temp_dir(), "notes.mp4")
         with open(not_video, "w", encoding="utf-8") as f:
             f.write("not a video")

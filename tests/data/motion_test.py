@@ -1,4 +1,5 @@
-"""Tests for edge_ssl.data.motion: frame differences, OpenCV flow, its quantised cache, high-motion sampling."""
+"""Tests for edge_ssl.data.motion: frame differences, OpenCV flow, its quantised cache, high-motion sampling, moving
+pixels."""
 
 import glob
 import os
@@ -115,6 +116,57 @@ class FlowTest(tf.test.TestCase, parameterized.TestCase):
         cache.get("video.mp4|124|456", frames)  # the source changed: a new entry
         self.assertEqual(cache.misses, 3)
         self.assertEmpty(glob.glob(os.path.join(cache.cache_dir, "*", "*.partial")))
+
+
+class MovingPixelsTest(tf.test.TestCase):
+
+    def _still(self, frames=6, sigma=5 / 255, seed=0):
+        """A fixed random scene under fresh camera noise of `sigma` on every frame, float [T, 32, 32, 3]."""
+        rng = np.random.default_rng(seed)
+        scene = rng.uniform(0.2, 0.8, (1, 32, 32, 3))
+        return np.clip(scene + rng.normal(0, sigma, (frames, 32, 32, 3)), 0, 1)
+
+    def test_camera_noise_and_a_global_brightness_change_are_not_movement(self):
+        still = self._still()
+        self.assertLess(motion.moving_fractions(still).max(), 0.002)
+        flicker = still * np.linspace(1.0, 1.3, len(still))[:, None, None, None]  # auto exposure
+        self.assertLess(motion.moving_fractions(np.clip(flicker, 0, 1)).max(), 0.01)
+
+    def test_a_moving_square_is_the_share_of_pixels_it_uncovers_and_covers(self):
+        frames = np.full((3, 32, 32, 3), 0.2, np.float32)
+        frames[0, 8:16, 8:16] = 0.9
+        frames[1, 8:16, 12:20] = 0.9  # 4 px right: 8 x 4 pixels uncovered, 8 x 4 covered
+        frames[2] = frames[1]
+        self.assertAllClose(motion.moving_fractions(frames), [64 / 1024, 0.0])
+        # Grey frames give the same; a change smaller than the level does not count.
+        self.assertAllClose(motion.moving_fractions(frames.mean(-1)), [64 / 1024, 0.0])
+        self.assertAllClose(motion.moving_fractions(frames, level=0.8), [0.0, 0.0])
+
+    def test_window_movement_is_the_middle_half_of_the_window(self):
+        # A window that moves only at its ends is still at its centre, where the recognizer times its decision.
+        self.assertEqual(motion.window_movement([0.4, 0.4, 0.0, 0.0, 0.0, 0.0, 0.4, 0.4]), 0.0)
+        self.assertAlmostEqual(motion.window_movement([0.0, 0.1, 0.3, 0.0]), 0.2)
+        self.assertAlmostEqual(
+            motion.window_movement([0.2, 0.4, 0.0]), 0.2
+        )  # < 4 pairs: all of them
+        with self.assertRaisesRegex(ValueError, "at least one"):
+            motion.window_movement([])
+
+    def test_movement_statistics_are_quantiles_over_windows(self):
+        moving = np.full((4, 32, 32, 3), 0.2, np.float32)
+        for t in range(4):
+            moving[t, :, 4 * t : 4 * t + 8] = 0.9
+        stats = motion.movement_statistics([moving, self._still(4)] + [moving] * 18)
+        self.assertEqual(stats["windows"], 20)
+        self.assertAllClose(stats["median"], 0.25, atol=1e-6)  # 2 x 4 columns of 32 move each frame
+        self.assertLess(stats["p5"], stats["median"])
+        self.assertEqual(stats["level"], motion.MOVING_LEVEL)
+        empty = motion.movement_statistics([])
+        self.assertEqual((empty["windows"], empty["p5"], empty["median"]), (0, None, None))
+
+    def test_a_single_frame_is_an_error(self):
+        with self.assertRaisesRegex(ValueError, "T >= 2"):
+            motion.moving_fractions(np.zeros((1, 8, 8, 3)))
 
 
 class HighMotionTest(tf.test.TestCase):

@@ -80,6 +80,7 @@ class PoseRunnerTest(tf.test.TestCase):
         self.assertEqual(results["modality"], "pose")
         self.assertGreaterEqual(results["accuracy"], 0.75)
         self.assertTrue(results["classifier"]["per_frame"])
+        self.assertNotIn("movement", results)  # the motion gate is for video
         # The classifier scores one frame; averaging its logits over a sequence gives the runner's prediction.
         model = tflite.TFLiteModel(
             os.path.join(config.output_dir, "classifier.tflite"), required=("serving_default",)

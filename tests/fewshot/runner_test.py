@@ -85,6 +85,10 @@ class RunnerTest(tf.test.TestCase):
         self.assertEqual((info["precision"], info["backbone"]), ("int8", "artifact"))
         self.assertEqual(info["artifact_dir"], os.path.abspath(self.artifact))
         self.assertEqual(info["input"]["frame"], [fixtures.SIZE, fixtures.SIZE, 3])
+        # How much moves in the training windows, for the recognizer's motion gate: one window per training clip.
+        self.assertEqual(info["movement"], metrics["movement"])
+        self.assertEqual(info["movement"]["windows"], 12)
+        self.assertBetween(info["movement"]["p5"], 0.0, info["movement"]["median"])
         labels, predicted = self._classifier_predictions(
             os.path.join(out, "classifier.tflite"), self.eval
         )

@@ -1,4 +1,5 @@
-"""Tests for edge_ssl.recognize.decisions: smoothing, hysteresis, minimum duration and no action below the threshold."""
+"""Tests for edge_ssl.recognize.decisions: smoothing, hysteresis, minimum duration, no action below the threshold and
+when still."""
 
 import math
 
@@ -54,6 +55,21 @@ class DecisionsTest(absltest.TestCase):
         labels, events = _run(self._detector(), rows)
         self.assertEqual(events, [])
         self.assertEqual(set(labels), {None})
+
+    def test_a_still_frame_ends_the_action_and_starts_none_whatever_the_probabilities(self):
+        detector = self._detector()
+        rows = _segment(0, 2.0) + _segment(0, 1.5) + _segment(1, 1.0)
+        stills = [False] * 20 + [True] * 15 + [False] * 10
+        labels, events = [], []
+        for i, (row, still) in enumerate(zip(rows, stills)):
+            decision = detector.update(np.asarray(row, np.float32), i / RATE, still)
+            labels.append(decision.label)
+            events += decision.ended
+        events += detector.close()
+        self.assertEqual(set(labels[20:35]), {None})
+        self.assertEqual([e["label"] for e in events], ["wave", "walk"])
+        self.assertEqual((events[0]["start"], events[0]["end"]), (0.0, 2.0))
+        self.assertEqual(events[1]["start"], 3.5)
 
     def test_hysteresis_keeps_one_event_through_a_dip(self):
         dip = [[0.5, 0.3, 0.2]] * 3  # below the threshold, above threshold - hysteresis

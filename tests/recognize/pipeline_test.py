@@ -153,7 +153,17 @@ class PipelineTest(absltest.TestCase):
         self.assertEqual(summary["frames_file"], frames_path)
         self.assertEqual(
             set(frames[0]),
-            {"time", "centre", "warm", "label", "confidence", "probabilities", "smoothed"},
+            {
+                "time",
+                "centre",
+                "warm",
+                "label",
+                "confidence",
+                "probabilities",
+                "smoothed",
+                "moving",
+                "still",
+            },
         )
         # A window of 2 frames at 20 fps: decisions start at the second frame, timed half a frame earlier.
         self.assertEqual([f["warm"] for f in frames[:2]], [False, True])
@@ -161,6 +171,11 @@ class PipelineTest(absltest.TestCase):
         self.assertEqual([f["centre"] for f in frames[:3]], [-0.025, 0.025, 0.075])
         self.assertEqual([f["label"] for f in frames], [None] + ["dark"] * 9 + ["bright"] * 10)
         self.assertEqual(frames[5]["probabilities"], [0.95, 0.05])
+        # Flat frames do not move, the switch from dark to bright is a global change (no gate was set here).
+        self.assertEqual(
+            (frames[0]["moving"], frames[5]["moving"], frames[10]["moving"]), (None, 0.0, 0.0)
+        )
+        self.assertFalse(any(f["still"] for f in frames))
 
     def test_the_annotated_video_appears_only_when_complete(self):
         path = write_brightness_video(os.path.join(self.dir, "clip.mp4"), [0, 1] * 15)
@@ -225,6 +240,7 @@ class PipelineTest(absltest.TestCase):
                 "--events and --annotate name the same file",
             ),
             (dict(frames=events), "--events and --frames name the same file"),
+            (dict(motion_gate="1.5"), "--motion_gate must be auto, off, or a fraction"),
         ):
             config = pipeline.RecognizeConfig(
                 **{"classifier": "unused.tflite", "source": path, "events": events, **kwargs}

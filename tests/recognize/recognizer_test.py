@@ -51,6 +51,9 @@ class RecognizerTest(tf.test.TestCase):
         self.assertEqual(classifier.frame_rate, fixtures.MODEL_FPS)
         self.assertIn("from the classifier", classifier.frame_rate_note)
         self.assertEqual((classifier.engine, classifier.files), ("litert", ["classifier.tflite"]))
+        # The runner measured how much its 12 training clips move, for the motion gate.
+        self.assertEqual(classifier.movement["windows"], 12)
+        self.assertGreater(classifier.movement["p5"], 0.01)
 
     def test_streamed_scores_equal_the_classifier_run_on_the_same_window_whole(self):
         frames = decode.read_video(self.video)[::3][: 3 * fixtures.FRAMES]  # 8 fps
@@ -113,18 +116,28 @@ class RecognizerTest(tf.test.TestCase):
         self.assertEqual((summary["frames"], summary["model_frames"]), (360, 120))
         self.assertEqual((summary["skipped"], summary["corrupt"]), (0, 0))
         self.assertEqual(summary["events"], len(truth))
+        # The gate came from the classifier's training windows.
+        gate = recognizer.GATE_SHARE * self._classifier().movement["p5"]
+        self.assertAlmostEqual(summary["motion_gate"], gate)
+        self.assertIn("training windows", summary["motion_gate_note"])
 
     def test_the_still_stretch_is_no_action_frame_by_frame(self):
-        stream = recognizer.Recognizer(self._classifier())
-        labels = {}
-        for i, frame in enumerate(decode.read_video(self.video)):
-            result = stream.process(frame, i / 24)
-            if result is not None:
-                labels[result.time] = result.label
-        still = [label for t, label in labels.items() if 4.5 <= t < 6.0]
-        self.assertNotEmpty(still)
-        self.assertEqual(set(still), {None})
-        self.assertEqual(labels[8.0], "left")
+        # Without a gate (this student spreads its probabilities on still bars), then with the classifier's own.
+        classifier = self._classifier()
+        for gate in (None, recognizer.motion_gate("auto", classifier.movement)[0]):
+            stream = recognizer.Recognizer(classifier, gate=gate)
+            results = {}
+            for i, frame in enumerate(decode.read_video(self.video)):
+                result = stream.process(frame, i / 24)
+                if result is not None:
+                    results[result.time] = result
+            still = [r for t, r in results.items() if 4.5 <= t < 6.0]
+            self.assertNotEmpty(still)
+            self.assertEqual({r.label for r in still}, {None})
+            self.assertEqual(results[8.0].label, "left")
+            # The gate calls the still bars still, and none of the moving ones.
+            self.assertEqual({r.still for r in still}, {gate is not None})
+            self.assertFalse(any(r.still for t, r in results.items() if 1.5 <= t < 3.0))
 
     def test_a_30_fps_file_is_resampled_to_the_models_8_fps(self):
         segments = [("left", 3.0), ("down", 3.0)]
