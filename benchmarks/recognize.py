@@ -96,7 +96,7 @@ def random_classifier(work_dir: str, variant: str) -> str:
     shape = (student.frames, student.input_size, student.input_size, 3)
     clips = rng.uniform(size=(6, *shape)).astype(np.float32)
     artifact = os.path.join(work_dir, f"artifact_random_{variant}")
-    # A random network's int8 embeddings are not what parity guards (as in benchmarks/finetune.py).
+    # A random network's int8 embeddings are not what parity guards (as in benchmarks/fewshot_runner.py).
     thresholds = dict(parity.DEFAULT_THRESHOLDS, int8=parity.Thresholds(min_cosine=0.9))
     options = artifacts.ExportOptions(quantizations=("fp32", "int8"), thresholds=thresholds)
     artifacts.export_student(

@@ -5,7 +5,7 @@ MobileNetV3-Small (keras.applications, random weights, no top, average pooling) 
 Teachers are counted as the distiller runs them (`Method.teacher_views`): every view of the method's
 `small` and `paper` configs (MoDist's visual and motion pathways, Cross and Learn's RGB stream and its motion stream
 over the stacks of one clip, Muscles' frame encoder), random weights, then each teacher's views together with the
-`small` student's share of their multiply-adds (issue 7's target: at most 1/10).
+`small` student's share of their multiply-adds (the target: at most 1/10).
 
 Latency is the median of --runs invocations after --warmup, batch 1, `ai_edge_litert` with `num_threads=1`, models
 converted with the TFLite converter (fp32, builtin ops). Views above --max_timed_gmacs are counted, not timed.

@@ -80,7 +80,7 @@ flags.DEFINE_bool(
     "int8_io", False, "int8 inputs and outputs for the int8 model (float32 otherwise)."
 )
 flags.DEFINE_integer("onnx_batch", 1, "ONNX batch size; 0 for a dynamic batch axis.")
-# The parity bounds' defaults are parity.DEFAULT_THRESHOLDS (issue 8's), so the two cannot drift apart.
+# The parity bounds' defaults are parity.DEFAULT_THRESHOLDS, so the two cannot drift apart.
 _BOUNDS = parity.DEFAULT_THRESHOLDS
 flags.DEFINE_float(
     "fp32_max_abs",

@@ -32,7 +32,7 @@ import onnx
 from edge_ssl import files
 from edge_ssl.models import pose_encoder
 from edge_ssl.models import student as student_lib
-from export import graph_lint, layout, lint
+from export import graph_lint, keras_lint, layout
 from export import onnx as onnx_export
 from export import parity, tflite, trainable_head
 from export.layout import ArtifactError
@@ -267,9 +267,9 @@ def _export(
         {LINT_TARGETS[q] for q in options.quantizations} | ({"tensorrt"} if options.onnx else set())
     )
     models = subject.keras_models()
-    result = lint.lint_model(models[0], targets)
+    result = keras_lint.lint_model(models[0], targets)
     for model in models[1:]:
-        result = result.merge(lint.lint_model(model, targets))
+        result = result.merge(keras_lint.lint_model(model, targets))
     if not options.allow_lint_errors and not all(result.ok.values()):
         raise ArtifactError(
             "op lint failed (the allow_lint_errors option exports anyway):\n" + result.report(),

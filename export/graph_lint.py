@@ -1,6 +1,6 @@
 """Op lint of converted graphs: what each target makes of the ops a TFLite flatbuffer or an ONNX file really holds.
 
-`export.lint` checks a Keras model before conversion, by layer; it cannot see inside custom layers, Lambdas or
+`export.keras_lint` checks a Keras model before conversion, by layer; it cannot see inside custom layers, Lambdas or
 TensorFlow functions, nor what the converter did. This module reads the converted artifact itself and reports, per
 target, every op that is unsupported, falls back to float, needs Flex or is not delegated, as the same `LintResult`
 and `Finding`s (`export.lint_result`), with `source` set to the file and the op in `layer`:

@@ -2,8 +2,8 @@
 
 Both are linear maps, logits = embedding @ W + b, so either one is appended to an exported model as one
 FULLY_CONNECTED op (`export.classifier.attach_head`). The runner's heads share one interface (`Head`: fit,
-predict, export), the `finetune` heads' in `edge_ssl.fewshot.finetune` (the student) and
-`edge_ssl.fewshot.temporal` (CV-MIM's temporal classifier), which import TensorFlow:
+predict, export), the `finetune` heads' in `edge_ssl.fewshot.finetuned_student` (the student) and
+`edge_ssl.fewshot.sequence_head` (CV-MIM's temporal classifier), which import TensorFlow:
 - `prototype`: W holds the class means of the support embeddings, L2-normalised and scaled by `PROTOTYPE_SCALE`
   (cosine similarity to each prototype; the scale only sharpens the softmax), b = 0. Snell et al.'s prototypical
   classifier with cosine distance; no training.

@@ -26,7 +26,7 @@ from edge_ssl import files
 from edge_ssl.data import episodes as episodes_lib
 from edge_ssl.data import motion
 from edge_ssl.data.folder_index import ClipUnreadable
-from edge_ssl.fewshot import engines, heads, labeled, metrics, report
+from edge_ssl.fewshot import engines, heads, labeled, metrics, runner_report
 from export import layout, machine, trainable_head
 
 MODALITIES = ("video", "pose")
@@ -215,7 +215,7 @@ def evaluate_episodes(config: RunConfig, data: labeled.Embedded, trainer) -> dic
         "accuracy": mean,
         "episode_accuracies": accuracies,
         "fit_seconds_mean": float(np.mean(fit_seconds)),
-        **report.per_class(confusion, data.classes),
+        **runner_report.per_class(confusion, data.classes),
     }
 
 
@@ -275,7 +275,7 @@ def _evaluate(
     return {
         "accuracy": float(np.mean(predicted == labels)),
         "num_evaluated": int(len(labels)),
-        **report.per_class(confusion, classes),
+        **runner_report.per_class(confusion, classes),
     }
 
 
@@ -389,10 +389,10 @@ def run(config: RunConfig) -> dict:
         results["train_accuracy"] = float(np.mean(predict(train) == train.labels))
         results["loss_history"] = head.history
         if config.cross_view:
-            from edge_ssl.fewshot import temporal  # pylint: disable=g-import-not-at-top
+            from edge_ssl.fewshot import sequence_head  # pylint: disable=g-import-not-at-top
 
             try:
-                results["cross_view"] = temporal.cross_view_protocol(
+                results["cross_view"] = sequence_head.cross_view_protocol(
                     config, train, config.sequence_length
                 )
             except ValueError as e:
@@ -432,7 +432,7 @@ def run(config: RunConfig) -> dict:
         timings["total_seconds"] = time.perf_counter() - started
         results["timings"] = timings
         results["peak_memory_mib"] = machine.peak_memory_mib()
-        results["outputs"] = report.write(partial, results)
+        results["outputs"] = runner_report.write(partial, results)
         files.write_json_atomic(out.metrics, results)
     except BaseException:
         # Never leave a folder that could pass for a result.
@@ -448,12 +448,12 @@ def _make_head(config: RunConfig, card: dict, engine, trainer, workdir: str) -> 
     if config.head != "finetune":
         return _embedding_head(config, trainer, _classifier_source(config.model, engine))
     if config.modality == "pose":
-        from edge_ssl.fewshot import temporal  # pylint: disable=g-import-not-at-top
+        from edge_ssl.fewshot import sequence_head  # pylint: disable=g-import-not-at-top
 
-        return temporal.SequenceHead(config, workdir, config.sequence_length)
-    from edge_ssl.fewshot import finetune  # pylint: disable=g-import-not-at-top
+        return sequence_head.SequenceHead(config, workdir, config.sequence_length)
+    from edge_ssl.fewshot import finetuned_student  # pylint: disable=g-import-not-at-top
 
-    return finetune.FinetunedStudent(config, card, workdir)
+    return finetuned_student.FinetunedStudent(config, card, workdir)
 
 
 def _frame_rate(clips, card: dict, stride: int) -> tuple[float | None, str | None]:

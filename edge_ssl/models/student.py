@@ -16,7 +16,7 @@ over the clip's frames, and a two-layer projection to the embedding. Nothing loo
 weights stream (see edge_ssl.models.temporal): `init_state` and `step` give the whole-clip embedding after T frames.
 
 Only edge-safe ops: Conv2D, DepthwiseConv2D, Dense, BatchNormalization (folded at export), ReLU6, add, concatenate,
-slice, pad, reshape, mean and L2 normalisation; no Conv3D, no 3D pooling (export/lint.py checks this).
+slice, pad, reshape, mean and L2 normalisation; no Conv3D, no 3D pooling (export/keras_lint.py checks this).
 
 Variants (decoded here only): `tiny` (8 x 32 x 32, for tests); `small` (16 x 112 x 112, half of MobileNetV3-Small's
 cost per frame, for one CPU core); `base` (16 x 128 x 128, MobileNetV2-like width and depth, for Jetson-class GPUs).

@@ -68,10 +68,15 @@ def motion_gate(setting: str, movement: dict | None) -> tuple[float | None, str]
     if text == "off":
         return None, "off (--motion_gate=off)"
     if text == "auto":
-        if not movement or not movement.get("p5"):
+        if not movement or movement.get("p5") is None:
             return None, (
                 "off: the classifier carries no movement of its training windows (a pose classifier, or one "
                 "written before the runner measured them); give --motion_gate=FRACTION to set one"
+            )
+        if not movement["p5"] > 0:
+            return None, (
+                "off: at least 5% of the classifier's training windows do not move (a class of still scenes?), "
+                "so stillness is left to the classifier; give --motion_gate=FRACTION to set one"
             )
         gate = GATE_SHARE * float(movement["p5"])
         return gate, (

@@ -25,11 +25,9 @@ from edge_ssl.train import loop
 BATCH = 8
 # The k-NN check: the student's accuracy on held-out classes is at most KNN_MARGIN below the teacher's, over
 # KNN_PERFORMANCES held-out performances (x3 cameras; 5 classes, chance 20%). On the tiny world both are near
-# chance (a tiny teacher's views carry no action there; issues 4 and 5), so this bounds the student's loss against
-# the teacher, not a learned gain; the demo measures that on the small world (README: the student 41.9% at 5-way
-# 5-shot against 41.0% for the teacher's motion embedding it learns from). 40 performances rather than 12: at 36
-# clips one clip is 2.8 points, and the check passed by one clip (teacher 19.4%, student 5.6%); at 120 clips,
-# teacher 15.0%, student 11.7%.
+# chance (a tiny teacher's views carry no action there), so this bounds the student's loss against the teacher,
+# not a learned gain; the demo measures that on the small world. 40 performances rather than 12: at 36 clips one
+# clip is 2.8 points, too coarse for a margin.
 KNN_PERFORMANCES = 40
 KNN_MARGIN = 0.15
 

@@ -1,7 +1,6 @@
 """Learning tests: short pretraining runs on the tiny synthetic world change what the representation does.
 
-Issue 4 asks that "without L_div the Cross and Learn features collapse on the synthetic world and with it they do
-not". Features after ReLU already point almost the same way at random initialisation (mean pairwise cosine ~0.97),
+Cross and Learn's claim: without L_div the features collapse on the synthetic world, and with it they do not. Features after ReLU already point almost the same way at random initialisation (mean pairwise cosine ~0.97),
 so "collapse" is measured as spread (`metrics.spread`), not as cosine -> 1: the spread of unit-normalised features u_i is
 1 - |mean_i u_i|^2, the mean squared distance of the u_i from their centroid (0 when every clip maps to one
 direction, up to 1 for features spread evenly over the sphere).

@@ -65,6 +65,12 @@ class MotionGateSettingTest(absltest.TestCase):
             self.assertIsNone(gate)
             self.assertIn("--motion_gate=FRACTION", note)
 
+    def test_auto_is_off_when_training_windows_do_not_move(self):
+        # A "no action" class of still clips among the training windows: the classifier knows stillness itself.
+        gate, note = recognizer.motion_gate("auto", {**MOVEMENT, "p5": 0.0})
+        self.assertIsNone(gate)
+        self.assertIn("do not move", note)
+
     def test_off_and_a_number(self):
         self.assertIsNone(recognizer.motion_gate("off", MOVEMENT)[0])
         self.assertEqual(recognizer.motion_gate(" 0.02 ", None)[0], 0.02)

@@ -12,7 +12,7 @@ Without `--artifacts`, a randomly initialised `small` student is exported (fp32 
 baseline the distilled student must beat.
 
 Example:
-  ./run.sh python benchmarks/finetune.py --data_dir=/tmp/edge_ssl_tfds --work_dir=/tmp/bench_finetune \\
+  ./run.sh python benchmarks/fewshot_runner.py --data_dir=/tmp/edge_ssl_tfds --work_dir=/tmp/bench_fewshot_runner \\
       --artifacts=/tmp/artifacts_distilled
 """
 
@@ -30,7 +30,7 @@ flags.DEFINE_string(
     "data_dir", None, "TFDS data directory holding (or receiving) synthetic_world/small."
 )
 flags.DEFINE_string(
-    "work_dir", "/tmp/edge_ssl_bench_finetune", "Folders, artifacts and runner outputs."
+    "work_dir", "/tmp/edge_ssl_bench_fewshot_runner", "Folders, artifacts and runner outputs."
 )
 flags.DEFINE_list(
     "artifacts", [], "Artifact directories to measure (a random small student is always added)."

@@ -1,4 +1,4 @@
-"""Tests for export.lint: students pass every target; 3D convolutions and pooling fail where they cannot run."""
+"""Tests for export.keras_lint: students pass every target; 3D convolutions and pooling fail where they cannot run."""
 
 import json
 
@@ -7,7 +7,7 @@ from absl.testing import parameterized
 
 from edge_ssl.keras import keras
 from edge_ssl.models import student, video_resnet
-from export import lint
+from export import keras_lint
 
 
 @keras.utils.register_keras_serializable("edge_ssl_test")
@@ -33,13 +33,13 @@ class LintTest(tf.test.TestCase, parameterized.TestCase):
     def test_students_pass_every_target_without_warnings(self, variant):
         model = student.build_student(variant)
         for keras_model in (model.model, model.step_model):
-            result = lint.lint_model(keras_model)
-            self.assertEqual(result.ok, {t: True for t in lint.TARGETS})
+            result = keras_lint.lint_model(keras_model)
+            self.assertEqual(result.ok, {t: True for t in keras_lint.TARGETS})
             self.assertEmpty(result.findings, result.report())
             self.assertGreater(result.layers_checked, 20)
 
     def test_conv3d_teacher_fails_int8_and_xnnpack_naming_the_layer(self):
-        result = lint.lint_model(video_resnet.video_resnet("tiny", frames=4))
+        result = keras_lint.lint_model(video_resnet.video_resnet("tiny", frames=4))
         self.assertEqual(
             result.ok,
             {"tflite_builtin": True, "tflite_int8": False, "xnnpack": False, "tensorrt": True},
@@ -56,7 +56,7 @@ class LintTest(tf.test.TestCase, parameterized.TestCase):
         (keras.layers.AveragePooling3D(2, name="pool3d"), "AvgPool3D"),
     )
     def test_3d_pooling_needs_flex_on_every_tflite_target(self, layer, op):
-        result = lint.lint_model(_video_model(layer))
+        result = keras_lint.lint_model(_video_model(layer))
         for target in ("tflite_builtin", "tflite_int8", "xnnpack"):
             (finding,) = result.errors(target)
             self.assertEqual((finding.layer, finding.kind), ("video/pool3d", "needs_flex"))
@@ -71,12 +71,12 @@ class LintTest(tf.test.TestCase, parameterized.TestCase):
         inputs = keras.Input((2, 4, 8, 8, 3))
         x = keras.layers.TimeDistributed(inner, name="per_clip")(inputs)
         model = keras.Model(inputs, x, name="outer")
-        result = lint.lint_model(model)
+        result = keras_lint.lint_model(model)
         (finding,) = result.errors("tflite_int8")
         self.assertEqual(finding.layer, "outer/per_clip/inner/deep_conv3d")
 
     def test_unknown_layers_warn_and_their_sublayers_are_checked(self):
-        result = lint.lint_model(_video_model(Doubler(name="doubler")))
+        result = keras_lint.lint_model(_video_model(Doubler(name="doubler")))
         self.assertTrue(result.ok["tflite_builtin"])
         self.assertFalse(result.ok["tflite_int8"])
         self.assertEqual(result.errors("tflite_int8")[0].layer, "video/doubler/hidden_conv3d")
@@ -88,7 +88,7 @@ class LintTest(tf.test.TestCase, parameterized.TestCase):
         inputs = keras.Input((None, 8))
         x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
         x = keras.layers.Dense(4, activation="elu", name="fc")(x)
-        result = lint.lint_model(keras.Model(inputs, x, name="m"))
+        result = keras_lint.lint_model(keras.Model(inputs, x, name="m"))
         self.assertTrue(result.all_ok)
         kinds = {(f.target, f.layer, f.kind) for f in result.warnings()}
         self.assertIn(("tensorrt", "m/double", "unchecked"), kinds)
@@ -102,13 +102,13 @@ class LintTest(tf.test.TestCase, parameterized.TestCase):
         inputs = keras.Input((4, 8, 8, 3))
         x = tf.nn.max_pool3d(inputs, 2, 2, "VALID")
         x = x + 1.0
-        result = lint.lint_model(keras.Model(inputs, x, name="ops"))
+        result = keras_lint.lint_model(keras.Model(inputs, x, name="ops"))
         (finding,) = result.errors("tflite_builtin")
         self.assertEqual(finding.layer_class, "tf.nn.max_pool3d")
         self.assertEmpty(result.warnings())
 
     def test_report_names_targets_status_and_layers(self):
-        result = lint.lint_model(_video_model(keras.layers.Conv3D(2, 3, name="c3d")))
+        result = keras_lint.lint_model(_video_model(keras.layers.Conv3D(2, 3, name="c3d")))
         report = result.report()
         self.assertIn("Op lint of 'video'", report)
         self.assertRegex(report, r"tflite_builtin\s+ok")
@@ -118,32 +118,32 @@ class LintTest(tf.test.TestCase, parameterized.TestCase):
         summary = json.loads(result.to_json())
         self.assertEqual(summary["ok"]["tflite_int8"], False)
         self.assertEqual(summary["findings"][0]["layer"], "video/c3d")
-        with self.assertRaisesRegex(lint.LintError, "FAILED"):
+        with self.assertRaisesRegex(keras_lint.LintError, "FAILED"):
             result.raise_for_errors()
         result.raise_for_errors(["tflite_builtin", "tensorrt"])  # those targets are fine
 
     def test_targets_subset_merge_and_bad_targets(self):
         model = _video_model(keras.layers.Conv3D(2, 3, name="c3d"))
-        int8 = lint.lint_model(model, targets=["tflite_int8"])
+        int8 = keras_lint.lint_model(model, targets=["tflite_int8"])
         self.assertEqual(int8.ok, {"tflite_int8": False})
-        merged = int8.merge(lint.lint_model(model, targets=["tensorrt"]))
+        merged = int8.merge(keras_lint.lint_model(model, targets=["tensorrt"]))
         self.assertEqual(merged.ok, {"tflite_int8": False, "tensorrt": True})
         with self.assertRaisesRegex(ValueError, r"unknown lint targets \['coreml'\]"):
-            lint.lint_model(model, targets=["coreml"])
+            keras_lint.lint_model(model, targets=["coreml"])
         with self.assertRaisesRegex(ValueError, "takes a Keras model"):
-            lint.lint_model("model.tflite")
+            keras_lint.lint_model("model.tflite")
 
     def test_rule_table_is_consistent(self):
-        for key, rules in lint.RULES.items():
+        for key, rules in keras_lint.RULES.items():
             for target, rule in rules.items():
                 with self.subTest(key=key, target=target):
-                    self.assertIn(target, lint.TARGETS)
-                    self.assertIn(rule.severity, (lint.ERROR, lint.WARNING))
-                    self.assertIn(rule.kind, lint.KINDS)
+                    self.assertIn(target, keras_lint.TARGETS)
+                    self.assertIn(rule.severity, (keras_lint.ERROR, keras_lint.WARNING))
+                    self.assertIn(rule.kind, keras_lint.KINDS)
                     self.assertTrue(rule.reason)
         for layer in ("Conv3D", "MaxPooling3D", "AveragePooling3D"):
             for target in ("tflite_int8", "xnnpack"):
-                self.assertEqual(lint.RULES[layer][target].severity, lint.ERROR)
+                self.assertEqual(keras_lint.RULES[layer][target].severity, keras_lint.ERROR)
 
 
 if __name__ == "__main__":
