@@ -23,7 +23,7 @@ import time
 
 from absl import app, flags
 
-from export import layout
+from export.runtime import layout
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(

@@ -9,7 +9,7 @@
    per second of wall time), model frames per second of wall time, the step's latency p50 and p99, model-only
    frames per second (1 / mean step time), and the step's p50 against a 30 fps camera's frame time (33.3 ms); each
    the median of `--rounds` runs (p99: the largest).
-3. Prints the CPU (`export.machine`) and the OpenCV codec used.
+3. Prints the CPU (`export.runtime.machine`) and the OpenCV codec used.
 
 Without `--classifier`, a randomly initialised student of `--variant` (`small`: 16 x 112 x 112, the demo's) is
 exported (fp32 and int8 TFLite) and the few-shot runner fits a prototype head on a few coloured clips: the weights do
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from absl import app, flags
 
-from export import layout
+from export.runtime import layout
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -88,7 +88,8 @@ def random_classifier(work_dir: str, variant: str) -> str:
     from edge_ssl.fewshot import runner  # pylint: disable=g-import-not-at-top
     from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
     from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
-    from export import artifacts, parity  # pylint: disable=g-import-not-at-top
+    from export import artifacts  # pylint: disable=g-import-not-at-top
+    from export.runtime import parity  # pylint: disable=g-import-not-at-top
 
     keras.utils.set_random_seed(0)
     student = student_lib.build_student(variant)
@@ -129,7 +130,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from edge_ssl.recognize import pipeline, streaming  # pylint: disable=g-import-not-at-top
-    from export import machine  # pylint: disable=g-import-not-at-top
+    from export.runtime import machine  # pylint: disable=g-import-not-at-top
 
     os.makedirs(FLAGS.work_dir, exist_ok=True)
     classifier = FLAGS.classifier or random_classifier(FLAGS.work_dir, FLAGS.variant)

@@ -23,7 +23,8 @@ import numpy as np
 from absl import app, flags
 
 from edge_ssl import library_logs
-from export import inputs, layout, parity
+from export import inputs
+from export.runtime import layout, parity
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -273,7 +274,8 @@ def main(argv):
 
 def _engines(formats: list[str], representative: np.ndarray) -> int:
     """TensorRT engines and TF-TRT, built after the portable artifacts; 1 when one cannot be built here."""
-    from export import tensorrt, tftrt  # pylint: disable=g-import-not-at-top
+    from export import tftrt  # pylint: disable=g-import-not-at-top
+    from export.runtime import tensorrt  # pylint: disable=g-import-not-at-top
 
     status = 0
     artifact = layout.ArtifactDir(FLAGS.output_dir)

@@ -32,10 +32,11 @@ import onnx
 from edge_ssl import files
 from edge_ssl.models import pose_encoder
 from edge_ssl.models import student as student_lib
-from export import graph_lint, keras_lint, layout
+from export import graph_lint, keras_lint, lint_result
 from export import onnx as onnx_export
-from export import parity, tflite, trainable_head
-from export.layout import ArtifactError
+from export import tflite, trainable_head
+from export.runtime import head_trainer, layout, litert, onnx_runtime, parity
+from export.runtime.layout import ArtifactError
 
 LINT_TARGETS = {
     "fp32": "tflite_builtin",
@@ -158,7 +159,7 @@ class _Model:
     def calibration(self) -> tflite.Representative:
         raise NotImplementedError
 
-    def run_tflite(self, model: tflite.TFLiteModel, heldout: np.ndarray):
+    def run_tflite(self, model: litert.TFLiteModel, heldout: np.ndarray):
         """(embeddings [N, D], streamed-vs-whole max abs difference or None)."""
         raise NotImplementedError
 
@@ -171,7 +172,7 @@ class _Model:
 
 
 class _StudentModel(_Model):
-    signatures = tflite.SIGNATURES
+    signatures = litert.SIGNATURES
     onnx_files = (layout.ONNX, layout.ONNX_STEP)
 
     def __init__(
@@ -235,7 +236,7 @@ class _StudentModel(_Model):
         ]
 
     def run_onnx(self, graphs, heldout):
-        runner = onnx_export.OnnxModel(*graphs)
+        runner = onnx_runtime.OnnxModel(*graphs)
         embeddings = runner.embed(heldout)
         return embeddings, float(np.max(np.abs(runner.stream(heldout[:1]) - embeddings[:1])))
 
@@ -289,12 +290,12 @@ def _export(
         "versions": _versions(),
         "artifacts": {},
     }
-    graph_lints: list[lint.LintResult] = []
+    graph_lints: list[lint_result.LintResult] = []
 
     def write_card():
         attempt.write_card(card)
 
-    def add_lint(entry: dict, graph: lint.LintResult) -> None:
+    def add_lint(entry: dict, graph: lint_result.LintResult) -> None:
         # Every converted graph is linted, whatever the Keras-level lint said: it sees what the converter made of
         # custom layers, Lambdas and TensorFlow functions, which the Keras lint cannot.
         entry["lint"] = graph.to_dict()
@@ -322,7 +323,7 @@ def _export(
         with open(attempt.tflite(quantization), "wb") as f:
             f.write(content)
         embeddings, streamed = subject.run_tflite(
-            tflite.TFLiteModel(content, required=subject.signatures), heldout
+            litert.TFLiteModel(content, required=subject.signatures), heldout
         )
         entry = _check(
             file,
@@ -363,8 +364,8 @@ def _export(
         f.write(head)
     card["artifacts"]["head_trainer"] = {
         "file": layout.HEAD_TRAINER,
-        "max_classes": trainable_head.DEFAULT_MAX_CLASSES,
-        "signatures": list(trainable_head.SIGNATURES),
+        "max_classes": head_trainer.DEFAULT_MAX_CLASSES,
+        "signatures": list(head_trainer.SIGNATURES),
     }
     add_lint(
         card["artifacts"]["head_trainer"],
@@ -540,7 +541,7 @@ class _PoseModel(_Model):
         return [onnx_export.convert_model(self.model, "keypoints", batch)]
 
     def run_onnx(self, graphs, heldout):
-        return onnx_export.OnnxModel(graphs[0]).embed(heldout), None
+        return onnx_runtime.OnnxModel(graphs[0]).embed(heldout), None
 
 
 def _keypoints(name: str, array, allow_empty: bool = False) -> np.ndarray:

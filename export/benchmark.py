@@ -15,7 +15,7 @@ which. The Keras SavedModel is the parity reference (agreement and cosine 1). It
 display); without it the table and JSON are still written.
 
 The CPU's model and its int8-relevant features (AVX2, AVX-512, VNNI; on ARM NEON and its dot product, from
-/proc/cpuinfo: `export.machine`) are printed above the table and written below it in FILE.md, because which form is
+/proc/cpuinfo: `export.runtime.machine`) are printed above the table and written below it in FILE.md, because which form is
 fastest depends on them.
 
 In `stream` mode one invocation is one frame through the step signature, in `clip` mode one whole clip (for the
@@ -36,7 +36,7 @@ import numpy as np
 from absl import app, flags
 
 from edge_ssl import library_logs
-from export import layout, machine
+from export.runtime import layout, machine
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("artifact_dir", None, "An artifact directory written by `python -m export`.")
@@ -81,23 +81,23 @@ def _time(call, runs: int, warmup: int) -> dict[str, float]:
 
 
 def _litert(path: str, threads: int, mode: str, name: str, clip: np.ndarray):
-    from export import tflite  # pylint: disable=g-import-not-at-top
+    from export.runtime import litert  # pylint: disable=g-import-not-at-top
 
     if mode == "clip":
-        model = tflite.TFLiteModel(path, num_threads=threads, required=("serving_default",))
+        model = litert.TFLiteModel(path, num_threads=threads, required=("serving_default",))
         return lambda: model.run("serving_default", {name: clip[None]})
-    model = tflite.TFLiteModel(path, num_threads=threads)
+    model = litert.TFLiteModel(path, num_threads=threads)
     state = model.initial_state()
     return lambda: model.run("step", {"frame": clip[None, 0], **state})
 
 
 def _onnxruntime(directory: str, threads: int, mode: str, name: str, clip: np.ndarray):
-    from export import onnx as onnx_export  # pylint: disable=g-import-not-at-top
+    from export.runtime import onnx_runtime  # pylint: disable=g-import-not-at-top
 
     if mode == "clip":
-        model = onnx_export.OnnxModel(clip=layout.ArtifactDir(directory).onnx, threads=threads)
+        model = onnx_runtime.OnnxModel(clip=layout.ArtifactDir(directory).onnx, threads=threads)
         return lambda: model.clip_session.run(None, {name: clip[None]})
-    model = onnx_export.OnnxModel(step=layout.ArtifactDir(directory).onnx_step, threads=threads)
+    model = onnx_runtime.OnnxModel(step=layout.ArtifactDir(directory).onnx_step, threads=threads)
     feed = {"frame": clip[None, 0], **model.initial_state(1)}
     return lambda: model.step_session.run(None, feed)
 
@@ -231,7 +231,7 @@ def rows(
                 file=sys.stderr,
             )
         for engine in engines:
-            from export import tensorrt  # pylint: disable=g-import-not-at-top
+            from export.runtime import tensorrt  # pylint: disable=g-import-not-at-top
 
             model = tensorrt.TensorRTModel(os.path.join(directory, engine))
             add("tensorrt", engine, None, lambda m=model: m({name: clip[None]}))

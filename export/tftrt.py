@@ -9,7 +9,7 @@ import os
 import tensorflow as tf
 
 from edge_ssl import environment
-from export import layout
+from export.runtime import layout
 
 
 class TFTRTUnavailable(RuntimeError):
@@ -37,7 +37,7 @@ def convert(
         raise TFTRTUnavailable(
             f"TF-TRT is not available: TensorFlow {tf.__version__} was built without TensorRT (pip builds since 2.18 "
             f"disable it). Build a TensorRT engine from the ONNX export instead: {onnx_path} "
-            "(export.tensorrt.build_engine, or trtexec on the device)."
+            "(export.runtime.tensorrt.build_engine, or trtexec on the device)."
         )
     from tensorflow.python.compiler.tensorrt import (
         trt_convert,  # pylint: disable=g-import-not-at-top

@@ -2,6 +2,11 @@
 
 1. Every `*_test.py` file is the source of a `py_test` target, so no test silently drops out of the suite.
 2. tf-keras is imported only in `edge_ssl/keras.py`, and nothing writes `tf.keras` (Keras 3 in TensorFlow 2.21).
+3. The device runtime stays free of TensorFlow: nothing in `export/runtime/` imports TensorFlow, tf-keras, tf2onnx,
+   `edge_ssl.keras` or a part of `export` outside `export.runtime` (lazily or not); the recognizer
+   (`edge_ssl/recognize/`) imports nothing of `export` but `export.runtime`, and the few-shot runner's modules
+   (`edge_ssl/fewshot/`) nothing else at module level, but for its TensorFlow heads (modules that import TensorFlow
+   or Keras at module level, which the runner imports only when such a head is asked for).
 
 Usage: python -m tools.lint --test_srcs=FILE, where FILE holds the output of
 `bazel query 'labels(srcs, kind(py_test, //...))'`, one label a line.
@@ -91,6 +96,67 @@ def keras_import_violations(root: pathlib.Path) -> list[str]:
     return problems
 
 
+# Imports the device runtime must not make; `export.*` is allowed only as `export.runtime*`.
+_TENSORFLOW_MODULES = ("tensorflow", "tf_keras", "tf2onnx", "keras", "edge_ssl.keras")
+_RUNTIME = "export/runtime/"
+_RUNTIME_USERS = {"edge_ssl/recognize/": "anywhere", "edge_ssl/fewshot/": "module level"}
+
+
+def _imports(tree: ast.Module, module_level: bool) -> list[tuple[int, str]]:
+    """(line, module) of each import: every one, or only those of the module's top level."""
+    nodes = tree.body if module_level else list(ast.walk(tree))
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            if node.module == "export":
+                found += [(node.lineno, f"export.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, node.module))
+    return found
+
+
+def _is_tensorflow(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in _TENSORFLOW_MODULES)
+
+
+def _outside_runtime(module: str) -> bool:
+    return (module == "export" or module.startswith("export.")) and not (
+        module == "export.runtime" or module.startswith("export.runtime.")
+    )
+
+
+def runtime_import_violations(root: pathlib.Path) -> list[str]:
+    """`path:line: message` for each import that breaks rule 3 of the module docstring."""
+    problems = []
+    for rel in project_files(root, "*.py"):
+        path = str(rel)
+        if path.startswith(_RUNTIME):
+            tree = ast.parse((root / rel).read_text(encoding="utf-8"), filename=path)
+            for line, module in _imports(tree, module_level=False):
+                if _is_tensorflow(module):
+                    problems.append(f"{rel}:{line}: the device runtime must not import {module}")
+                elif _outside_runtime(module):
+                    problems.append(
+                        f"{rel}:{line}: the device runtime imports only export.runtime, not {module}"
+                    )
+            continue
+        for folder, where in _RUNTIME_USERS.items():
+            if path.startswith(folder):
+                tree = ast.parse((root / rel).read_text(encoding="utf-8"), filename=path)
+                top = [m for _, m in _imports(tree, module_level=True)]
+                if where == "module level" and any(_is_tensorflow(m) for m in top):
+                    continue  # a TensorFlow head, imported by the runner only when asked for
+                for line, module in _imports(tree, module_level=where == "module level"):
+                    if _outside_runtime(module):
+                        problems.append(
+                            f"{rel}:{line}: {folder} imports of export go through export.runtime "
+                            f"({where}), not {module}"
+                        )
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in tests_without_target(project_files(root, "*_test.py"), labels)
     ]
     problems += keras_import_violations(root)
+    problems += runtime_import_violations(root)
     for problem in problems:
         print(f"lint: {problem}", file=sys.stderr)
     return 1 if problems else 0

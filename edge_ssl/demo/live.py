@@ -27,7 +27,7 @@ import numpy as np
 from edge_ssl import files
 from edge_ssl.data import decode, video_folder
 from edge_ssl.data.folder_index import ClipUnreadable, DataFolderError
-from export import layout
+from export.runtime import layout
 
 VERSION = 2  # bumped when what the stage writes changes, so a finished demo runs it again
 VIDEO = "live.mp4"

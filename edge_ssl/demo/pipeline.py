@@ -30,7 +30,7 @@ from collections.abc import Callable
 from edge_ssl import environment
 from edge_ssl.demo import live as live_lib
 from edge_ssl.demo import report, stages
-from export import layout
+from export.runtime import layout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_STAGES = 13

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 
 from edge_ssl import environment, files
-from export import layout
+from export.runtime import layout
 
 VERSION = 3  # bumped when the report's content changes, so a finished demo rewrites it
 

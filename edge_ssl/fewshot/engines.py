@@ -10,7 +10,7 @@ L2-normalised embeddings [N, D]:
 - `auto`: TensorRT where a TensorRT engine and the `tensorrt` module are both here, else LiteRT, else ONNX Runtime,
   else TensorFlow.
 Precision `auto` on LiteRT runs the fastest of the artifact's `.tflite` forms on this machine, found by a short timing
-on first use and cached per machine and artifact (`export.precision`); the engine's `choice` says which and why.
+on first use and cached per machine and artifact (`export.runtime.precision`); the engine's `choice` says which and why.
 Nothing here imports TensorFlow unless the `tf` engine is asked for.
 """
 
@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from edge_ssl import files
-from export import layout
+from export.runtime import layout
 
 ENGINES = ("auto", "tf", "litert", "onnxruntime", "tensorrt")
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -98,8 +98,8 @@ def fastest_tflite(
     artifact_dir: str, card: dict, input_name: str, num_threads: int | None
 ) -> tuple[str, str | None]:
     """(the artifact's fastest `model_<precision>.tflite` here for whole inputs, why), timed or from the cache."""
-    from export import precision as precision_lib  # pylint: disable=g-import-not-at-top
-    from export import tflite  # pylint: disable=g-import-not-at-top
+    from export.runtime import litert  # pylint: disable=g-import-not-at-top
+    from export.runtime import precision as precision_lib  # pylint: disable=g-import-not-at-top
 
     paths = layout.ArtifactDir(artifact_dir).tflite_files(("int8", "fp16", "fp32"))
     if len(paths) < 2:
@@ -108,7 +108,7 @@ def fastest_tflite(
 
     def factory(path):
         def load():
-            model = tflite.TFLiteModel(path, num_threads=num_threads, required=("serving_default",))
+            model = litert.TFLiteModel(path, num_threads=num_threads, required=("serving_default",))
             return lambda: model.run("serving_default", {input_name: inputs})
 
         return load
@@ -123,21 +123,21 @@ def fastest_tflite(
 
 
 def _litert(path: str, input_name: str, num_threads: int | None):
-    from export import tflite  # pylint: disable=g-import-not-at-top  (LiteRT only)
+    from export.runtime import litert  # pylint: disable=g-import-not-at-top  (LiteRT only)
 
-    model = tflite.TFLiteModel(path, num_threads=num_threads, required=("serving_default",))
+    model = litert.TFLiteModel(path, num_threads=num_threads, required=("serving_default",))
     return lambda x: model.run("serving_default", {input_name: x})["embedding"]
 
 
 def _onnxruntime(path: str, num_threads: int | None):
     # Imported here: each engine loads only its own runtime.
-    from export import onnx as onnx_export  # pylint: disable=g-import-not-at-top
+    from export.runtime import onnx_runtime  # pylint: disable=g-import-not-at-top
 
-    return onnx_export.OnnxModel(clip=path, threads=num_threads).embed
+    return onnx_runtime.OnnxModel(clip=path, threads=num_threads).embed
 
 
 def _tensorrt(path: str, input_name: str):
-    from export import tensorrt  # pylint: disable=g-import-not-at-top
+    from export.runtime import tensorrt  # pylint: disable=g-import-not-at-top
 
     model = tensorrt.TensorRTModel(path)
     return lambda x: model({input_name: x})["embedding"]

@@ -19,7 +19,8 @@ import numpy as np
 from edge_ssl.fewshot import engines, heads, labeled
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
-from export import classifier, layout, parity, tflite
+from export import tflite
+from export.runtime import classifier, layout, litert, parity
 
 _STAGE_END = re.compile(r"_stage\d+_block\d+_add$")
 
@@ -105,7 +106,7 @@ def finetune(
     with open(path, "wb") as f:
         f.write(content)
 
-    delivered = tflite.TFLiteModel(content, num_threads=config.num_threads)
+    delivered = litert.TFLiteModel(content, num_threads=config.num_threads)
 
     def pooled(windows: np.ndarray) -> np.ndarray:
         # Through the converted model: the figures are those of the classifier.tflite the user gets.

@@ -1,14 +1,14 @@
 """Few-shot heads on embeddings: nearest prototype and a linear softmax classifier trained inside LiteRT.
 
 Both are linear maps, logits = embedding @ W + b, so either one is appended to an exported model as one
-FULLY_CONNECTED op (`export.classifier.attach_head`). The runner's heads share one interface (`Head`: fit,
+FULLY_CONNECTED op (`export.runtime.classifier.attach_head`). The runner's heads share one interface (`Head`: fit,
 predict, export), the `finetune` heads' in `edge_ssl.fewshot.finetuned_student` (the student) and
 `edge_ssl.fewshot.sequence_head` (CV-MIM's temporal classifier), which import TensorFlow:
 - `prototype`: W holds the class means of the support embeddings, L2-normalised and scaled by `PROTOTYPE_SCALE`
   (cosine similarity to each prototype; the scale only sharpens the softmax), b = 0. Snell et al.'s prototypical
   classifier with cosine distance; no training.
-- `linear`: softmax regression with weight decay and Adam, run by `export.trainable_head.HeadTrainer` in the LiteRT
-  interpreter (builtin ops only), so it trains where TensorFlow is not installed.
+- `linear`: softmax regression with weight decay and Adam, run by `export.runtime.head_trainer.HeadTrainer` in the
+  LiteRT interpreter (builtin ops only), so it trains where TensorFlow is not installed.
 """
 
 import abc
@@ -17,7 +17,9 @@ import time
 
 import numpy as np
 
-from export import classifier, layout, parity, trainable_head
+from export.runtime import classifier
+from export.runtime import head_trainer as head_trainer_lib
+from export.runtime import layout, parity
 
 PROTOTYPE_SCALE = 10.0
 HEADS = ("prototype", "linear", "finetune")
@@ -42,28 +44,31 @@ def prototype_head(
 
 def head_trainer(
     artifact_dir: str, embedding_dim: int, num_classes: int, cache_dir: str | None
-) -> trainable_head.HeadTrainer:
+) -> head_trainer_lib.HeadTrainer:
     """The LiteRT head trainer: the artifact's `head_trainer.tflite`, else one built here (needs TensorFlow) and
     kept in `cache_dir`.
 
     Raises:
-      trainable_head.HeadError: the artifact has none that fits, and TensorFlow is not installed to build one.
+      head_trainer_lib.HeadError: the artifact has none that fits, and TensorFlow is not installed to build one.
     """
     shipped = layout.ArtifactDir(artifact_dir).head_trainer
     if os.path.exists(shipped):
-        trainer = trainable_head.HeadTrainer(shipped)
+        trainer = head_trainer_lib.HeadTrainer(shipped)
         if trainer.embedding_dim == embedding_dim and trainer.max_classes >= num_classes:
             return trainer
-    max_classes = max(trainable_head.DEFAULT_MAX_CLASSES, num_classes)
+    max_classes = max(head_trainer_lib.DEFAULT_MAX_CLASSES, num_classes)
     cached = None
     if cache_dir:
         cached = os.path.join(cache_dir, f"head_trainer_{embedding_dim}x{max_classes}.tflite")
         if os.path.exists(cached):
-            return trainable_head.HeadTrainer(cached)
+            return head_trainer_lib.HeadTrainer(cached)
     try:
+        # TensorFlow builds it: the export side of the package, imported only here.
+        from export import trainable_head  # pylint: disable=g-import-not-at-top
+
         content = trainable_head.build(embedding_dim, max_classes)
     except ImportError as e:
-        raise trainable_head.HeadError(
+        raise head_trainer_lib.HeadError(
             f"{artifact_dir} has no {layout.HEAD_TRAINER} for {embedding_dim}-d embeddings and "
             f"{num_classes} classes, and TensorFlow is not installed to build one: re-export the model "
             "(python -m export writes it) or use --head=prototype"
@@ -72,7 +77,7 @@ def head_trainer(
         os.makedirs(cache_dir, exist_ok=True)
         with open(cached, "wb") as f:
             f.write(content)
-    return trainable_head.HeadTrainer(content)
+    return head_trainer_lib.HeadTrainer(content)
 
 
 def logits(weights: np.ndarray, bias: np.ndarray, embeddings: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from edge_ssl.data.folder_index import (
     FolderIndex,
     extension,
 )
-from export import parity
+from export.runtime import parity
 
 VIEWS_CSV = "views.csv"
 _VIEW_IN_NAME = re.compile(r"(?:^|[_\-.])(?:view|cam|camera)[_\-]?([A-Za-z0-9]+)", re.IGNORECASE)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from export import parity
+from export.runtime import parity
 
 
 def knn_accuracy(

@@ -27,7 +27,7 @@ from edge_ssl.data import episodes as episodes_lib
 from edge_ssl.data import motion
 from edge_ssl.data.folder_index import ClipUnreadable
 from edge_ssl.fewshot import engines, heads, labeled, metrics, runner_report
-from export import layout, machine, trainable_head
+from export.runtime import head_trainer, layout, machine
 
 MODALITIES = ("video", "pose")
 # The training clips whose windows are measured for the classifier's `movement` (a seeded sample beyond this).
@@ -310,7 +310,7 @@ def run(config: RunConfig) -> dict:
             trainer = heads.head_trainer(
                 config.model, int(card["embedding_dim"]), len(classes), config.cache_dir
             )
-        except trainable_head.HeadError as e:
+        except head_trainer.HeadError as e:
             raise RunnerError(str(e)) from e
     try:
         engine = engines.open_engine(

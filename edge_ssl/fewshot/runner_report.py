@@ -4,7 +4,7 @@ from typing import Any
 
 import numpy as np
 
-from export import layout
+from export.runtime import layout
 
 
 def per_class(confusion: np.ndarray, classes: list[str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from edge_ssl.fewshot import cross_view, heads, labeled
-from export import layout
+from export.runtime import layout
 
 DEFAULT_LENGTH = 32
 

@@ -37,7 +37,7 @@ from edge_ssl.recognize import decisions
 from edge_ssl.recognize import recognizer as recognizer_lib
 from edge_ssl.recognize import sources, streaming
 from edge_ssl.recognize.recognizer import FrameResult, Recognizer
-from export import machine
+from export.runtime import machine
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 NO_ACTION = "no action"

@@ -2,20 +2,20 @@
 
 `open_classifier(path, engine, precision, num_threads)` reads `classifier.tflite` (what `python -m
 edge_ssl.cli.finetune` writes: the exported student with the head appended, class names and `classifier_info` in
-its metadata, see `export.classifier`), checks that it can stream (a `step` signature with `probabilities`, labels,
+its metadata, see `export.runtime.classifier`), checks that it can stream (a `step` signature with `probabilities`, labels,
 a video model), and returns a `StreamingClassifier` whose `step(frame)` runs the step signature once on one
 preprocessed frame, carries the state, and gives the class probabilities of the window of frames streamed so far.
 
 Which form runs:
 - `litert`: the classifier file itself, or, when the head sits on the artifact's own embedding model (the `linear`
-  and `prototype` heads), the same head put on the artifact's other `.tflite` forms (`export.classifier.read_head`
+  and `prototype` heads), the same head put on the artifact's other `.tflite` forms (`export.runtime.classifier.read_head`
   then `attach_head`, in memory): so `--precision` can choose fp32, fp16 or int8 whatever form the runner used.
   A `finetune` head changed the student, so only the classifier's own form exists then.
 - `onnxruntime`: the artifact's `model_step.onnx` with the head applied in NumPy (fp32).
 - `tensorrt`: the artifact's `model_step_fp16.plan`, built on the device (`python -m export --formats=tensorrt_fp16`),
   with the head in NumPy.
 - `auto` engine: LiteRT when installed, else ONNX Runtime. `auto` precision: the fastest of the available forms on
-  this machine, timed once on the step signature and cached (`export.precision`).
+  this machine, timed once on the step signature and cached (`export.runtime.precision`).
 
 The artifact directory is the one the runner recorded in `classifier_info` (or `artifact_dir` when given).
 
@@ -33,10 +33,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from export import classifier as classifier_lib
-from export import layout
-from export import precision as precision_lib
-from export import tflite
+from export.runtime import ModelError
+from export.runtime import classifier as classifier_lib
+from export.runtime import layout, litert
+from export.runtime import precision as precision_lib
 
 ENGINES = ("auto", "litert", "onnxruntime", "tensorrt")
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -59,7 +59,7 @@ class _LiteRTStep:
     """The `step` signature of a classifier `.tflite` (bytes), its state kept here."""
 
     def __init__(self, content: bytes, num_threads: int | None):
-        self.model = tflite.TFLiteModel(content, num_threads=num_threads, required=("step",))
+        self.model = litert.TFLiteModel(content, num_threads=num_threads, required=("step",))
         self.state_names = [k for k in self.model.input_details("step") if k != "frame"]
         self.reset()
 
@@ -91,9 +91,9 @@ class _HeadStep:
 
 def _onnx_step(path: str, weights, bias, num_threads):
     # ONNX Runtime only, so a LiteRT run never imports it.
-    from export import onnx as onnx_export  # pylint: disable=g-import-not-at-top
+    from export.runtime import onnx_runtime  # pylint: disable=g-import-not-at-top
 
-    model = onnx_export.OnnxModel(step=path, threads=num_threads)
+    model = onnx_runtime.OnnxModel(step=path, threads=num_threads)
     names = [node.name for node in model.step_session.get_outputs()]
 
     def run(feed):
@@ -103,7 +103,7 @@ def _onnx_step(path: str, weights, bias, num_threads):
 
 
 def _tensorrt_step(path: str, weights, bias, state_shapes: dict):
-    from export import tensorrt  # pylint: disable=g-import-not-at-top  (GPU only)
+    from export.runtime import tensorrt  # pylint: disable=g-import-not-at-top  (GPU only)
 
     model = tensorrt.TensorRTModel(path)
     state = {k: np.zeros([1, *shape], np.float32) for k, shape in state_shapes.items()}
@@ -180,10 +180,10 @@ def _artifact_card(artifact_dir: str | None) -> dict | None:
         return None
 
 
-def _check_classifier(path: str, content: bytes, num_threads) -> tflite.TFLiteModel:
+def _check_classifier(path: str, content: bytes, num_threads) -> litert.TFLiteModel:
     try:
-        model = tflite.TFLiteModel(content, num_threads=num_threads, required=())
-    except tflite.ExportError as e:
+        model = litert.TFLiteModel(content, num_threads=num_threads, required=())
+    except ModelError as e:
         raise ClassifierError(f"{path} is not a readable TFLite model ({e})") from e
     outputs = {name for sig in model.signatures for name in model.output_names(sig)}
     if "probabilities" not in outputs:

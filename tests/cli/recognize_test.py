@@ -15,7 +15,7 @@ from ai_edge_litert.tools import flatbuffer_utils
 
 from edge_ssl.cli import recognize
 from edge_ssl.fewshot import runner
-from export import classifier as classifier_lib
+from export.runtime import classifier as classifier_lib
 from tests.fewshot import fixtures
 
 

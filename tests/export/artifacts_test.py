@@ -11,7 +11,8 @@ import tensorflow as tf
 from edge_ssl.keras import keras
 from edge_ssl.models import layers, pose_encoder
 from edge_ssl.models import student as student_lib
-from export import artifacts, layout, parity
+from export import artifacts
+from export.runtime import layout, parity
 
 
 @keras.utils.register_keras_serializable("edge_ssl_test")

@@ -13,7 +13,8 @@ from matplotlib import image
 from edge_ssl.keras import keras
 from edge_ssl.models import pose_encoder
 from edge_ssl.models import student as student_lib
-from export import artifacts, benchmark, parity
+from export import artifacts, benchmark
+from export.runtime import parity
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

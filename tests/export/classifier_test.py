@@ -1,11 +1,12 @@
-"""Tests for export.classifier: a linear head appended to an exported model's flatbuffer, without TensorFlow."""
+"""Tests for export.runtime.classifier: a linear head appended to an exported model's flatbuffer, without TensorFlow."""
 
 import numpy as np
 import tensorflow as tf
 
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
-from export import classifier, tflite
+from export import tflite
+from export.runtime import classifier, litert
 
 
 class ClassifierTest(tf.test.TestCase):
@@ -27,8 +28,8 @@ class ClassifierTest(tf.test.TestCase):
         cls.bias = rng.normal(size=4).astype("float32")
 
     def _check(self, content):
-        base = tflite.TFLiteModel(content)
-        model = tflite.TFLiteModel(
+        base = litert.TFLiteModel(content)
+        model = litert.TFLiteModel(
             classifier.attach_head(content, self.weights, self.bias, list("abcd"))
         )
         out = model.run("serving_default", {"clip": self.clips[:1]})

@@ -1,4 +1,4 @@
-"""Tests for export.layout: the artifact directory's and the classifier folder's file names, and the model card."""
+"""Tests for export.runtime.layout: the artifact directory's and the classifier folder's file names, and the model card."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import sys
 
 from absl.testing import absltest
 
-from export import layout
+from export.runtime import layout
 
 
 class ArtifactDirTest(absltest.TestCase):
@@ -91,9 +91,7 @@ class ArtifactDirTest(absltest.TestCase):
     def test_imports_neither_tensorflow_nor_numpy(self):
         # The runner and the recognizer read artifact directories on devices without TensorFlow.
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        code = (
-            "import sys, export.layout; print(sorted({'tensorflow', 'numpy'} & set(sys.modules)))"
-        )
+        code = "import sys, export.runtime.layout; print(sorted({'tensorflow', 'numpy'} & set(sys.modules)))"
         result = subprocess.run(
             [sys.executable, "-c", code],
             capture_output=True,

@@ -1,10 +1,10 @@
-"""Tests for export.machine: the CPU's int8-relevant features read from /proc/cpuinfo, x86 and ARM."""
+"""Tests for export.runtime.machine: the CPU's int8-relevant features read from /proc/cpuinfo, x86 and ARM."""
 
 import os
 
 from absl.testing import absltest
 
-from export import machine
+from export.runtime import machine
 
 X86 = """processor\t: 0
 vendor_id\t: AuthenticAMD

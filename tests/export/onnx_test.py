@@ -7,7 +7,7 @@ from absl.testing import parameterized
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
 from export import onnx as onnx_export
-from export import parity
+from export.runtime import onnx_runtime, parity
 
 
 class OnnxTest(tf.test.TestCase, parameterized.TestCase):
@@ -30,7 +30,7 @@ class OnnxTest(tf.test.TestCase, parameterized.TestCase):
             self.assertEqual(dims[0].dim_value, batch)
         else:
             self.assertTrue(dims[0].dim_param)  # a named, dynamic batch axis
-        model = onnx_export.OnnxModel(clip, step)
+        model = onnx_runtime.OnnxModel(clip, step)
         figures = parity.compare(self.reference, model.embed(self.clips))
         self.assertEqual(figures.failures(parity.DEFAULT_THRESHOLDS["fp32"]), [], figures)
         clips = self.clips[:1] if batch == 1 else self.clips
@@ -38,7 +38,7 @@ class OnnxTest(tf.test.TestCase, parameterized.TestCase):
         outputs = {o.name for o in step.graph.output}
         self.assertIn("embedding", outputs)
         self.assertEqual(
-            outputs - {"embedding"}, {onnx_export.NEXT + k for k in self.student.state_shapes}
+            outputs - {"embedding"}, {onnx_runtime.NEXT + k for k in self.student.state_shapes}
         )
 
     def test_old_opset_is_refused(self):

@@ -13,7 +13,8 @@ from edge_ssl.data import pose, synthetic
 from edge_ssl.keras import keras
 from edge_ssl.models import pose_encoder
 from edge_ssl.models import student as student_lib
-from export import artifacts, layout, parity, tflite
+from export import artifacts
+from export.runtime import layout, litert, parity
 
 # A random encoder's per-frame codes sit close to several class prototypes, so a frame's nearest prototype flips
 # under tiny changes and top-1 agreement says little about an untrained encoder; cosine is the check here.
@@ -99,10 +100,10 @@ class PoseArtifactsTest(tf.test.TestCase):
             "serving_default"
         ]
         saved = serving(keypoints=tf.constant(self.heldout))["embedding"].numpy()
-        model = tflite.TFLiteModel(
+        model = litert.TFLiteModel(
             os.path.join(self.out, "model_fp32.tflite"), required=("serving_default",)
         )
-        litert = np.concatenate(
+        on_litert = np.concatenate(
             [
                 model.run("serving_default", {"keypoints": k[None]})["embedding"]
                 for k in self.heldout
@@ -111,13 +112,13 @@ class PoseArtifactsTest(tf.test.TestCase):
         session = ort.InferenceSession(
             os.path.join(self.out, "model.onnx"), providers=["CPUExecutionProvider"]
         )
-        onnx_runtime = np.concatenate(
+        on_onnx_runtime = np.concatenate(
             [session.run(["embedding"], {"keypoints": k[None]})[0] for k in self.heldout]
         )
         for name, embeddings in (
             ("saved_model", saved),
-            ("litert", litert),
-            ("onnx", onnx_runtime),
+            ("litert", on_litert),
+            ("onnx", on_onnx_runtime),
         ):
             with self.subTest(name):
                 self.assertAllClose(embeddings, self.trained, atol=1e-5)

@@ -1,4 +1,4 @@
-"""Tests for export.precision: the fastest form picked by timing, remembered per machine and artifact."""
+"""Tests for export.runtime.precision: the fastest form picked by timing, remembered per machine and artifact."""
 
 import os
 import time
@@ -6,7 +6,7 @@ from unittest import mock
 
 from absl.testing import absltest
 
-from export import precision
+from export.runtime import precision
 
 
 def _sleeper(seconds: float):

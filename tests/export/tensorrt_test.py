@@ -1,4 +1,4 @@
-"""Tests for export.tensorrt and export.tftrt: what runs without a GPU (commands, cards, errors); the engine build
+"""Tests for export.runtime.tensorrt and export.tftrt: what runs without a GPU (commands, cards, errors); the engine build
 itself needs TensorRT 10 and a CUDA GPU and is skipped otherwise, with the reason."""
 
 import json
@@ -10,7 +10,8 @@ import tensorflow as tf
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
 from export import onnx as onnx_export
-from export import tensorrt, tftrt
+from export import tftrt
+from export.runtime import tensorrt
 
 
 def _gpu_reason() -> str | None:

@@ -1,4 +1,4 @@
-"""Tests for export.tflite and export.parity on the tiny student: every quantization, both signatures, streaming."""
+"""Tests for export.tflite and export.runtime.parity on the tiny student: every quantization, both signatures, streaming."""
 
 import numpy as np
 import tensorflow as tf
@@ -6,7 +6,8 @@ from absl.testing import parameterized
 
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
-from export import parity, tflite
+from export import tflite
+from export.runtime import ModelError, litert, parity
 
 LABELS = np.array([0, 0, 1, 1, 2, 2])
 
@@ -30,12 +31,12 @@ class TFLiteTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(*tflite.QUANTIZATIONS)
     def test_conversion_keeps_both_signatures_and_passes_its_parity_thresholds(self, quantization):
-        model = tflite.TFLiteModel(
+        model = litert.TFLiteModel(
             tflite.convert(
                 self.path, quantization, tflite.representative_data(self.student, self.clips[:4])
             )
         )
-        self.assertContainsSubset(set(tflite.SIGNATURES), set(model.signatures))
+        self.assertContainsSubset(set(litert.SIGNATURES), set(model.signatures))
         embeddings = model.embed(self.clips)
         figures = parity.compare(self.reference, embeddings, LABELS)
         self.assertEqual(figures.failures(parity.DEFAULT_THRESHOLDS[quantization]), [], figures)
@@ -51,7 +52,7 @@ class TFLiteTest(tf.test.TestCase, parameterized.TestCase):
             tflite.representative_data(self.student, self.clips[:4]),
             int8_io=True,
         )
-        model = tflite.TFLiteModel(content)
+        model = litert.TFLiteModel(content)
         runner = model._runners["step"]  # pylint: disable=protected-access
         frame = runner.get_input_details()["frame"]
         self.assertEqual(frame["dtype"], np.int8)
@@ -73,7 +74,7 @@ class TFLiteTest(tf.test.TestCase, parameterized.TestCase):
         )
         path = self.get_temp_dir() + "/perturbed"
         perturbed.save(path)
-        model = tflite.TFLiteModel(tflite.convert(path, "fp32"))
+        model = litert.TFLiteModel(tflite.convert(path, "fp32"))
         figures = parity.compare(self.reference, model.embed(self.clips), LABELS)
         self.assertNotEmpty(figures.failures(parity.DEFAULT_THRESHOLDS["fp32"]))
 
@@ -81,10 +82,8 @@ class TFLiteTest(tf.test.TestCase, parameterized.TestCase):
         path = self.get_temp_dir() + "/corrupt.tflite"
         with open(path, "wb") as f:
             f.write(b"not a flatbuffer" * 8)
-        with self.assertRaisesRegex(
-            tflite.ExportError, "corrupt.tflite is not a readable TFLite model"
-        ):
-            tflite.TFLiteModel(path)
+        with self.assertRaisesRegex(ModelError, "corrupt.tflite is not a readable TFLite model"):
+            litert.TFLiteModel(path)
 
     def test_bad_requests_are_clear_errors(self):
         with self.assertRaisesRegex(tflite.ExportError, "unknown quantization 'int4'"):

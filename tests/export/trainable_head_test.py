@@ -5,6 +5,7 @@ import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
 from export import trainable_head
+from export.runtime import head_trainer
 
 D, C = 6, 4
 
@@ -36,13 +37,13 @@ class TrainableHeadTest(tf.test.TestCase):
 
     def test_converted_model_holds_builtin_ops_only(self):
         interpreter = litert.Interpreter(model_content=self.content)
-        self.assertContainsSubset(set(trainable_head.SIGNATURES), interpreter.get_signature_list())
+        self.assertContainsSubset(set(head_trainer.SIGNATURES), interpreter.get_signature_list())
         for op in interpreter._get_ops_details():  # pylint: disable=protected-access
             self.assertFalse(op["op_name"].startswith("Flex"), op)
             self.assertNotEqual(op["op_name"], "CUSTOM", op)
 
     def test_train_steps_match_the_numpy_update(self):
-        head = trainable_head.HeadTrainer(self.content)
+        head = head_trainer.HeadTrainer(self.content)
         rng = np.random.default_rng(0)
         w0 = rng.normal(size=(D, 3)).astype(np.float32)
         b0 = rng.normal(size=3).astype(np.float32)
@@ -72,7 +73,7 @@ class TrainableHeadTest(tf.test.TestCase):
         self.assertAllClose(w[:, 3], np.zeros(D))  # the unused class never moves
 
     def test_fit_separates_separable_classes_and_restarts_from_zero(self):
-        head = trainable_head.HeadTrainer(self.content)
+        head = head_trainer.HeadTrainer(self.content)
         rng = np.random.default_rng(1)
         labels = np.repeat(np.arange(3), 8)
         x = rng.normal(size=(24, D)).astype(np.float32) * 0.3
@@ -88,16 +89,16 @@ class TrainableHeadTest(tf.test.TestCase):
         self.assertAllClose(again[0], np.log(3), rtol=1e-5)
 
     def test_bad_requests_are_clear_errors(self):
-        head = trainable_head.HeadTrainer(self.content)
+        head = head_trainer.HeadTrainer(self.content)
         x = np.zeros((4, D), np.float32)
-        with self.assertRaisesRegex(trainable_head.HeadError, "holds 2 to 4 classes"):
+        with self.assertRaisesRegex(head_trainer.HeadError, "holds 2 to 4 classes"):
             head.fit(x, [0, 1, 2, 3], 5)
-        with self.assertRaisesRegex(trainable_head.HeadError, r"must be \[N, 6\]"):
+        with self.assertRaisesRegex(head_trainer.HeadError, r"must be \[N, 6\]"):
             head.fit(np.zeros((4, 3)), [0, 1, 0, 1], 2)
-        with self.assertRaisesRegex(trainable_head.HeadError, r"labels must lie in \[0, 2\)"):
+        with self.assertRaisesRegex(head_trainer.HeadError, r"labels must lie in \[0, 2\)"):
             head.fit(x, [0, 1, 2, 1], 2)
-        with self.assertRaisesRegex(trainable_head.HeadError, "not a readable TFLite model"):
-            trainable_head.HeadTrainer(b"not a model")
+        with self.assertRaisesRegex(head_trainer.HeadError, "not a readable TFLite model"):
+            head_trainer.HeadTrainer(b"not a model")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from edge_ssl.data import synthetic
 from edge_ssl.fewshot import runner
 from edge_ssl.keras import keras
 from edge_ssl.models import pose_encoder
-from export import artifacts, parity, tflite
+from export import artifacts
+from export.runtime import litert, parity
 from tests.fewshot import fixtures
 
 FRAMES = 12
@@ -82,7 +83,7 @@ class PoseRunnerTest(tf.test.TestCase):
         self.assertTrue(results["classifier"]["per_frame"])
         self.assertNotIn("movement", results)  # the motion gate is for video
         # The classifier scores one frame; averaging its logits over a sequence gives the runner's prediction.
-        model = tflite.TFLiteModel(
+        model = litert.TFLiteModel(
             os.path.join(config.output_dir, "classifier.tflite"), required=("serving_default",)
         )
         sequence = np.load(os.path.join(self.eval, "raise", "clip0_view0.npy"))
@@ -107,7 +108,7 @@ class PoseRunnerTest(tf.test.TestCase):
         self.assertFalse(results["classifier"]["per_frame"])
         self.assertEqual(sorted(results["cross_view"]["per_view"]), ["0", "1"])
         self.assertBetween(results["cross_view"]["mean"], 0.0, 1.0)
-        model = tflite.TFLiteModel(
+        model = litert.TFLiteModel(
             os.path.join(config.output_dir, "classifier.tflite"), required=("serving_default",)
         )
         sequence = np.load(os.path.join(self.eval, "lower", "clip1_view1.npy"))[:8][None]

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from edge_ssl.fewshot import runner
-from export import classifier, tflite
+from export.runtime import classifier, litert
 from tests.fewshot import fixtures
 
 
@@ -42,7 +42,7 @@ class RunnerTest(tf.test.TestCase):
         """(true labels, predictions) of classifier.tflite on every clip of `folder`, read as the runner reads them."""
         from edge_ssl.fewshot import labeled  # pylint: disable=g-import-not-at-top
 
-        model = tflite.TFLiteModel(path)
+        model = litert.TFLiteModel(path)
         index = labeled.index_folder(folder, "video")
         labels, predicted = [], []
         for clip in index.clips:

@@ -120,7 +120,8 @@ def make_classifier(base: str, steps: int = 150) -> dict:
       {"artifact": artifact directory, "classifier": classifier.tflite, "output": the runner's folder}.
     """
     from edge_ssl.fewshot import runner  # pylint: disable=g-import-not-at-top
-    from export import artifacts, parity  # pylint: disable=g-import-not-at-top
+    from export import artifacts  # pylint: disable=g-import-not-at-top
+    from export.runtime import parity  # pylint: disable=g-import-not-at-top
 
     student = train_student(steps)
     rng = np.random.default_rng(1)

@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from edge_ssl.data import decode
 from edge_ssl.recognize import pipeline, recognizer, streaming
-from export import classifier as classifier_lib
-from export import tflite
+from export.runtime import classifier as classifier_lib
+from export.runtime import litert
 from tests.recognize import fixtures
 
 # (label or None for still bars, seconds): the concatenated video of known actions.
@@ -67,7 +67,7 @@ class RecognizerTest(tf.test.TestCase):
             streamed = [stream.infer(frame, i / 8).probabilities for i, frame in enumerate(frames)]
             source = os.path.join(self.paths["artifact"], f"model_{precision}.tflite")
             with open(source, "rb") as f:
-                whole_model = tflite.TFLiteModel(
+                whole_model = litert.TFLiteModel(
                     classifier_lib.attach_head(f.read(), weights, bias)
                 )
             for end in range(fixtures.FRAMES, len(frames) + 1, fixtures.FRAMES):

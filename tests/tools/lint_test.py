@@ -56,6 +56,39 @@ class LintTest(unittest.TestCase):
         self.assertTrue(problems[1].startswith("export/x.py:2:"), problems)
         self.assertTrue(problems[2].startswith("export/y.py:1:"), problems)
 
+    def test_the_device_runtime_imports_no_tensorflow_and_nothing_of_export_outside_it(self):
+        _write(
+            self.root, "export/runtime/ok.py", "import numpy\nfrom export.runtime import layout\n"
+        )
+        _write(self.root, "export/runtime/lazy_tf.py", "def f():\n    import tensorflow as tf\n")
+        _write(self.root, "export/runtime/converter.py", "from export import tflite\n")
+        _write(self.root, "export/runtime/keras.py", "from edge_ssl.keras import keras\n")
+        _write(self.root, "edge_ssl/recognize/r.py", "def f():\n    from export import onnx\n")
+        _write(self.root, "edge_ssl/recognize/ok.py", "from export.runtime.layout import CARD\n")
+        _write(
+            self.root,
+            "edge_ssl/fewshot/lazy.py",
+            "def f():\n    from export import trainable_head\n",
+        )
+        _write(self.root, "edge_ssl/fewshot/top.py", "import export.artifacts\n")
+        # A TensorFlow head may use the converters: the runner imports it only when it is asked for.
+        _write(
+            self.root,
+            "edge_ssl/fewshot/tf_head.py",
+            "import tensorflow\nfrom export import tflite\n",
+        )
+        _write(self.root, "export/artifacts.py", "import tensorflow\nfrom export import tflite\n")
+        problems = lint.runtime_import_violations(self.root)
+        self.assertEqual(len(problems), 5, problems)
+        self.assertTrue(problems[0].startswith("edge_ssl/fewshot/top.py:1:"), problems)
+        self.assertIn("not export.artifacts", problems[0])
+        self.assertTrue(problems[1].startswith("edge_ssl/recognize/r.py:2:"), problems)
+        self.assertTrue(problems[2].startswith("export/runtime/converter.py:1:"), problems)
+        self.assertIn("imports only export.runtime, not export.tflite", problems[2])
+        self.assertTrue(problems[3].startswith("export/runtime/keras.py:1:"), problems)
+        self.assertTrue(problems[4].startswith("export/runtime/lazy_tf.py:2:"), problems)
+        self.assertIn("must not import tensorflow", problems[4])
+
     def test_main_fails_on_a_missing_target(self):
         _write(self.root, "tests/a_test.py")
         labels = self.root / "labels.txt"

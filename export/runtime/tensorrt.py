@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from export import layout
+from export.runtime import layout
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CARD_SUFFIX = ".json"

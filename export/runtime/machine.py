@@ -4,7 +4,7 @@ process's peak memory.
 int8's gain depends on the CPU: with AVX-512 VNNI (or AVX-VNNI, AMX) the int8 kernels of LiteRT/XNNPACK beat fp32,
 on an AVX2-only x86 they can lose to it, and on ARM the NEON dot-product instructions (`asimddp`, ARMv8.2) and i8mm
 are what make int8 fast (a Jetson Orin's Cortex-A78AE has both). `cpu_info` reads them from /proc/cpuinfo; the
-benchmark prints them beside its tables and `export.precision` keys its timing cache on them.
+benchmark prints them beside its tables and `export.runtime.precision` keys its timing cache on them.
 
 No TensorFlow here: the recognizer and the runner use it on the device.
 """
