@@ -118,26 +118,15 @@ def main(argv):
         sequence_length=FLAGS.sequence_length,
     )
     try:
-        results = runner.run(config)
+        result = runner.run(config)
     except runner.RunnerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if results.get("mode") == "episodes":
-        summary = (
-            f"{results['ways']}-way {results['shots']}-shot over {results['episodes']} episodes: "
-            f"{results['mean_accuracy']:.1%} ± {results['ci95']:.1%} (95% CI)"
-        )
-    elif results.get("accuracy") is None:
-        summary = "not evaluated (no --eval_dir and no clips left over by --shots)"
-    else:
-        summary = f"accuracy {results['accuracy']:.1%} on {results['num_evaluated']} clips"
-    if "cross_view" in results:
-        summary += f"; single-shot cross-view mean accuracy {results['cross_view']['mean']:.1%}"
-    if results.get("precision_choice"):
-        print(f"precision {results['precision_choice']}")
+    if result.precision_choice:
+        print(f"precision {result.precision_choice}")
     print(
-        f"{summary}; {results['num_skipped']} inputs skipped; wrote {FLAGS.output_dir} "
-        f"(engine {results['engine']}, {results['engine_file']})"
+        f"{result.summary()}; {result.num_skipped} inputs skipped; wrote {result.output_dir} "
+        f"(engine {result.engine}, {result.engine_file})"
     )
     return 0
 

@@ -38,6 +38,84 @@ class RunnerError(ValueError):
     """A setting or input the run cannot use; raised before heavy work where possible. The message says what to do."""
 
 
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What a run gives back: the figures a caller acts on, and everything `metrics.json` holds.
+
+    Attributes:
+      output_dir: the folder written (classifier.tflite, labels.txt, metrics.json, confusion.png, report.md).
+      classifier: the path of its `classifier.tflite`.
+      classes: class names, in the classifier's order.
+      mode: what the accuracy was measured on: "eval_dir", "held_out" (clips `--shots` left over), "train_only"
+        (nothing: `accuracy` is None) or "episodes" (`accuracy` is the mean over them, `ci95` its interval).
+      accuracy: the fraction right, or None when nothing was evaluated.
+      ci95: the half-width of the episodes' 95% confidence interval (episodes only).
+      num_train: clips the head was fitted on.
+      num_evaluated: clips evaluated (0 in episodes mode).
+      num_skipped: inputs that could not be read, counted and listed in `metrics["skipped"]`.
+      engine: the engine that embedded the clips (litert, onnxruntime, tensorrt, tf).
+      engine_file: the file it ran.
+      precision: the form it ran (fp32, fp16, int8).
+      precision_choice: why that form (`--precision=auto`), or None.
+      cross_view: pose with `cross_view`: the single-shot cross-view protocol's mean accuracy, else None.
+      metrics: everything `metrics.json` holds (per-class figures, confusion matrix, timings, the training clips).
+    """
+
+    output_dir: str
+    classifier: str
+    classes: list[str]
+    mode: str
+    accuracy: float | None
+    ci95: float | None
+    num_train: int
+    num_evaluated: int
+    num_skipped: int
+    engine: str
+    engine_file: str
+    precision: str
+    precision_choice: str | None
+    cross_view: float | None
+    metrics: dict
+
+    def summary(self) -> str:
+        """One line for the terminal: the accuracy and how it was measured."""
+        if self.mode == "episodes":
+            m = self.metrics
+            text = (
+                f"{m['ways']}-way {m['shots']}-shot over {m['episodes']} episodes: "
+                f"{self.accuracy:.1%} ± {self.ci95:.1%} (95% CI)"
+            )
+        elif self.accuracy is None:
+            text = "not evaluated (no --eval_dir and no clips left over by --shots)"
+        else:
+            text = f"accuracy {self.accuracy:.1%} on {self.num_evaluated} clips"
+        if self.cross_view is not None:
+            text += f"; single-shot cross-view mean accuracy {self.cross_view:.1%}"
+        return text
+
+    @classmethod
+    def from_metrics(cls, output_dir: str, metrics: dict) -> "RunResult":
+        """The result of a run from the `metrics.json` it wrote."""
+        episodes = metrics.get("mode") == "episodes"
+        return cls(
+            output_dir=output_dir,
+            classifier=os.path.join(output_dir, layout.CLASSIFIER),
+            classes=list(metrics["classes"]),
+            mode=metrics["mode"],
+            accuracy=metrics.get("mean_accuracy") if episodes else metrics.get("accuracy"),
+            ci95=metrics.get("ci95") if episodes else None,
+            num_train=int(metrics["num_train"]),
+            num_evaluated=int(metrics.get("num_evaluated", 0)),
+            num_skipped=int(metrics["num_skipped"]),
+            engine=metrics["engine"],
+            engine_file=metrics["engine_file"],
+            precision=metrics["precision"],
+            precision_choice=metrics.get("precision_choice"),
+            cross_view=(metrics.get("cross_view") or {}).get("mean"),
+            metrics=metrics,
+        )
+
+
 @dataclasses.dataclass
 class RunConfig:
     """The runner's settings (the CLI's flags)."""
@@ -279,8 +357,8 @@ def _evaluate(
     }
 
 
-def run(config: RunConfig) -> dict:
-    """Runs the few-shot fine-tuning and evaluation; returns the metrics written to `metrics.json`.
+def run(config: RunConfig) -> RunResult:
+    """Runs the few-shot fine-tuning and evaluation; returns the result (`metrics.json`'s content in `metrics`).
 
     Raises:
       RunnerError: a bad setting or input, with what to do about it; nothing is written then.
@@ -439,7 +517,7 @@ def run(config: RunConfig) -> dict:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     files.replace_directory(partial, config.output_dir)
-    return results
+    return RunResult.from_metrics(config.output_dir, results)
 
 
 def _make_head(config: RunConfig, card: dict, engine, trainer, workdir: str) -> heads.Head:

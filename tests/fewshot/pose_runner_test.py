@@ -78,10 +78,10 @@ class PoseRunnerTest(tf.test.TestCase):
     def test_linear_head_on_per_frame_codes_and_a_per_frame_classifier(self):
         config = self.config(head="linear", engine="litert", precision="fp32")
         results = runner.run(config)
-        self.assertEqual(results["modality"], "pose")
-        self.assertGreaterEqual(results["accuracy"], 0.75)
-        self.assertTrue(results["classifier"]["per_frame"])
-        self.assertNotIn("movement", results)  # the motion gate is for video
+        self.assertEqual(results.metrics["modality"], "pose")
+        self.assertGreaterEqual(results.accuracy, 0.75)
+        self.assertTrue(results.metrics["classifier"]["per_frame"])
+        self.assertNotIn("movement", results.metrics)  # the motion gate is for video
         # The classifier scores one frame; averaging its logits over a sequence gives the runner's prediction.
         model = litert.TFLiteModel(
             os.path.join(config.output_dir, "classifier.tflite"), required=("serving_default",)
@@ -91,7 +91,7 @@ class PoseRunnerTest(tf.test.TestCase):
             [model.run("serving_default", {"keypoints": f[None]})["logits"][0] for f in sequence],
             axis=0,
         )
-        self.assertEqual(results["classes"][int(np.argmax(logits))], "raise")
+        self.assertEqual(results.classes[int(np.argmax(logits))], "raise")
 
     def test_temporal_classifier_ships_one_sequence_model_and_cross_view_reports_each_view(self):
         config = self.config(
@@ -104,10 +104,12 @@ class PoseRunnerTest(tf.test.TestCase):
             learning_rate=0.005,
         )
         results = runner.run(config)
-        self.assertEqual(results["classifier"]["input"], {"keypoints": [1, 8, 17, 2]})
-        self.assertFalse(results["classifier"]["per_frame"])
-        self.assertEqual(sorted(results["cross_view"]["per_view"]), ["0", "1"])
-        self.assertBetween(results["cross_view"]["mean"], 0.0, 1.0)
+        self.assertEqual(results.metrics["classifier"]["input"], {"keypoints": [1, 8, 17, 2]})
+        self.assertFalse(results.metrics["classifier"]["per_frame"])
+        self.assertEqual(sorted(results.metrics["cross_view"]["per_view"]), ["0", "1"])
+        self.assertBetween(results.metrics["cross_view"]["mean"], 0.0, 1.0)
+        self.assertEqual(results.cross_view, results.metrics["cross_view"]["mean"])
+        self.assertIn("single-shot cross-view mean accuracy", results.summary())
         model = litert.TFLiteModel(
             os.path.join(config.output_dir, "classifier.tflite"), required=("serving_default",)
         )

@@ -75,10 +75,10 @@ class RunnerTest(tf.test.TestCase):
         self.assertGreater(metrics["accuracy"], 0.5)  # four colour classes; chance is 0.25
         self.assertEqual(set(metrics["per_class_accuracy"]), set(fixtures.COLOURS))
         with open(os.path.join(out, "labels.txt"), encoding="utf-8") as f:
-            self.assertEqual(f.read().split(), results["classes"])
+            self.assertEqual(f.read().split(), results.classes)
         with open(os.path.join(out, "classifier.tflite"), "rb") as f:
             content = f.read()
-        self.assertEqual(classifier.read_labels(content), results["classes"])
+        self.assertEqual(classifier.read_labels(content), results.classes)
         info = classifier.read_info(content)
         # The fixtures' clips are 10 fps: the recognizer resamples a camera to the rate the head was fitted at.
         self.assertEqual((info["frame_rate"], metrics["classifier"]["frame_rate"]), (10.0, 10.0))
@@ -105,18 +105,18 @@ class RunnerTest(tf.test.TestCase):
         results = runner.run(
             self.config(head="prototype", engine="onnxruntime", shots=2, eval_dir=None)
         )
-        self.assertEqual(results["mode"], "held_out")
-        self.assertEqual((results["num_train"], results["num_evaluated"]), (8, 8))
+        self.assertEqual(results.mode, "held_out")
+        self.assertEqual((results.num_train, results.num_evaluated), (8, 8))
         # The clips the head was fitted on: 2 of each class's 4, relative to --train_dir.
-        self.assertLen(results["train_clips"], 8)
-        classes = [path.split(os.sep)[0] for path in results["train_clips"]]
+        self.assertLen(results.metrics["train_clips"], 8)
+        classes = [path.split(os.sep)[0] for path in results.metrics["train_clips"]]
         self.assertEqual(sorted(set(classes)), sorted(os.listdir(self.train)))
         self.assertTrue(all(classes.count(c) == 2 for c in classes))
-        for path in results["train_clips"]:
+        for path in results.metrics["train_clips"]:
             self.assertTrue(os.path.isfile(os.path.join(self.train, path)), path)
-        self.assertEqual(results["engine_file"], "model.onnx")
-        self.assertEqual(results["loss_history"], [])
-        self.assertGreater(results["accuracy"], 0.5)
+        self.assertEqual(results.engine_file, "model.onnx")
+        self.assertEqual(results.metrics["loss_history"], [])
+        self.assertGreater(results.accuracy, 0.5)
 
     def test_auto_precision_runs_the_form_timed_fastest_and_remembers_it(self):
         artifact = os.path.join(self.get_temp_dir(), "artifact_copy")
@@ -127,30 +127,30 @@ class RunnerTest(tf.test.TestCase):
             os.remove(os.path.join(artifact, "precision_cache.json"))
         config = dict(model=artifact, head="prototype", eval_dir=None, cache_dir=None)
         first = runner.run(self.config(**config))
-        self.assertRegex(first["precision_choice"], r"^(int8|fp32): the fastest .* measured now$")
-        picked = first["precision_choice"].split(":")[0]
-        self.assertEqual(first["engine_file"], f"model_{picked}.tflite")
+        self.assertRegex(first.precision_choice, r"^(int8|fp32): the fastest .* measured now$")
+        picked = first.precision_choice.split(":")[0]
+        self.assertEqual(first.engine_file, f"model_{picked}.tflite")
         self.assertTrue(os.path.exists(os.path.join(artifact, "precision_cache.json")))
         second = runner.run(self.config(**config, overwrite=True))
-        self.assertEqual(second["engine_file"], first["engine_file"])
-        self.assertIn("measured earlier on this machine", second["precision_choice"])
+        self.assertEqual(second.engine_file, first.engine_file)
+        self.assertIn("measured earlier on this machine", second.precision_choice)
 
     def test_second_run_embeds_nothing_again_unless_a_clip_changed(self):
         train = os.path.join(self.get_temp_dir(), "train_copy")
         shutil.copytree(self.train, train)
         first = runner.run(self.config(train_dir=train, head="prototype", eval_dir=None))
-        self.assertEqual(first["cached_embeddings"], 0)
+        self.assertEqual(first.metrics["cached_embeddings"], 0)
         second = runner.run(
             self.config(train_dir=train, head="linear", eval_dir=None, overwrite=True)
         )
-        self.assertEqual(second["cached_embeddings"], 16)
+        self.assertEqual(second.metrics["cached_embeddings"], 16)
         fixtures.write_video(
             os.path.join(train, "red", "clip0.mp4"), (0, 0, 255), np.random.default_rng(9)
         )
         third = runner.run(
             self.config(train_dir=train, head="linear", eval_dir=None, overwrite=True)
         )
-        self.assertEqual(third["cached_embeddings"], 15)
+        self.assertEqual(third.metrics["cached_embeddings"], 15)
 
     def test_episodes_give_a_seeded_mean_and_confidence_interval(self):
         config = dict(head="prototype", eval_dir=None, episodes=6, ways=3, shots=1, queries=2)
@@ -158,16 +158,21 @@ class RunnerTest(tf.test.TestCase):
         second = runner.run(
             self.config(**config, output_dir=os.path.join(self.get_temp_dir(), "again"))
         )
-        self.assertEqual(first["mode"], "episodes")
-        self.assertLen(first["episode_accuracies"], 6)
-        self.assertEqual(first["episode_accuracies"], second["episode_accuracies"])
-        mean = np.mean(first["episode_accuracies"])
-        self.assertAllClose(first["mean_accuracy"], mean)
-        if np.std(first["episode_accuracies"]) > 0:
-            self.assertGreater(first["ci95"], 0.0)
+        self.assertEqual(first.mode, "episodes")
+        self.assertLen(first.metrics["episode_accuracies"], 6)
+        self.assertEqual(first.metrics["episode_accuracies"], second.metrics["episode_accuracies"])
+        mean = np.mean(first.metrics["episode_accuracies"])
+        self.assertAllClose(first.metrics["mean_accuracy"], mean)
+        self.assertAllClose(
+            first.accuracy, mean
+        )  # the typed result: the episodes' mean, with its interval
+        self.assertEqual(first.ci95, first.metrics["ci95"])
+        self.assertIn("over 6 episodes", first.summary())
+        if np.std(first.metrics["episode_accuracies"]) > 0:
+            self.assertGreater(first.metrics["ci95"], 0.0)
         else:
-            self.assertEqual(first["ci95"], 0.0)
-        self.assertEqual(np.sum(first["confusion_matrix"]), 6 * 3 * 2)
+            self.assertEqual(first.metrics["ci95"], 0.0)
+        self.assertEqual(np.sum(first.metrics["confusion_matrix"]), 6 * 3 * 2)
 
     def test_prototype_episodes_on_embeddings_separate_clusters_and_not_noise(self):
         rng = np.random.default_rng(0)
@@ -189,16 +194,18 @@ class RunnerTest(tf.test.TestCase):
         with open(os.path.join(train, "dark", "broken.mp4"), "wb") as f:
             f.write(b"\x00\x01 not a video")
         results = runner.run(self.config(train_dir=train, head="prototype"))
-        self.assertEqual(results["num_skipped"], 1)
-        self.assertEqual(results["skipped"][0]["path"], os.path.join(train, "dark", "broken.mp4"))
-        self.assertEqual(results["num_train"], 16)
+        self.assertEqual(results.num_skipped, 1)
+        self.assertEqual(
+            results.metrics["skipped"][0]["path"], os.path.join(train, "dark", "broken.mp4")
+        )
+        self.assertEqual(results.num_train, 16)
 
     def test_finetune_head_trains_in_tensorflow_and_ships_an_int8_classifier(self):
         config = self.config(head="finetune", engine="auto", shots=2, epochs=3)
         results = runner.run(config)
-        self.assertEqual(results["engine"], "tf")
-        self.assertEqual(results["classifier"]["source"], "the fine-tuned student (int8)")
-        self.assertLen(results["loss_history"], 3)
+        self.assertEqual(results.engine, "tf")
+        self.assertEqual(results.metrics["classifier"]["source"], "the fine-tuned student (int8)")
+        self.assertLen(results.metrics["loss_history"], 3)
         self.assertEqual(
             sorted(os.listdir(config.output_dir)),
             sorted(
@@ -208,7 +215,7 @@ class RunnerTest(tf.test.TestCase):
         labels, predicted = self._classifier_predictions(
             os.path.join(config.output_dir, "classifier.tflite"), self.eval
         )
-        self.assertAllClose(np.mean(labels == predicted), results["accuracy"])
+        self.assertAllClose(np.mean(labels == predicted), results.accuracy)
 
     def _assert_refused(self, pattern: str, **kwargs):
         config = self.config(**kwargs)
