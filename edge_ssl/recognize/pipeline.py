@@ -382,14 +382,10 @@ def run(config: RecognizeConfig, status_stream=sys.stderr) -> dict:
     except streaming.ClassifierError as e:
         raise RecognizeError(str(e)) from e
     try:
-        gate, gate_note = recognizer_lib.motion_gate(config.motion_gate, classifier.movement)
-    except recognizer_lib.GateError as e:
-        raise RecognizeError(str(e)) from e
-    try:
         source = sources.open_source(config.source, classifier.frame_rate, config.reconnects)
     except sources.SourceError as e:
         raise RecognizeError(str(e)) from e
-    recognizer = Recognizer(classifier, rules, source.fps, gate)
+    recognizer = Recognizer(classifier, rules, source.fps, config.motion_gate)
     summary = recognize(
         source,
         recognizer,
@@ -408,8 +404,8 @@ def run(config: RecognizeConfig, status_stream=sys.stderr) -> dict:
         model_files=classifier.files,
         frame_rate=classifier.frame_rate,
         frame_rate_note=classifier.frame_rate_note,
-        motion_gate=gate,
-        motion_gate_note=gate_note,
+        motion_gate=recognizer.gate,
+        motion_gate_note=recognizer.gate_note,
         settings=dataclasses.asdict(config),
     )
     return summary

@@ -1,7 +1,7 @@
 """The recognizer an application embeds: RGB frames in, smoothed per-frame scores and action events out.
 
     classifier = streaming.open_classifier("out/classifier/classifier.tflite")
-    recognizer = Recognizer(classifier, DecisionConfig(threshold=0.6))
+    recognizer = Recognizer(classifier, DecisionConfig(threshold=0.6))   # motion gate "auto", as the CLI
     for frame, seconds in my_frames():            # RGB uint8 [H, W, 3], any size; the source's time in seconds
         result = recognizer.process(frame, seconds)
         if result is not None:                    # None: the frame was resampled away
@@ -162,13 +162,17 @@ class Recognizer:
         classifier: streaming.StreamingClassifier,
         config: DecisionConfig = DecisionConfig(),
         source_rate: float | None = None,
-        gate: float | None = None,
+        gate: float | str | None = "auto",
     ):
         """Args:
         classifier: from `streaming.open_classifier`.
         config: the decision rules.
         source_rate: the source's frames per second when known (files), for exact resampling.
-        gate: the motion gate, a moving fraction (`motion_gate`); None: no gate.
+        gate: the motion gate: a setting of `motion_gate` ("auto": from the classifier's training windows, as the
+          command line does; "off"), a moving fraction, or None for no gate.
+
+        Raises:
+          GateError: a gate setting `motion_gate` does not take.
         """
         self.classifier = classifier
         self.detector = decisions.EventDetector(classifier.labels, config)
@@ -176,7 +180,10 @@ class Recognizer:
         self.warmup = classifier.frames or 1
         # Seconds from a window's centre to its last frame: events are timed at the centre.
         self.delay = (self.warmup - 1) / 2.0 / classifier.frame_rate
-        self.gate = gate
+        if isinstance(gate, str):
+            self.gate, self.gate_note = motion_gate(gate, classifier.movement)
+        else:
+            self.gate, self.gate_note = gate, ("given" if gate is not None else "off")
         self.events: list[dict] = []
         self.model_seconds: list[float] = []
         self._seen = 0

@@ -83,6 +83,17 @@ class MotionGateSettingTest(absltest.TestCase):
 
 class MotionGateTest(absltest.TestCase):
 
+    def test_an_embedded_recognizer_gates_as_the_command_line_does(self):
+        self.assertAlmostEqual(
+            recognizer.Recognizer(_classifier()).gate, recognizer.GATE_SHARE * MOVEMENT["p5"]
+        )
+        self.assertIn("training windows", recognizer.Recognizer(_classifier()).gate_note)
+        self.assertIsNone(recognizer.Recognizer(_classifier(movement=None)).gate)
+        self.assertIsNone(recognizer.Recognizer(_classifier(), gate="off").gate)
+        self.assertEqual(recognizer.Recognizer(_classifier(), gate="0.03").gate, 0.03)
+        with self.assertRaisesRegex(recognizer.GateError, "--motion_gate must be"):
+            recognizer.Recognizer(_classifier(), gate="always")
+
     def _labels(self, gate, segments):
         stream = recognizer.Recognizer(
             _classifier(), decisions.DecisionConfig(smoothing=0.0, min_duration=0.0), gate=gate
