@@ -54,7 +54,14 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "batch_size", 32, "Clips (per-frame networks: frames) per step (the demo's 32)."
 )
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (the peak, with --schedule=cosine).")
+flags.DEFINE_enum(
+    "schedule",
+    "constant",
+    ["constant", "cosine"],
+    "Learning rate over the steps: constant, or a linear warm-up over 10% of them then cosine decay to 0 "
+    "(edge_ssl.train.optim.warmup_cosine, what pretraining uses).",
+)
 flags.DEFINE_integer("seed", 0, "World, initialisation and batch-order seed.")
 flags.DEFINE_bool(
     "shuffled_labels", False, "Also train each network on labels permuted across performances."
@@ -167,7 +174,12 @@ def _train(kind: str, train_clips: np.ndarray, labels: np.ndarray, flip: bool):
 
     keras.utils.set_random_seed(FLAGS.seed)
     net, head = _network(kind, synthetic.NUM_ACTIONS)
-    optimizer = keras.optimizers.Adam(FLAGS.learning_rate)
+    learning_rate = FLAGS.learning_rate
+    if FLAGS.schedule == "cosine":
+        from edge_ssl.train import optim  # pylint: disable=g-import-not-at-top
+
+        learning_rate = optim.warmup_cosine(FLAGS.learning_rate, FLAGS.steps, 0.1)
+    optimizer = keras.optimizers.Adam(learning_rate)
     per_frame = kind in PER_FRAME
 
     @tf.function
