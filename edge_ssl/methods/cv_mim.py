@@ -199,9 +199,10 @@ class CvMim(base.Method):
             self.intra(zp_p, training=training)
         )
         q_x = optim.f32(self.inter(zv_a, training=training))
-        club = lambda y, q: mi.club_upper_bound(
-            y, q["mu"], q["logvar"], global_batch_size
-        )  # noqa: E731
+
+        def club(y, q):
+            return mi.club_upper_bound(y, q["mu"], q["logvar"], global_batch_size)
+
         disentangle = c.disentangle_weight * (
             club(zv_a, q_a) + club(zv_p, q_p)
         ) + 2.0 * c.disentangle_weight * club(zv_p, q_x)

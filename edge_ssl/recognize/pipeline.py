@@ -97,9 +97,8 @@ def _check_settings(config: RecognizeConfig) -> decisions.DecisionConfig:
     if config.reconnects < 0:
         raise RecognizeError(f"--reconnects must be >= 0, got {config.reconnects}")
     try:
-        recognizer_lib.motion_gate(
-            config.motion_gate, None
-        )  # the setting's form; "auto" needs the classifier
+        # The setting's form only: "auto" is resolved once the classifier is open.
+        recognizer_lib.motion_gate(config.motion_gate, None)
     except recognizer_lib.GateError as e:
         raise RecognizeError(str(e)) from e
     _check_output(config.events, "events")

@@ -53,9 +53,10 @@ class DistributedLossTest(tf.test.TestCase):
             return loss, tape.gradient(loss, proj)
 
         loss, grad = self.strategy.run(tf.function(step), args=(self._split(*arrays),))
-        reduce = lambda v: self.strategy.reduce(
-            tf.distribute.ReduceOp.SUM, v, axis=None
-        )  # noqa: E731
+
+        def reduce(v):
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+
         return reduce(loss).numpy(), reduce(grad).numpy()
 
     def _single_mean(self, loss_fn, *arrays):
@@ -68,9 +69,8 @@ class DistributedLossTest(tf.test.TestCase):
 
     def _assert_same(self, mirrored, single):
         self.assertAllClose(mirrored[0], single[0], rtol=1e-5)
-        self.assertGreater(
-            np.abs(single[1]).max(), 1e-3
-        )  # a real gradient, not a zero that matches anything
+        # A real gradient, not a zero that matches anything.
+        self.assertGreater(np.abs(single[1]).max(), 1e-3)
         self.assertAllClose(mirrored[1], single[1], rtol=1e-4, atol=1e-6)
 
     def test_batch_cross_modal_loss_does_not_depend_on_the_split(self):
@@ -79,9 +79,9 @@ class DistributedLossTest(tf.test.TestCase):
         self._assert_same(self._mirrored_mean(fn, *args), self._single_mean(fn, *args))
 
     def test_batch_info_nce_does_not_depend_on_the_split(self):
-        fn = lambda q, k: contrastive.info_nce_batch(
-            tf.math.l2_normalize(q, 1), k, 0.1
-        )  # noqa: E731
+        def fn(q, k):
+            return contrastive.info_nce_batch(tf.math.l2_normalize(q, 1), k, 0.1)
+
         args = (_features(2), _features(3))
         self._assert_same(self._mirrored_mean(fn, *args), self._single_mean(fn, *args))
 
