@@ -15,8 +15,8 @@ which. The Keras SavedModel is the parity reference (agreement and cosine 1). It
 display); without it the table and JSON are still written.
 
 The CPU's model and its int8-relevant features (AVX2, AVX-512, VNNI; on ARM NEON and its dot product, from
-/proc/cpuinfo: `export.runtime.machine`) are printed above the table and written below it in FILE.md, because which form is
-fastest depends on them.
+/proc/cpuinfo: `export.runtime.machine`) are printed above the table and written below it in FILE.md, because which
+form is fastest depends on them.
 
 In `stream` mode one invocation is one frame through the step signature, in `clip` mode one whole clip (for the
 pose encoder, which embeds frame by frame, one pose: `clip` mode only). Peak memory is the process's resident peak

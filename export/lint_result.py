@@ -1,5 +1,5 @@
-"""The result types of the op lint, shared by the Keras-level lint (`export.keras_lint`) and the lint of converted graphs
-(`export.graph_lint`).
+"""The result types of the op lint, shared by the Keras-level lint (`export.keras_lint`) and the lint of converted
+graphs (`export.graph_lint`).
 
 Needs neither TensorFlow nor Keras, so a device with LiteRT or ONNX Runtime alone can lint and read lint results.
 """

@@ -289,9 +289,7 @@ def _live_section(live: dict) -> list[str]:
 
 
 def _gate_sentence(live: dict) -> str:
-    """What the motion gate was (stages written before the gate existed have none)."""
-    if "motion_gate_note" not in live:
-        return ""
+    """What the motion gate was."""
     gate = live["motion_gate"]
     return "Motion gate: " + (
         f"{gate:.4f} of the pixels moving ({live['motion_gate_note']})."

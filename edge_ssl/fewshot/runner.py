@@ -96,14 +96,13 @@ class RunResult:
     @classmethod
     def from_metrics(cls, output_dir: str, metrics: dict) -> "RunResult":
         """The result of a run from the `metrics.json` it wrote."""
-        episodes = metrics.get("mode") == "episodes"
         return cls(
             output_dir=output_dir,
             classifier=os.path.join(output_dir, layout.CLASSIFIER),
             classes=list(metrics["classes"]),
             mode=metrics["mode"],
-            accuracy=metrics.get("mean_accuracy") if episodes else metrics.get("accuracy"),
-            ci95=metrics.get("ci95") if episodes else None,
+            accuracy=metrics.get("accuracy"),  # in episode mode, their mean
+            ci95=metrics.get("ci95"),  # episode mode only
             num_train=int(metrics["num_train"]),
             num_evaluated=int(metrics.get("num_evaluated", 0)),
             num_skipped=int(metrics["num_skipped"]),

@@ -2,14 +2,14 @@
 
 `open_classifier(path, engine, precision, num_threads)` reads `classifier.tflite` (what `python -m
 edge_ssl.cli.finetune` writes: the exported student with the head appended, class names and `classifier_info` in
-its metadata, see `export.runtime.classifier`), checks that it can stream (a `step` signature with `probabilities`, labels,
-a video model), and returns a `StreamingClassifier` whose `step(frame)` runs the step signature once on one
+its metadata, see `export.runtime.classifier`), checks that it can stream (a `step` signature with `probabilities`,
+labels, a video model), and returns a `StreamingClassifier` whose `step(frame)` runs the step signature once on one
 preprocessed frame, carries the state, and gives the class probabilities of the window of frames streamed so far.
 
 Which form runs:
 - `litert`: the classifier file itself, or, when the head sits on the artifact's own embedding model (the `linear`
-  and `prototype` heads), the same head put on the artifact's other `.tflite` forms (`export.runtime.classifier.read_head`
-  then `attach_head`, in memory): so `--precision` can choose fp32, fp16 or int8 whatever form the runner used.
+  and `prototype` heads), the same head put on the artifact's other `.tflite` forms
+  (`export.runtime.classifier.read_head` then `attach_head`, in memory): so `--precision` can choose fp32, fp16 or int8 whatever form the runner used.
   A `finetune` head changed the student, so only the classifier's own form exists then.
 - `onnxruntime`: the artifact's `model_step.onnx` with the head applied in NumPy (fp32).
 - `tensorrt`: the artifact's `model_step_fp16.plan`, built on the device (`python -m export --formats=tensorrt_fp16`),

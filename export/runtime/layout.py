@@ -10,7 +10,8 @@ An artifact directory (what `python -m export` writes; DESIGN.md, "Contracts"):
 - `head_trainer.tflite`: the linear head the runner trains inside LiteRT;
 - `model_card.json`: input spec, preprocessing, embedding size, parity and lint figures, versions (`read_card`);
 - built later on the device from the ONNX graphs: TensorRT engines `model_<precision>.plan` and the streaming step's
-  `model_step_fp16.plan` (each with its own card, `export.runtime.tensorrt`), `calibration.cache` for int8, and `tftrt/`.
+  `model_step_fp16.plan` (each with its own card, `export.runtime.tensorrt`), `calibration.cache` for int8, and
+  `tftrt/`.
 `export.runtime.precision` may also keep `precision_cache.json` there, its timing cache for `--precision=auto`.
 
 A classifier folder (what `python -m edge_ssl.cli.finetune` writes, what the recognizer and the demo read):

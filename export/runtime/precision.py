@@ -1,7 +1,7 @@
 """`--precision=auto`: the fastest exported form on this machine, found by a short timing and remembered.
 
-Which of a model's forms is fastest depends on the CPU (`export.runtime.machine`): on an AVX-512 VNNI machine the int8 form
-of the demo's student is 1.6-1.8x faster than fp32, on an AVX2-only one 1.45x slower. So `choose` times each
+Which of a model's forms is fastest depends on the CPU (`export.runtime.machine`): on an AVX-512 VNNI machine the int8
+form of the demo's student is 1.6-1.8x faster than fp32, on an AVX2-only one 1.45x slower. So `choose` times each
 candidate for a few hundred milliseconds in all on first use and picks the fastest, and caches the answer in a small
 JSON file keyed by the CPU (model and every flag), what was timed (engine, signature, threads) and the candidates'
 files (name, size and modification time): `precision_cache.json` in the artifact's folder when it is writable, else

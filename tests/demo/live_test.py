@@ -182,9 +182,12 @@ class ReportTest(absltest.TestCase):
             "runner_clips": {
                 "note": "no clip of the video shows a performance the classifier was fitted on"
             },
+            "motion_gate": 0.005,
+            "motion_gate_note": "given (--motion_gate)",
             "figures": FIGURES,
         }
         section = "\n".join(report._live_section(result))  # pylint: disable=protected-access
+        self.assertIn("Motion gate: 0.0050 of the pixels moving (given (--motion_gate)).", section)
         self.assertIn("| frame accuracy (no action a class) | 50.0% |", section)
         self.assertIn("| event precision | - |", section)
         self.assertIn("| event recall | 0.0% (0 of 3) |", section)

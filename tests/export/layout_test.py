@@ -1,4 +1,5 @@
-"""Tests for export.runtime.layout: the artifact directory's and the classifier folder's file names, and the model card."""
+"""Tests for export.runtime.layout: the artifact directory's and the classifier folder's file names, and the model
+card."""
 
 import json
 import os
