@@ -6,7 +6,7 @@ network at 1/8 width with per-frame kernels, on optical flow) each end in a 2-la
 have momentum (key) copies and queues of past keys. With q/k the query and key codes of two clips (views) of one
 video, NCE the InfoNCE of `edge_ssl.losses.contrastive`, and queues Q_v, Q_m:
 
-    L = NCE(q_v, k_v, Q_v) + lambda_flow [NCE(q_v, k_m, Q_m) + NCE(q_m, k_v, Q_v) (+ NCE(q_m, k_m, Q_m))]
+    L = lambda_visual NCE(q_v, k_v, Q_v) + lambda_flow [NCE(q_v, k_m, Q_m) + NCE(q_m, k_v, Q_v) (+ NCE(q_m, k_m, Q_m))]
 
 The cross-modal terms distil motion into the RGB network; only the visual pathway is kept as the representation.
 Weight decay is coupled L2 on every trainable variable but BatchNorm's, as the authors' SlowFast-based PyTorch SGD
@@ -56,6 +56,9 @@ class MoDistConfig(base.MethodConfig):
     # stem with 2 and 1 (at 8 their motion pathways had 2- and 1-channel stems).
     motion_width_divisor: int = 8
     flow_weight: float = 1.0
+    # The weight of L_vv. 0 leaves the cross-modal terms alone: the visual pathway learns only what it shares with
+    # the motion pathway (an ablation measured in benchmarks/README.md, "What pretraining adds").
+    visual_weight: float = 1.0
     motion_motion: bool = False  # the optional L_mm term
     learning_rate: float = 0.1
     momentum: float = 0.9
@@ -84,6 +87,14 @@ class MoDistConfig(base.MethodConfig):
             (self.queue_size >= 1 and self.proj_dim >= 1, "queue_size and proj_dim must be >= 1"),
             (self.motion_width_divisor >= 1, "motion_width_divisor must be >= 1"),
             (self.temperature > 0, "temperature must be positive"),
+            (
+                self.visual_weight >= 0 and self.flow_weight >= 0,
+                "visual_weight and flow_weight must be >= 0",
+            ),
+            (
+                self.visual_weight + self.flow_weight > 0,
+                "visual_weight and flow_weight cannot both be 0",
+            ),
             (0.0 <= self.key_momentum < 1.0, "key_momentum must be in [0, 1)"),
             (self.learning_rate > 0, "learning_rate must be positive"),
             (0.0 <= self.warmup_fraction < 1.0, "warmup_fraction must be in [0, 1)"),
@@ -257,7 +268,7 @@ class MoDist(base.Method):
         out = {
             name: distributed.global_mean(value, global_batch_size) for name, value in per.items()
         }
-        out["total"] = out["visual_visual"] + c.flow_weight * tf.add_n(
+        out["total"] = c.visual_weight * out["visual_visual"] + c.flow_weight * tf.add_n(
             [v for k, v in out.items() if k != "visual_visual"]
         )
         return out, (k_v, k_m)
