@@ -73,10 +73,13 @@ def world_frame_rate(frames: int, size: int) -> float:
 
 
 def run_world(model: str) -> str:
-    """The synthetic world of a pretraining workdir's run (its run.json's config size), `tiny` without one."""
+    """The synthetic world of a training workdir's run (its run.json's preset, a distillation's student; `size` in
+    runs recorded before those names), `tiny` without one."""
     try:
         with open(os.path.join(model, "run.json"), encoding="utf-8") as f:
-            return synthetic.CONFIG_WORLDS.get(json.load(f).get("size"), "tiny")
+            run = json.load(f)
+        name = run.get("preset") or run.get("student") or run.get("size")
+        return synthetic.CONFIG_WORLDS.get(name, "tiny")
     except (OSError, ValueError, AttributeError):
         return "tiny"
 

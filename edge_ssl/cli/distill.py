@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
         num_classes = _num_classes()
         config = distiller.DistillConfig(
             teacher=FLAGS.teacher or "",
-            size=FLAGS.student,
+            student=FLAGS.student,
             num_classes=num_classes,
             label_flip=data.label_flip(FLAGS.data, num_classes),
         )

@@ -19,7 +19,7 @@ from edge_ssl.configs import loader
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("method", None, list(loader.CONFIGS_METHODS), "Self-supervised method.")
 flags.DEFINE_enum(
-    "config", "tiny", list(loader.SIZES), "Config size: tiny (tests), small (CPU demo), paper."
+    "config", "tiny", list(loader.PRESETS), "Config preset: tiny (tests), small (CPU demo), paper."
 )
 training.define_flags(
     "'synthetic' (cv_mim: its pose world, cameras all around), a folder of videos (video methods; cv_mim needs the "

@@ -131,8 +131,9 @@ def run(argv: Sequence[str], make_config: Callable[[list[str]], object], build: 
         )
     except ValueError as e:  # data.DataError, and a folder reader's own
         raise app.UsageError(f"--data: {e}") from e
+    name = "/".join((config.method, *config.identity().values()))
     print(
-        f"{config.method}/{config.size} on {FLAGS.data}: {strategy.num_replicas_in_sync} replica(s), "
+        f"{name} on {FLAGS.data}: {strategy.num_replicas_in_sync} replica(s), "
         f"global batch {options.global_batch_size}, {options.steps} steps -> {FLAGS.workdir}"
     )
     try:

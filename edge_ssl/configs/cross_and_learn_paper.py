@@ -5,7 +5,7 @@ from edge_ssl.methods import cross_and_learn
 
 def get_config() -> cross_and_learn.CrossAndLearnConfig:
     return cross_and_learn.CrossAndLearnConfig(
-        size="paper",
+        preset="paper",
         variant="paper",
         motion="flow",
         flow_frames=10,

@@ -5,7 +5,7 @@ from edge_ssl.methods import cross_and_learn
 
 def get_config() -> cross_and_learn.CrossAndLearnConfig:
     return cross_and_learn.CrossAndLearnConfig(
-        size="tiny",
+        preset="tiny",
         variant="tiny",
         motion="diff",
         scale_size=36,

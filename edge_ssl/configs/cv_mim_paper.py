@@ -4,4 +4,4 @@ from edge_ssl.methods import cv_mim
 
 
 def get_config() -> cv_mim.CvMimConfig:
-    return cv_mim.CvMimConfig(size="paper", variant="paper", global_batch_size=256, steps=500000)
+    return cv_mim.CvMimConfig(preset="paper", variant="paper", global_batch_size=256, steps=500000)

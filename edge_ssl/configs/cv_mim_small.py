@@ -4,4 +4,4 @@ from edge_ssl.methods import cv_mim
 
 
 def get_config() -> cv_mim.CvMimConfig:
-    return cv_mim.CvMimConfig(size="small", variant="small", global_batch_size=128, steps=20000)
+    return cv_mim.CvMimConfig(preset="small", variant="small", global_batch_size=128, steps=20000)

@@ -4,4 +4,4 @@ from edge_ssl.methods import cv_mim
 
 
 def get_config() -> cv_mim.CvMimConfig:
-    return cv_mim.CvMimConfig(size="tiny", variant="tiny", global_batch_size=64, steps=500)
+    return cv_mim.CvMimConfig(preset="tiny", variant="tiny", global_batch_size=64, steps=500)

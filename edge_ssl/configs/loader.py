@@ -1,4 +1,4 @@
-"""Configs by (method, size), with `key=value` overrides from the command line."""
+"""Configs by (method, preset), with `key=value` overrides from the command line."""
 
 import dataclasses
 import types
@@ -22,8 +22,8 @@ from edge_ssl.configs import (
 )
 from edge_ssl.methods import base, registry
 
-SIZES = ("tiny", "small", "paper")
-CONFIGS_METHODS = tuple(registry.METHODS)  # every method has a config of every size (CONFIGS)
+PRESETS = ("tiny", "small", "paper")  # the configs every method has
+CONFIGS_METHODS = tuple(registry.METHODS)  # every method has a config of every preset (CONFIGS)
 CONFIGS: dict[tuple[str, str], ModuleType] = {
     ("cross_and_learn", "tiny"): cross_and_learn_tiny,
     ("cross_and_learn", "small"): cross_and_learn_small,
@@ -80,30 +80,33 @@ def apply_overrides(config: base.MethodConfig, overrides: Sequence[str]) -> base
     return dataclasses.replace(config, **values)
 
 
-def load(method: str, size: str, overrides: Sequence[str] = ()) -> base.MethodConfig:
-    """The `size` config of `method` ("tiny", "small" or "paper") with overrides applied."""
-    if (method, size) not in CONFIGS:
+def load(method: str, preset: str, overrides: Sequence[str] = ()) -> base.MethodConfig:
+    """The `preset` config of `method` ("tiny", "small" or "paper") with overrides applied."""
+    if (method, preset) not in CONFIGS:
         methods = sorted({m for m, _ in CONFIGS})
         if method not in methods:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
-        raise ValueError(f"unknown config size {size!r}; choose one of {', '.join(SIZES)}")
-    return apply_overrides(CONFIGS[(method, size)].get_config(), overrides)
+        raise ValueError(f"unknown config {preset!r}; choose one of {', '.join(PRESETS)}")
+    return apply_overrides(CONFIGS[(method, preset)].get_config(), overrides)
 
 
 def from_run(run: dict) -> base.MethodConfig:
-    """The config a training run was built with, from its `run.json` record (`method`, `size`, `config`).
+    """The config a training run was built with, from its `run.json` record (`method`, `preset`, `config`).
 
     run.json holds every field of the config it ran with, so a field it lacks was added to the config later: the run
-    was built as that field's default (new fields default to the earlier behaviour), not as the size's current
-    preset (MoDist's motion_width_divisor: 8 before `small` and `tiny` set 2 and 1). JSON's lists become tuples
-    where the field is one; fields the config no longer has are ignored.
+    was built as that field's default (new fields default to the earlier behaviour), not as the preset's current
+    value (MoDist's motion_width_divisor: 8 before `small` and `tiny` set 2 and 1). JSON's lists become tuples
+    where the field is one; fields the config no longer has are ignored. Runs recorded before the preset had its
+    name hold it as `size`, and are read as well.
 
     Raises:
-      ValueError: an unknown method or size, or stored values that do not build the config.
+      ValueError: an unknown method or preset, or stored values that do not build the config.
     """
     name = run.get("method")
-    config = load(name, run.get("size"))
+    config = load(name, run.get("preset", run.get("size")))
     stored = {k: v for k, v in run.get("config", {}).items() if k != "method"}
+    if "size" in stored and "preset" not in stored:
+        stored["preset"] = stored.pop("size")
     fields = dataclasses.fields(config)
     values = {
         k: tuple(v) if isinstance(getattr(config, k), tuple) and isinstance(v, list) else v

@@ -8,7 +8,7 @@ from edge_ssl.methods import modist
 
 def get_config() -> modist.MoDistConfig:
     return modist.MoDistConfig(
-        size="paper",
+        preset="paper",
         variant="paper",
         frames=8,
         stride=8,

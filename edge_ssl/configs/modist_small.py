@@ -5,7 +5,7 @@ from edge_ssl.methods import modist
 
 def get_config() -> modist.MoDistConfig:
     return modist.MoDistConfig(
-        size="small",
+        preset="small",
         variant="small",
         frames=8,
         stride=2,

@@ -5,7 +5,7 @@ from edge_ssl.methods import modist
 
 def get_config() -> modist.MoDistConfig:
     return modist.MoDistConfig(
-        size="tiny",
+        preset="tiny",
         variant="tiny",
         frames=4,
         stride=1,

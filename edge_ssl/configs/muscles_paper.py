@@ -11,7 +11,7 @@ from edge_ssl.methods import muscles
 
 def get_config() -> muscles.MusclesConfig:
     return muscles.MusclesConfig(
-        size="paper",
+        preset="paper",
         variant="paper",
         objective="full",
         proj_dim=128,

@@ -6,7 +6,7 @@ from edge_ssl.methods import muscles
 
 def get_config() -> muscles.MusclesConfig:
     return muscles.MusclesConfig(
-        size="small",
+        preset="small",
         variant="small",
         # Fewer keys than the small world has pretraining clips, so that a query's own clip from the last epoch is
         # seldom a negative in the queue (training warns when a queue is not smaller than its dataset).

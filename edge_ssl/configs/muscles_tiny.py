@@ -5,7 +5,7 @@ from edge_ssl.methods import muscles
 
 def get_config() -> muscles.MusclesConfig:
     return muscles.MusclesConfig(
-        size="tiny",
+        preset="tiny",
         variant="tiny",
         proj_dim=16,
         queue_size=64,

@@ -79,7 +79,7 @@ _MIRRORED.update({v: k for k, v in _MIRRORED.items()})
 ACTION_FLIP = np.array([ACTIONS.index(_MIRRORED.get(a, a)) for a in ACTIONS], dtype=np.int32)
 
 SPLITS = ("pretrain", "test", "heldout")
-# The world a run of each config size trains on (method configs: tiny, small, paper; students: tiny, small, base).
+# The world a run of each config preset trains on (method presets: tiny, small, paper; students: tiny, small, base).
 CONFIG_WORLDS = {"tiny": "tiny", "small": "small", "paper": "base", "base": "base"}
 _SPLIT_ACTIONS = {"pretrain": SEEN_ACTIONS, "test": SEEN_ACTIONS, "heldout": HELDOUT_ACTIONS}
 

@@ -24,7 +24,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from edge_ssl.data import augment
+from edge_ssl.data import augment, synthetic
 from edge_ssl.distill import teacher as teacher_lib
 from edge_ssl.keras import keras
 from edge_ssl.losses import distillation, distributed
@@ -36,7 +36,7 @@ from edge_ssl.train import optim
 @dataclasses.dataclass(frozen=True)
 class DistillConfig(base.MethodConfig):
     method: str = "distill"
-    size: str = "small"  # the student variant
+    student: str = "small"  # the student variant (`models/student.VARIANTS`)
     teacher: str = ""  # the teacher's pretraining workdir
     weight_embedding: float = 1.0
     weight_motion: float = 1.0
@@ -86,6 +86,13 @@ class DistillConfig(base.MethodConfig):
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"distill config: {message}")
+
+    @property
+    def world(self) -> str:
+        return synthetic.CONFIG_WORLDS[self.student]
+
+    def identity(self) -> dict[str, str]:
+        return {"student": self.student}
 
 
 class Distiller(base.Method):
@@ -244,7 +251,7 @@ class Distiller(base.Method):
 
 
 def build(config: DistillConfig) -> Distiller:
-    """A distiller from its config: the teacher loaded from `config.teacher`, the student variant `config.size`."""
+    """A distiller from its config: the teacher loaded from `config.teacher`, the student variant `config.student`."""
     with optim.precision_policy(config.precision):
         teacher = teacher_lib.load_teacher(config.teacher)
-        return Distiller(config, teacher, student_lib.build_student(config.size))
+        return Distiller(config, teacher, student_lib.build_student(config.student))

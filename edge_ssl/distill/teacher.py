@@ -159,7 +159,9 @@ def load_teacher(workdir: str) -> Teacher:
         status = checkpoint.restore(latest)
         status.assert_existing_objects_matched()  # every network weight came from the checkpoint
     except (AssertionError, ValueError) as e:
-        raise TeacherError(f"{latest} does not match the {name}/{run['size']} networks: {e}") from e
+        raise TeacherError(
+            f"{latest} does not match the {name}/{config.preset} networks: {e}"
+        ) from e
     status.expect_partial()  # optimizer slots are not needed to teach
     return from_method(method, workdir, latest)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from edge_ssl.data import synthetic
 from edge_ssl.keras import keras
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -27,7 +28,10 @@ class MethodConfig:
     """Fields every method config has. Method configs subclass it and validate in `__post_init__`."""
 
     method: str
-    size: str
+    # The config preset it was built from (`configs/loader.PRESETS`: "tiny", "small", "paper"), which also names the
+    # synthetic world it trains on; the network itself is a method config's `variant`. "" for a config that no
+    # preset builds (a distillation, whose student is `DistillConfig.student`).
+    preset: str = ""
     seed: int = 0
     steps: int = 1000  # total training steps, for learning-rate schedules
     # Keras mixed-precision policy the method is built under: "float32", "mixed_float16" (GPUs; the optimizers get
@@ -46,6 +50,24 @@ class MethodConfig:
             )
         if self.clip_norm is not None and self.clip_norm <= 0:
             raise ValueError(f"clip_norm must be positive (or None), got {self.clip_norm}")
+
+    @property
+    def world(self) -> str:
+        """The size of the synthetic world that `data="synthetic"` trains it on.
+
+        Raises:
+          ValueError: a config of no preset (name the world instead: "synthetic_world/<size>").
+        """
+        if self.preset not in synthetic.CONFIG_WORLDS:
+            raise ValueError(
+                f"a {self.method} config of preset {self.preset!r} has no synthetic world of its own; name one "
+                f"(synthetic_world/{'|'.join(synthetic.SIZES)})"
+            )
+        return synthetic.CONFIG_WORLDS[self.preset]
+
+    def identity(self) -> dict[str, str]:
+        """What a run is recorded and resumed under (run.json): a workdir holding other values needs another one."""
+        return {"preset": self.preset}
 
 
 class Method(tf.Module, abc.ABC):

@@ -45,7 +45,7 @@ ENCODERS = ("caffenet", "vgg16")
 @dataclasses.dataclass(frozen=True)
 class CrossAndLearnConfig(base.MethodConfig):
     method: str = "cross_and_learn"
-    size: str = "tiny"
+    preset: str = "tiny"
     encoder: str = "caffenet"  # "caffenet" (variant below) or "vgg16" (224 px)
     variant: str = "tiny"  # CaffeNet variant: paper | small | tiny
     motion: str = (

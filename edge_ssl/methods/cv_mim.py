@@ -37,7 +37,7 @@ POSITIVES = ("camera", "reprojection", "mixed")
 @dataclasses.dataclass(frozen=True)
 class CvMimConfig(base.MethodConfig):
     method: str = "cv_mim"
-    size: str = "tiny"
+    preset: str = "tiny"
     variant: str = "tiny"  # pose encoder: paper (1024 wide, 2 blocks) | small | tiny
     pose_dim: int = 32
     view_dim: int = 32

@@ -39,7 +39,7 @@ MOTIONS = ("flow", "diff")
 @dataclasses.dataclass(frozen=True)
 class MoDistConfig(base.MethodConfig):
     method: str = "modist"
-    size: str = "tiny"
+    preset: str = "tiny"
     variant: str = "tiny"  # video ResNet variant: paper (R50) | small | tiny
     frames: int = 8  # visual clip frames
     stride: int = 8  # visual sampling stride

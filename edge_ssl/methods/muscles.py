@@ -25,7 +25,7 @@ Differences from the paper:
 - the 1x1 convolution is a Dense over channels (the same map); flattening is (h, w, c) instead of (c, h, w);
 - the learning rate decays by `lr_decay` every `lr_decay_fraction` of `steps` (the paper: x0.1 at epochs 50, 100
   and 150 of runs stopped by hand);
-- reduced sizes (`small`, `tiny`) use a smaller ResNet and one recurrent layer that returns sequences.
+- reduced presets (`small`, `tiny`) use a smaller ResNet and one recurrent layer that returns sequences.
 """
 
 import dataclasses
@@ -54,7 +54,7 @@ LEAKY_SLOPE = 0.01
 @dataclasses.dataclass(frozen=True)
 class MusclesConfig(base.MethodConfig):
     method: str = "muscles"
-    size: str = "tiny"
+    preset: str = "tiny"
     variant: str = "tiny"  # frame ResNet: paper (ResNet-18) | small | tiny
     objective: str = "full"  # full | moco_gaze | moco_movement
     moco_weight: float | None = None  # None: the objective's weight from the paper

@@ -49,7 +49,7 @@ def source_dataset(
     """
     needs = set(method.input_keys)
     if data == "synthetic":
-        size = synthetic.CONFIG_WORLDS[method.config.size]
+        size = method.config.world
         if method.modality == "pose":
             return pose_world(size, split)
         return synthetic_world.load(size, split, data_dir=data_dir)

@@ -97,10 +97,12 @@ def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
         raise WorkdirError(
             f"{workdir} holds a {previous.get('method')!r} run; {config.method!r} needs another workdir"
         )
-    if previous.get("size") != config.size:
-        raise WorkdirError(
-            f"{workdir} holds a {config.method} run with config {previous.get('size')!r}, not {config.size!r}"
-        )
+    for key, value in config.identity().items():
+        recorded = previous.get(key, previous.get("size"))  # `size`: runs recorded before the name
+        if recorded != value:
+            raise WorkdirError(
+                f"{workdir} holds a {config.method} run with {key} {recorded!r}, not {value!r}; use another workdir"
+            )
     teacher = getattr(config, "teacher", None)
     previous_teacher = previous.get("config", {}).get("teacher")
     if (
@@ -117,13 +119,14 @@ def check_workdir(workdir: str, config: base.MethodConfig) -> bool:
     """Claims `workdir` for this method, or checks an earlier claim; True when a run is being resumed.
 
     Raises:
-      WorkdirError: the folder holds another method's run, or the same method with another config size.
+      WorkdirError: the folder holds another method's run, or the same method with another preset (a distillation:
+        another student variant or teacher).
     """
     check_workdir_compatible(workdir, config)
     path = os.path.join(workdir, RUN_FILE)
     if os.path.exists(path):
         return True
-    record = {"method": config.method, "size": config.size, "config": dataclasses.asdict(config)}
+    record = {"method": config.method, **config.identity(), "config": dataclasses.asdict(config)}
     files.write_json_atomic(path, record)
     return False
 

@@ -123,7 +123,7 @@ class DistillCliTest(tf.test.TestCase):
     def test_workdir_of_another_teacher_is_refused(self):
         workdir = self.get_temp_dir() + "/other"
         os.makedirs(workdir, exist_ok=True)
-        record = {"method": "distill", "size": "tiny", "config": {"teacher": "/elsewhere"}}
+        record = {"method": "distill", "student": "tiny", "config": {"teacher": "/elsewhere"}}
         with open(os.path.join(workdir, loop.RUN_FILE), "w", encoding="utf-8") as f:
             json.dump(record, f)
         self._usage_error("holds a student of teacher '/elsewhere'", workdir=workdir)

@@ -112,7 +112,7 @@ class PretrainFlagsTest(tf.test.TestCase, parameterized.TestCase):
     def test_workdir_of_another_method(self):
         os.makedirs(self.workdir)
         with open(os.path.join(self.workdir, loop.RUN_FILE), "w", encoding="utf-8") as f:
-            json.dump({"method": "modist", "size": "tiny"}, f)
+            json.dump({"method": "modist", "preset": "tiny"}, f)
         self._usage_error(
             r"--workdir: .* holds a 'modist' run; 'cross_and_learn' needs another workdir"
         )

@@ -4,6 +4,7 @@ A tiny MoDist teacher (visual and motion pathways, frame differences) is pretrai
 once per test class; the student is the `tiny` variant.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -60,7 +61,7 @@ def _distiller(teacher_dir: str, **overrides) -> distiller.Distiller:
     keras.utils.set_random_seed(1)
     fields = {
         "teacher": teacher_dir,
-        "size": "tiny",
+        "student": "tiny",
         "global_batch_size": BATCH,
         "steps": 20,
         **overrides,
@@ -97,6 +98,23 @@ class TeacherTest(tf.test.TestCase):
                 any(r.shape == value.shape and np.array_equal(r, value) for r in restored.values())
             )
 
+    def test_a_distillation_is_recorded_by_its_student(self):
+        config = distiller.DistillConfig(teacher="/teacher", student="tiny")
+        self.assertEqual((config.identity(), config.world), ({"student": "tiny"}, "tiny"))
+        workdir = self.get_temp_dir() + "/recorded_student"
+        os.makedirs(workdir)
+        self.assertFalse(loop.check_workdir(workdir, config))
+        with open(os.path.join(workdir, loop.RUN_FILE), encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["student"], "tiny")
+        with self.assertRaisesRegex(loop.WorkdirError, "student 'tiny', not 'small'"):
+            loop.check_workdir_compatible(workdir, dataclasses.replace(config, student="small"))
+        with open(os.path.join(workdir, loop.RUN_FILE), "w", encoding="utf-8") as f:
+            json.dump({"method": "distill", "size": "small", "config": {"teacher": "/teacher"}}, f)
+        with self.assertRaisesRegex(
+            loop.WorkdirError, "student 'small', not 'tiny'"
+        ):  # recorded as `size`
+            loop.check_workdir_compatible(workdir, config)
+
     def test_bad_teacher_workdirs_are_clear_errors(self):
         with self.assertRaisesRegex(teacher_lib.TeacherError, "does not exist"):
             teacher_lib.load_teacher(self.get_temp_dir() + "/nothing")
@@ -107,7 +125,7 @@ class TeacherTest(tf.test.TestCase):
         other = self.get_temp_dir() + "/other"
         os.makedirs(other)
         with open(os.path.join(other, loop.RUN_FILE), "w", encoding="utf-8") as f:
-            json.dump({"method": "simclr", "size": "tiny"}, f)
+            json.dump({"method": "simclr", "preset": "tiny"}, f)
         with self.assertRaisesRegex(
             teacher_lib.TeacherError, "'simclr' run; an RGB student learns from"
         ):
@@ -126,7 +144,7 @@ class TeacherTest(tf.test.TestCase):
         fresh = self.get_temp_dir() + "/fresh"
         os.makedirs(fresh)
         with open(os.path.join(fresh, loop.RUN_FILE), "w", encoding="utf-8") as f:
-            json.dump({"method": "modist", "size": "tiny"}, f)
+            json.dump({"method": "modist", "preset": "tiny"}, f)
         with self.assertRaisesRegex(teacher_lib.TeacherError, "no checkpoint yet"):
             teacher_lib.load_teacher(fresh)
 

@@ -32,7 +32,13 @@ class InputsTest(tf.test.TestCase):
         os.makedirs(run)
         self.assertEqual(inputs.run_world(run), "tiny")  # no run.json
         with open(os.path.join(run, "run.json"), "w", encoding="utf-8") as f:
-            json.dump({"method": "cv_mim", "size": "paper"}, f)
+            json.dump({"method": "cv_mim", "preset": "paper"}, f)
+        self.assertEqual(inputs.run_world(run), "base")
+        with open(os.path.join(run, "run.json"), "w", encoding="utf-8") as f:
+            json.dump({"method": "distill", "student": "small"}, f)
+        self.assertEqual(inputs.run_world(run), "small")
+        with open(os.path.join(run, "run.json"), "w", encoding="utf-8") as f:
+            json.dump({"method": "cv_mim", "size": "paper"}, f)  # recorded before `preset`
         self.assertEqual(inputs.run_world(run), "base")
         with open(os.path.join(run, "run.json"), "w", encoding="utf-8") as f:
             f.write("not json")

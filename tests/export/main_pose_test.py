@@ -27,7 +27,7 @@ def _pretraining_workdir(workdir: str) -> str:
     os.makedirs(workdir, exist_ok=True)
     method.save_backbone(os.path.join(workdir, "backbone"))
     with open(os.path.join(workdir, "run.json"), "w", encoding="utf-8") as f:
-        json.dump({"method": config.method, "size": config.size}, f)
+        json.dump({"method": config.method, "preset": config.preset}, f)
     return workdir
 
 

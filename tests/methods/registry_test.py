@@ -24,7 +24,7 @@ class RegistryTest(tf.test.TestCase):
     def test_configs_and_teachers_come_from_the_one_table(self):
         self.assertEqual(loader.CONFIGS_METHODS, tuple(registry.METHODS))
         self.assertEqual(
-            set(loader.CONFIGS), {(m, s) for m in registry.METHODS for s in loader.SIZES}
+            set(loader.CONFIGS), {(m, s) for m in registry.METHODS for s in loader.PRESETS}
         )
         self.assertEqual(teacher.TEACHERS, tuple(registry.METHODS))
         for (
@@ -40,7 +40,7 @@ class RegistryTest(tf.test.TestCase):
         current = loader.load("modist", "tiny")
         record = {
             "method": "modist",
-            "size": "tiny",
+            "preset": "tiny",
             "config": {**dataclasses.asdict(current), "seed": 5, "removed_field": 1},
         }
         record["config"].pop(
@@ -57,9 +57,17 @@ class RegistryTest(tf.test.TestCase):
             ),
             current,
         )
-        self.assertEqual(loader.from_run({"method": "modist", "size": "tiny"}), current)
+        self.assertEqual(loader.from_run({"method": "modist", "preset": "tiny"}), current)
         with self.assertRaisesRegex(ValueError, "unknown method 'simclr'"):
-            loader.from_run({"method": "simclr", "size": "tiny"})
+            loader.from_run({"method": "simclr", "preset": "tiny"})
+
+    def test_a_run_recorded_before_the_preset_had_its_name_is_read(self):
+        small = loader.load("modist", "small")
+        stored = dataclasses.asdict(small)
+        stored["size"] = stored.pop("preset")
+        old = {"method": "modist", "size": "small", "config": stored}
+        self.assertEqual(loader.from_run(json.loads(json.dumps(old))), small)
+        self.assertEqual(loader.from_run({"method": "modist", "size": "small"}).preset, "small")
 
 
 if __name__ == "__main__":

@@ -132,8 +132,24 @@ class LoopTest(tf.test.TestCase):
         with self.assertRaisesRegex(loop.WorkdirError, "holds a 'cross_and_learn' run"):
             loop.check_workdir_compatible(workdir, other)
         bigger = loader.load("cross_and_learn", "small")
-        with self.assertRaisesRegex(loop.WorkdirError, "config 'tiny', not 'small'"):
+        with self.assertRaisesRegex(loop.WorkdirError, "preset 'tiny', not 'small'"):
             loop.check_workdir_compatible(workdir, bigger)
+
+    def test_runs_are_recorded_by_preset_or_student_and_older_records_by_size(self):
+        workdir = self.get_temp_dir() + "/recorded"
+        os.makedirs(workdir)
+        small = loader.load("cross_and_learn", "small")
+        self.assertFalse(loop.check_workdir(workdir, small))
+        with open(os.path.join(workdir, loop.RUN_FILE), encoding="utf-8") as f:
+            record = json.load(f)
+        self.assertEqual((record["method"], record["preset"]), ("cross_and_learn", "small"))
+        self.assertNotIn("size", record)
+        # a run recorded before the preset had its name
+        with open(os.path.join(workdir, loop.RUN_FILE), "w", encoding="utf-8") as f:
+            json.dump({"method": "cross_and_learn", "size": "small"}, f)
+        self.assertTrue(loop.check_workdir(workdir, small))
+        with self.assertRaisesRegex(loop.WorkdirError, "preset 'small', not 'tiny'"):
+            loop.check_workdir_compatible(workdir, loader.load("cross_and_learn", "tiny"))
 
     def test_checkpoints_of_networks_of_another_shape_are_a_workdir_error(self):
         workdir = self.get_temp_dir() + "/shaped"
