@@ -3,15 +3,19 @@
 import json
 import os
 
-import tensorflow as tf
+from absl.testing import absltest
 
 from edge_ssl import files
 
 
-class FilesTest(tf.test.TestCase):
+class FilesTest(absltest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.create_tempdir().full_path
 
     def test_write_json_atomic_creates_folder_and_file(self):
-        path = os.path.join(self.get_temp_dir(), "new", "card.json")
+        path = os.path.join(self.tmp, "new", "card.json")
         files.write_json_atomic(path, {"b": 1, "a": [1, 2]})
         with open(path, encoding="utf-8") as f:
             self.assertEqual(json.load(f), {"a": [1, 2], "b": 1})
@@ -30,7 +34,7 @@ class FilesTest(tf.test.TestCase):
         self.assertEqual(os.listdir(folder), ["card.json"])
 
     def test_replace_directory_swaps_a_whole_folder_and_leaves_nothing_aside(self):
-        root = self.get_temp_dir() + "/swap"
+        root = self.tmp + "/swap"
         target, new = os.path.join(root, "model"), os.path.join(root, "model.partial")
         os.makedirs(target)
         with open(os.path.join(target, "old.txt"), "w", encoding="utf-8") as f:
@@ -48,4 +52,4 @@ class FilesTest(tf.test.TestCase):
 
 
 if __name__ == "__main__":
-    tf.test.main()
+    absltest.main()

@@ -9,9 +9,8 @@ import sys
 
 import cv2
 import numpy as np
-import tensorflow as tf
 from absl import flags
-from absl.testing import flagsaver, parameterized
+from absl.testing import absltest, flagsaver, parameterized
 
 from edge_ssl.cli import data_doctor
 from edge_ssl.data import doctor
@@ -33,11 +32,11 @@ def run_doctor(**flags) -> tuple[int, str]:
     return status, out.getvalue()
 
 
-class DataDoctorTest(tf.test.TestCase, parameterized.TestCase):
+class DataDoctorTest(parameterized.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.root = os.path.join(self.get_temp_dir(), self._testMethodName, "clips ü")
+        self.root = os.path.join(self.create_tempdir().full_path, "clips ü")
 
     def make_video_folder(self):
         write_video(os.path.join(self.root, "wave", "a.mp4"), 6, fps=10)
@@ -143,6 +142,6 @@ class DataDoctorTest(tf.test.TestCase, parameterized.TestCase):
 
 
 if __name__ == "__main__":
-    # --data_dir is required, and tf.test.main parses flags; each test sets its own value with flagsaver.
+    # --data_dir is required, and absltest.main parses flags; each test sets its own value with flagsaver.
     flags.FLAGS.set_default("data_dir", "set by each test")
-    tf.test.main()
+    absltest.main()

@@ -8,9 +8,8 @@ import sys
 
 import cv2
 import numpy as np
-import tensorflow as tf
 from absl import app
-from absl.testing import flagsaver
+from absl.testing import absltest, flagsaver
 
 from edge_ssl.cli import world
 from edge_ssl.data import doctor, synthetic
@@ -21,11 +20,15 @@ def _run(**flags) -> None:
         world.main(["world"])
 
 
-class WorldTest(tf.test.TestCase):
+class WorldTest(absltest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.create_tempdir().full_path
 
     def test_writes_the_split_as_class_folders_with_world_json_and_a_preview(self):
-        out = os.path.join(self.get_temp_dir(), "heldout")
-        preview = os.path.join(self.get_temp_dir(), "sheet.png")
+        out = os.path.join(self.tmp, "heldout")
+        preview = os.path.join(self.tmp, "sheet.png")
         _run(size="tiny", split="heldout", output_dir=out, per_class=4, clutter=2, preview=preview)
         self.assertCountEqual(os.listdir(out), [*synthetic.HELDOUT_ACTIONS, "world.json"])
         for action in synthetic.HELDOUT_ACTIONS:
@@ -51,10 +54,10 @@ class WorldTest(tf.test.TestCase):
         self.assertIsNotNone(sheet)
         self.assertEqual(sheet.shape[0] % len(synthetic.HELDOUT_ACTIONS), 0)
         # Nothing but the world is left in the parent folder (the build folder was renamed into place).
-        self.assertCountEqual(os.listdir(self.get_temp_dir()), ["heldout", "sheet.png"])
+        self.assertCountEqual(os.listdir(self.tmp), ["heldout", "sheet.png"])
 
     def test_pose_modality_writes_keypoints_and_their_cameras(self):
-        out = os.path.join(self.get_temp_dir(), "poses")
+        out = os.path.join(self.tmp, "poses")
         _run(size="tiny", split="test", output_dir=out, modality="pose", per_class=3)
         with open(os.path.join(out, "views.csv"), encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -77,7 +80,7 @@ class WorldTest(tf.test.TestCase):
         self.assertTrue(doctor.diagnose(out, "pose", 3)["usable"])
 
     def test_refuses_an_output_folder_that_holds_something_and_bad_counts(self):
-        full = os.path.join(self.get_temp_dir(), "full")
+        full = os.path.join(self.tmp, "full")
         os.makedirs(full)
         open(os.path.join(full, "notes.txt"), "w").close()
         with self.assertRaisesRegex(app.UsageError, "not empty"):
@@ -101,7 +104,7 @@ class WorldTest(tf.test.TestCase):
                     "-m",
                     "edge_ssl.cli.world",
                     flag,
-                    f"--output_dir={self.get_temp_dir()}/x",
+                    f"--output_dir={self.tmp}/x",
                 ],
                 env=env,
                 capture_output=True,
@@ -111,8 +114,8 @@ class WorldTest(tf.test.TestCase):
             )
             self.assertNotEqual(result.returncode, 0, flag)
             self.assertIn(flag.split("=")[0][2:], result.stderr)
-            self.assertFalse(os.path.exists(f"{self.get_temp_dir()}/x"))
+            self.assertFalse(os.path.exists(f"{self.tmp}/x"))
 
 
 if __name__ == "__main__":
-    tf.test.main()
+    absltest.main()

@@ -1,12 +1,12 @@
 """Tests for edge_ssl.data.keypoints: flips are involutions that swap left and right, the CV-MIM subset is right."""
 
 import numpy as np
-import tensorflow as tf
+from absl.testing import absltest
 
 from edge_ssl.data import keypoints
 
 
-class KeypointsTest(tf.test.TestCase):
+class KeypointsTest(absltest.TestCase):
 
     def test_flip_permutation_swaps_left_and_right_and_is_an_involution(self):
         perm = keypoints.FLIP_PERMUTATION
@@ -43,4 +43,4 @@ class KeypointsTest(tf.test.TestCase):
 
 
 if __name__ == "__main__":
-    tf.test.main()
+    absltest.main()

@@ -3,16 +3,16 @@ interrupted stage as finished, resume a resumable one."""
 
 import os
 
-import tensorflow as tf
+from absl.testing import absltest
 
 from edge_ssl.demo import stages
 
 
-class StagesTest(tf.test.TestCase):
+class StagesTest(absltest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.root = self.get_temp_dir()
+        self.root = self.create_tempdir().full_path
         self.calls = []
 
     def _pipeline(self):
@@ -61,4 +61,4 @@ class StagesTest(tf.test.TestCase):
 
 
 if __name__ == "__main__":
-    tf.test.main()
+    absltest.main()

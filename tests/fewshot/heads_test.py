@@ -1,12 +1,12 @@
 """Tests for edge_ssl.fewshot.heads: the nearest-prototype map and the one interface the runner's heads share."""
 
 import numpy as np
-import tensorflow as tf
+from absl.testing import absltest
 
 from edge_ssl.fewshot import heads
 
 
-class LinearMapTest(tf.test.TestCase):
+class LinearMapTest(absltest.TestCase):
 
     def test_a_prototype_map_classifies_by_the_nearest_class_mean(self):
         rng = np.random.default_rng(0)
@@ -34,4 +34,4 @@ class LinearMapTest(tf.test.TestCase):
 
 
 if __name__ == "__main__":
-    tf.test.main()
+    absltest.main()

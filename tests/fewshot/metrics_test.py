@@ -1,12 +1,12 @@
 """Tests for edge_ssl.fewshot.metrics: k-NN accuracy that ignores same-group neighbours, and the 95% interval."""
 
 import numpy as np
-import tensorflow as tf
+from absl.testing import absltest
 
 from edge_ssl.fewshot import metrics
 
 
-class MetricsTest(tf.test.TestCase):
+class MetricsTest(absltest.TestCase):
 
     def test_knn_accuracy_by_hand(self):
         emb = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
@@ -73,4 +73,4 @@ class MetricsTest(tf.test.TestCase):
 
 
 if __name__ == "__main__":
-    tf.test.main()
+    absltest.main()
