@@ -274,6 +274,19 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
             modist.MoDistConfig(variant="r152")
         with self.assertRaisesRegex(ValueError, "motion_width_divisor"):
             modist.MoDistConfig(motion_width_divisor=0)
+        with self.assertRaisesRegex(ValueError, "must be >= 0"):
+            modist.MoDistConfig(visual_weight=-1.0)
+        with self.assertRaisesRegex(ValueError, "cannot both be 0"):
+            modist.MoDistConfig(visual_weight=0.0, flow_weight=0.0)
+
+    def test_modist_total_weighs_the_visual_term_and_the_cross_modal_terms(self):
+        method = _build("modist", visual_weight=0.25, flow_weight=2.0)
+        losses, _ = method.losses(_batch(method), BATCH, training=False)
+        cross = losses["visual_motion"] + losses["motion_visual"]
+        self.assertAllClose(losses["total"], 0.25 * losses["visual_visual"] + 2.0 * cross)
+        alone = _build("modist", visual_weight=0.0)  # the cross-modal terms alone
+        losses, _ = alone.losses(_batch(alone), BATCH, training=False)
+        self.assertAllClose(losses["total"], losses["visual_motion"] + losses["motion_visual"])
 
     def test_modist_small_learning_rate_is_the_papers_scaled_linearly_to_its_batch(self):
         paper, small = modist_paper.get_config(), modist_small.get_config()
