@@ -1,10 +1,12 @@
 """Tests for edge_ssl.distill: loading a teacher from its workdir, and distillation steps on the tiny world.
 
 A tiny MoDist teacher (visual and motion pathways, frame differences) is pretrained for a few steps with the engine
-once per test class; the student is the `tiny` variant.
+once per test process (`_shared`: the same run is pretrained once and read by every test that needs it; none
+changes it); the student is the `tiny` variant.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -57,6 +59,18 @@ def _pretrain(method_name: str, workdir: str, steps: int = 3, overrides=()) -> s
     return workdir
 
 
+@functools.cache
+def _shared(method_name: str, steps: int = 3, overrides: tuple[str, ...] = ()) -> str:
+    """A pretraining workdir made once per test process and shared: tests read it and never write to it."""
+    name = "_".join((method_name, str(steps)) + overrides).replace("=", "-")
+    return _pretrain(
+        method_name,
+        os.path.join(tf.compat.v1.test.get_temp_dir(), "shared", name),
+        steps,
+        overrides,
+    )
+
+
 def _distiller(teacher_dir: str, **overrides) -> distiller.Distiller:
     keras.utils.set_random_seed(1)
     fields = {
@@ -79,9 +93,7 @@ class TeacherTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.teacher_dir = _pretrain(
-            "modist", os.path.join(tf.compat.v1.test.get_temp_dir(), "teacher")
-        )
+        cls.teacher_dir = _shared("modist")
 
     def test_teacher_restores_the_pretrained_weights(self):
         teacher = teacher_lib.load_teacher(self.teacher_dir)
@@ -170,8 +182,7 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         ("cross_and_learn", {"visual", "motion"}), ("muscles", {"visual"}), ("cv_mim", {"visual"})
     )
     def test_teacher_views_feed_a_distillation_step(self, name, views):
-        teacher_dir = _pretrain(name, os.path.join(self.get_temp_dir(), name), steps=1)
-        method = _distiller(teacher_dir)
+        method = _distiller(_shared(name, steps=1))
         self.assertEqual(set(method.teacher.views), views)
         batch = _batches(method)[0]
         for view in views:
@@ -183,9 +194,7 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         self.assertTrue(all(np.isfinite(v.numpy()) for v in losses.values()))
 
     def test_a_pose_teacher_embeds_the_mean_z_p_of_the_window_s_keypoints(self):
-        teacher = teacher_lib.load_teacher(
-            _pretrain("cv_mim", os.path.join(self.get_temp_dir(), "pose"), steps=1)
-        )
+        teacher = teacher_lib.load_teacher(_shared("cv_mim", steps=1))
         self.assertTrue(teacher.needs_pose)
         example = next(iter(_world("heldout")))
         rgb = tf.convert_to_tensor(example["rgb"], tf.float32)
@@ -213,7 +222,7 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
         flow_dir = _pretrain(
             "modist", os.path.join(self.get_temp_dir(), "flow"), steps=1, overrides=["motion=flow"]
         )
-        diff_dir = _pretrain("cross_and_learn", os.path.join(self.get_temp_dir(), "diff"), steps=1)
+        diff_dir = _shared("cross_and_learn", steps=1)
         grey_dir = _pretrain(
             "cross_and_learn",
             os.path.join(self.get_temp_dir(), "grey"),
@@ -260,8 +269,7 @@ class OtherTeachersTest(tf.test.TestCase, parameterized.TestCase):
             views.motion_stacks(tf.constant(frames[:4]), count=4, stacks=4)
 
     def test_cross_and_learn_motion_view_is_the_mean_over_stacks_of_its_motion_stream(self):
-        teacher_dir = _pretrain("cross_and_learn", os.path.join(self.get_temp_dir(), "cl"), steps=1)
-        teacher = teacher_lib.load_teacher(teacher_dir)
+        teacher = teacher_lib.load_teacher(_shared("cross_and_learn", steps=1))
         window = next(iter(_world("pretrain")))
         window = {"rgb": tf.convert_to_tensor(window["rgb"], tf.float32)}
         stacks = teacher.views["motion"].inputs(window)
@@ -279,9 +287,7 @@ class DistillerTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.teacher_dir = _pretrain(
-            "modist", os.path.join(tf.compat.v1.test.get_temp_dir(), "teacher")
-        )
+        cls.teacher_dir = _shared("modist")
 
     def test_teacher_is_frozen_and_the_student_learns(self):
         method = _distiller(self.teacher_dir)
