@@ -219,6 +219,46 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
                     return
         self.fail("the RGB input is no window's centre frame")
 
+    def test_cross_and_learn_independent_crops_place_the_frame_and_the_motion_stack_apart(self):
+        method = _build(
+            "cross_and_learn",
+            channel_split=False,
+            time_flip=False,
+            scale_size=None,
+            high_motion=False,
+            rgb_crop="independent",
+        )
+        clip = np.random.default_rng(0).uniform(size=(8, 48, 48, 3)).astype(np.float32)
+        size, offsets = method.config.input_size, range(48 - 32 + 1)
+
+        def placed(target, image):  # the crop offset at which `image` shows `target`, or None
+            for top in offsets:
+                for left in offsets:
+                    if np.allclose(target, image[top : top + size, left : left + size], atol=1e-6):
+                        return top, left
+            return None
+
+        apart = 0
+        for seed in range(4):
+            out = method.prepare({"rgb": tf.constant(clip)}, tf.constant([seed, 1], tf.int64))
+            rgb, motion = out["rgb"].numpy(), out["motion"].numpy()
+            found = None
+            for start in range(len(clip) - 4):
+                for flip in (False, True):
+                    frames = clip[start : start + 5, :, ::-1] if flip else clip[start : start + 5]
+                    rgb_at = placed(rgb, frames[2])
+                    if rgb_at is not None:
+                        # The motion stack: the same window and flip, at a crop of its own.
+                        motion_at = placed(motion[..., :3], frames[1] - frames[0])
+                        self.assertIsNotNone(motion_at, "the motion stack is of another window")
+                        self.assertIsNotNone(placed(motion[..., 9:], frames[4] - frames[3]))
+                        found = rgb_at, motion_at
+            self.assertIsNotNone(found, "the RGB input is no window's centre frame")
+            apart += found[0] != found[1]
+        self.assertGreater(apart, 0)  # (one shared crop would place them together every time)
+        with self.assertRaisesRegex(ValueError, "rgb_crop must be one of"):
+            cross_and_learn.CrossAndLearnConfig(rgb_crop="random")
+
     def test_cross_and_learn_moments_tuples_are_two_windows_of_one_clip_under_one_crop(self):
         method = _build(
             "cross_and_learn",
