@@ -22,6 +22,13 @@ def _batch(method, n: int = BATCH, seed: int = 0) -> dict[str, tf.Tensor]:
     return next(iter(augment.with_seeds(dataset, seed).map(method.prepare).batch(n)))
 
 
+def _traceable_cross_and_learn(**overrides):
+    """Cross and Learn whose `prepare` output can be traced back to the clip: no channel split, no time flip, no
+    resize; the window picked at random rather than for its motion."""
+    fields = dict(channel_split=False, time_flip=False, scale_size=None, high_motion=False)
+    return _build("cross_and_learn", **{**fields, **overrides})
+
+
 def _build(name, **overrides):
     if name == "cross_and_learn":
         config = cross_and_learn_tiny.get_config()
@@ -168,13 +175,7 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         )
 
     def test_cross_and_learn_prepare_pairs_the_centre_frame_with_its_motion_stack(self):
-        method = _build(
-            "cross_and_learn",
-            channel_split=False,
-            time_flip=False,
-            scale_size=None,
-            high_motion=False,
-        )
+        method = _traceable_cross_and_learn()
         clip = _clips(1)["rgb"][0]
         out = method.prepare({"rgb": tf.constant(clip)}, tf.constant([0, 0], tf.int64))
         rgb, motion = out["rgb"].numpy(), out["motion"].numpy()
@@ -190,15 +191,7 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         self.fail("the RGB input is no window's centre frame")
 
     def test_cross_and_learn_grey_differences_without_mean_feed_the_motion_net_as_they_are(self):
-        method = _build(
-            "cross_and_learn",
-            channel_split=False,
-            time_flip=False,
-            scale_size=None,
-            high_motion=False,
-            differences="grey",
-            subtract_motion_mean=False,
-        )
+        method = _traceable_cross_and_learn(differences="grey", subtract_motion_mean=False)
         self.assertEqual(method.config.motion_channels, 4)
         self.assertEqual(method.motion_net.input_shape[-1], 4)
         self.assertNotIn("submean", " ".join(l.name for l in method.motion_net.layers))
@@ -220,14 +213,7 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         self.fail("the RGB input is no window's centre frame")
 
     def test_cross_and_learn_independent_crops_place_the_frame_and_the_motion_stack_apart(self):
-        method = _build(
-            "cross_and_learn",
-            channel_split=False,
-            time_flip=False,
-            scale_size=None,
-            high_motion=False,
-            rgb_crop="independent",
-        )
+        method = _traceable_cross_and_learn(rgb_crop="independent")
         clip = np.random.default_rng(0).uniform(size=(8, 48, 48, 3)).astype(np.float32)
         size, offsets = method.config.input_size, range(48 - 32 + 1)
 
