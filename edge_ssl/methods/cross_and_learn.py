@@ -18,8 +18,9 @@ under momentum 0.9.
 Differences from the paper: per-frame motion magnitude for the sampling is computed from the clip at hand (flow or
 differences) rather than precomputed over the whole video; by default the motion input's per-channel spatial mean is
 subtracted (`subtract_motion_mean`; the original subtracts none) and differences keep their three colour channels
-(`differences="grey"` takes the luma's differences instead). benchmarks/README.md ("What pretraining adds") has what
-each choice learns on the synthetic world.
+(`differences="grey"` takes the luma's differences instead). Two options depart from the paper's data: `tuples_from`
+(tuples of two moments of one clip) and `rgb_crop="independent"` (a crop of its own for the RGB frame).
+benchmarks/README.md ("What pretraining adds") has what each choice learns on the synthetic world.
 """
 
 import dataclasses
