@@ -280,9 +280,8 @@ class CrossAndLearn(base.Method):
         if c.scale_size:
             ex = augment.resize(ex, (c.scale_size, c.scale_size))
 
-        def geometry(
-            example, crop_seed
-        ):  # one crop; the flip and time flip are the same for both streams
+        # One crop per call; the flip and the time flip are the same for both streams.
+        def geometry(example, crop_seed):
             example = augment.random_crop(example, (c.input_size, c.input_size), crop_seed)
             example = augment.random_flip(example, seeds[1])
             return augment.random_reversal(example, seeds[2]) if c.time_flip else example

@@ -215,7 +215,8 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
     def test_cross_and_learn_independent_crops_place_the_frame_and_the_motion_stack_apart(self):
         method = _traceable_cross_and_learn(rgb_crop="independent")
         clip = np.random.default_rng(0).uniform(size=(8, 48, 48, 3)).astype(np.float32)
-        size, offsets = method.config.input_size, range(48 - 32 + 1)
+        size = method.config.input_size
+        offsets = range(clip.shape[1] - size + 1)
 
         def placed(target, image):  # the crop offset at which `image` shows `target`, or None
             for top in offsets:
