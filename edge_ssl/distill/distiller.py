@@ -60,6 +60,10 @@ class DistillConfig(base.MethodConfig):
     def __post_init__(self):
         super().__post_init__()
         checks = (
+            (
+                self.student in student_lib.VARIANTS,
+                f"student must be one of {sorted(student_lib.VARIANTS)}, got {self.student!r}",
+            ),
             (bool(self.teacher), "teacher (a pretraining workdir) is required"),
             (
                 min(

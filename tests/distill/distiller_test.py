@@ -350,6 +350,10 @@ class DistillerTest(tf.test.TestCase):
         self.assertAllClose(losses["motion_relational"], tf.reduce_mean(expected), rtol=1e-5)
         with self.assertRaisesRegex(ValueError, "loss weights must be >= 0"):
             _distiller(self.teacher_dir, weight_motion_relational=-1.0)
+        with self.assertRaisesRegex(
+            ValueError, r"student must be one of \['base', 'small', 'tiny'\], got 'micro'"
+        ):
+            distiller.DistillConfig(student="micro", teacher=self.teacher_dir)
 
     def test_labels_feed_the_logit_term_and_class_prototypes(self):
         method = _distiller(self.teacher_dir, num_classes=synthetic.NUM_ACTIONS)
