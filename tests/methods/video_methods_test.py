@@ -305,6 +305,8 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
             modist.MoDistConfig(visual_weight=-1.0)
         with self.assertRaisesRegex(ValueError, "cannot both be 0"):
             modist.MoDistConfig(visual_weight=0.0, flow_weight=0.0)
+        with self.assertRaisesRegex(ValueError, "optimizer must be one of"):
+            modist.MoDistConfig(optimizer="lamb")
 
     def test_modist_total_weighs_the_visual_term_and_the_cross_modal_terms(self):
         method = _build("modist", visual_weight=0.25, flow_weight=2.0)
@@ -314,6 +316,21 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         alone = _build("modist", visual_weight=0.0)  # the cross-modal terms alone
         losses, _ = alone.losses(_batch(alone), BATCH, training=False)
         self.assertAllClose(losses["total"], losses["visual_motion"] + losses["motion_visual"])
+
+    def test_modist_adam_moves_each_weight_by_the_learning_rate_on_its_first_step(self):
+        # Adam's first update is lr * g / (|g| + eps): a step of lr on every weight with a gradient, where SGD's
+        # would be lr * g. Without decay, so that the gradient is the loss's alone.
+        lr = 1e-3
+        method = _build("modist", optimizer="adam", learning_rate=lr, weight_decay=0.0)
+        self.assertIsInstance(method.optimizers["adam"], keras.optimizers.Adam)
+        trained = [v for m in method.encoders.values() for v in m.trainable_variables]
+        before = [v.numpy().copy() for v in trained]
+        method.train_step(_batch(method), BATCH)
+        moved = np.concatenate([np.abs(v.numpy() - b).ravel() for v, b in zip(trained, before)])
+        moved = moved[moved > 0]
+        self.assertGreater(moved.size, 1000)
+        self.assertLessEqual(moved.max(), lr * 1.001)
+        self.assertAllClose(np.median(moved), lr, rtol=0.01)
 
     def test_modist_small_learning_rate_is_the_papers_scaled_linearly_to_its_batch(self):
         paper, small = modist_paper.get_config(), modist_small.get_config()
