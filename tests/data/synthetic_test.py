@@ -277,7 +277,7 @@ class SyntheticTest(absltest.TestCase):
         idx = keypoints.INDEX
         trends, levels = {}, {}
         for split in ("pretrain", "heldout"):
-            for e in synthetic.generate(config, split):
+            for e in synthetic.generate(config, split, render=False):  # the poses alone
                 if e["camera_id"] != 0:
                     continue
                 action = synthetic.ACTIONS[e["label"]]
