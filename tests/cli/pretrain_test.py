@@ -19,12 +19,18 @@ from absl import app
 from absl.testing import flagsaver, parameterized
 
 from edge_ssl.cli import pretrain
+from edge_ssl.data.datasets import synthetic_world
 from edge_ssl.train import loop
 from edge_ssl.train import strategy as strategy_lib
 
 strategy_lib.split_cpu(2)  # so that --strategy=mirrored --num_cpu_replicas=2 works in this process
 
 TIMEOUT = 240  # seconds any one CLI process may take before the test fails
+
+
+def _data_dir() -> str:
+    """The TFDS folder every test of this file shares, so that the tiny world is built once per process."""
+    return os.path.join(tf.compat.v1.test.get_temp_dir(), "tfds")
 
 
 def _env(**extra) -> dict[str, str]:
@@ -130,7 +136,7 @@ class PretrainFlagsTest(tf.test.TestCase, parameterized.TestCase):
             method="cross_and_learn",
             config="tiny",
             workdir=self.workdir,
-            data_dir=os.path.join(self.get_temp_dir(), "tfds"),
+            data_dir=_data_dir(),
             steps=1,
             global_batch_size=4,
         )
@@ -159,14 +165,16 @@ class PretrainProcessTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.data_dir = os.path.join(tf.compat.v1.test.get_temp_dir(), "tfds")
+        cls.data_dir = _data_dir()
+        # Built here, once, so that the CLI processes (and the workers of a cluster) only read it.
+        synthetic_world.load("tiny", "pretrain", data_dir=cls.data_dir)
 
     def test_sigkill_mid_training_then_resume_ends_like_an_uninterrupted_run(self):
-        steps, every = 120, 10
+        steps, every = 40, 5  # killed after ckpt-10, with 30 steps to go
         flags = (
             f"--steps={steps}",
             f"--checkpoint_every={every}",
-            "--log_every=10",
+            "--log_every=5",
             "--deterministic",
         )
         straight = self.get_temp_dir() + "/straight"
@@ -222,9 +230,6 @@ class PretrainProcessTest(tf.test.TestCase):
 
     def test_two_workers_on_localhost_train_and_agree(self):
         workdir = self.get_temp_dir() + "/multi"
-        # The world is built by one process before the cluster starts, so the workers only read it.
-        result = _run(_command(self.get_temp_dir() + "/warm", self.data_dir, "--steps=1"))
-        self.assertEqual(result.returncode, 0, result.stderr)
         cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
         processes = [
             subprocess.Popen(
