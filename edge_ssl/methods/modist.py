@@ -35,6 +35,7 @@ from edge_ssl.train import optim
 MODALITY = "video"  # what the method learns from (base.MODALITIES)
 MOTIONS = ("flow", "diff")
 OPTIMIZERS = ("sgd", "adam")
+NEGATIVES = ("queue", "batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,12 @@ class MoDistConfig(base.MethodConfig):
     proj_hidden: int = 2048
     proj_dim: int = 128
     queue_size: int = 65536
+    # Where each InfoNCE term's negatives come from: "queue", the paper's (MoCo: the keys of earlier batches);
+    # "batch" departs from it (MoCo v3: the other keys of the same global batch; the queues are still filled, not
+    # read), so that a query cannot tell its positive from the negatives by the batch it was computed in: with batch
+    # statistics in BatchNorm and no shuffled BN (one device), the current batch's keys share a signature the
+    # queue's lack (benchmarks/modist_probe.py; benchmarks/README.md, "What pretraining adds").
+    negatives: str = "queue"
     temperature: float = 0.1
     key_momentum: float = 0.999
     # The motion pathway's widths are the visual pathway's divided by this: the paper's 8 gives R50's motion pathway
@@ -85,6 +92,7 @@ class MoDistConfig(base.MethodConfig):
             ),
             (self.motion in MOTIONS, f"motion must be one of {MOTIONS}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}"),
             (
                 min(self.frames, self.stride, self.flow_frames, self.flow_stride) >= 1,
                 "frames and strides >= 1",
@@ -256,21 +264,19 @@ class MoDist(base.Method):
         q_m = optim.f32(self.motion_query(batch["motion1"], training=training))
         k_v = tf.stop_gradient(optim.f32(self.visual_key(batch["rgb2"], training=training)))
         k_m = tf.stop_gradient(optim.f32(self.motion_key(batch["motion2"], training=training)))
+
+        def nce(query, key, queue):
+            if c.negatives == "batch":
+                return contrastive.info_nce_batch(query, key, c.temperature)
+            return contrastive.info_nce_queue(query, key, queue.keys, c.temperature)
+
         per = {
-            "visual_visual": contrastive.info_nce_queue(
-                q_v, k_v, self.visual_queue.keys, c.temperature
-            ),
-            "visual_motion": contrastive.info_nce_queue(
-                q_v, k_m, self.motion_queue.keys, c.temperature
-            ),
-            "motion_visual": contrastive.info_nce_queue(
-                q_m, k_v, self.visual_queue.keys, c.temperature
-            ),
+            "visual_visual": nce(q_v, k_v, self.visual_queue),
+            "visual_motion": nce(q_v, k_m, self.motion_queue),
+            "motion_visual": nce(q_m, k_v, self.visual_queue),
         }
         if c.motion_motion:
-            per["motion_motion"] = contrastive.info_nce_queue(
-                q_m, k_m, self.motion_queue.keys, c.temperature
-            )
+            per["motion_motion"] = nce(q_m, k_m, self.motion_queue)
         out = {
             name: distributed.global_mean(value, global_batch_size) for name, value in per.items()
         }

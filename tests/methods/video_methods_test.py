@@ -1,5 +1,7 @@
 """Tests for the video methods' contracts: Cross and Learn and MoDist build, prepare, step and serialise."""
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -307,6 +309,8 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
             modist.MoDistConfig(visual_weight=0.0, flow_weight=0.0)
         with self.assertRaisesRegex(ValueError, "optimizer must be one of"):
             modist.MoDistConfig(optimizer="lamb")
+        with self.assertRaisesRegex(ValueError, "negatives must be one of"):
+            modist.MoDistConfig(negatives="memory_bank")
 
     def test_modist_total_weighs_the_visual_term_and_the_cross_modal_terms(self):
         method = _build("modist", visual_weight=0.25, flow_weight=2.0)
@@ -316,6 +320,30 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         alone = _build("modist", visual_weight=0.0)  # the cross-modal terms alone
         losses, _ = alone.losses(_batch(alone), BATCH, training=False)
         self.assertAllClose(losses["total"], losses["visual_motion"] + losses["motion_visual"])
+
+    def test_modist_batch_negatives_are_the_other_keys_of_the_batch_not_the_queue(self):
+        method = _build("modist", negatives="batch")
+        batch = _batch(method)
+        losses, _ = method.losses(batch, BATCH, training=False)
+        queries = {
+            "visual": method.visual_query(batch["rgb1"], training=False),
+            "motion": method.motion_query(batch["motion1"], training=False),
+        }
+        keys = {
+            "visual": method.visual_key(batch["rgb2"], training=False),
+            "motion": method.motion_key(batch["motion2"], training=False),
+        }
+        for name in ("visual_visual", "visual_motion", "motion_visual"):
+            query, key = name.split("_")
+            logits = np.matmul(queries[query], np.transpose(keys[key])) / method.config.temperature
+            log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+            self.assertAllClose(losses[name], -np.mean(np.diag(log_softmax)), rtol=1e-5, msg=name)
+        # The same networks against their queues give other values: the option is what changed the negatives.
+        queued = modist.build(dataclasses.replace(method.config, negatives="queue"))
+        for net in ("visual_query", "motion_query", "visual_key", "motion_key"):
+            getattr(queued, net).set_weights(getattr(method, net).get_weights())
+        losses_queue, _ = queued.losses(batch, BATCH, training=False)
+        self.assertNotAllClose(losses["visual_visual"], losses_queue["visual_visual"])
 
     def test_modist_adam_moves_each_weight_by_the_learning_rate_on_its_first_step(self):
         # Adam's first update is lr * g / (|g| + eps): a step of lr on every weight with a gradient, where SGD's
