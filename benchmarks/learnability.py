@@ -62,6 +62,11 @@ flags.DEFINE_enum(
     "Learning rate over the steps: constant, or a linear warm-up over 10% of them then cosine decay to 0 "
     "(edge_ssl.train.optim.warmup_cosine, what pretraining uses).",
 )
+flags.DEFINE_float(
+    "caffenet_dropout",
+    0.5,
+    "Dropout before the CaffeNet's fc6 and fc7 (0.5: the paper's, and Cross and Learn's default).",
+)
 flags.DEFINE_integer("seed", 0, "World, initialisation and batch-order seed.")
 flags.DEFINE_bool(
     "shuffled_labels", False, "Also train each network on labels permuted across performances."
@@ -156,7 +161,7 @@ def _network(kind: str, num_classes: int):
     )
 
     if kind == "caffenet":
-        net = caffenet.caffenet_bn(FLAGS.size, feature_layer="fc6")
+        net = caffenet.caffenet_bn(FLAGS.size, dropout=FLAGS.caffenet_dropout, feature_layer="fc6")
     elif kind == "frame_resnet":
         resnet = frame_resnet.frame_resnet(FLAGS.size)
         net = keras.Model(resnet.inputs, resnet.outputs[0])
