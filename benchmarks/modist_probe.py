@@ -26,6 +26,11 @@ flags.DEFINE_list("workdir", [], "MoDist pretraining workdirs (their latest chec
 flags.DEFINE_bool(
     "initialisation", False, "Also probe the `small` config as built (seed 0), never trained."
 )
+flags.DEFINE_multi_string(
+    "config_override",
+    [],
+    "KEY=VALUE overrides of the `small` config probed at initialisation (as `edge_ssl.cli.pretrain` takes them).",
+)
 flags.DEFINE_integer("batches", 6, "Batches of the pretraining stream to average over.")
 flags.DEFINE_integer("batch_size", 16, "Clips per batch (the `small` config's global batch).")
 flags.mark_flag_as_required("data_dir")
@@ -47,7 +52,7 @@ def _methods():
     # pylint: enable=g-import-not-at-top
     out = []
     if FLAGS.initialisation:
-        config = loader.load("modist", "small", ["seed=0"])
+        config = loader.load("modist", "small", ["seed=0", *FLAGS.config_override])
         out.append(("initialisation", registry.get("modist").build(config)))
     for workdir in FLAGS.workdir:
         try:

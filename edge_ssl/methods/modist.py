@@ -50,6 +50,10 @@ class MoDistConfig(base.MethodConfig):
     motion: str = "flow"  # "flow" (2 channels) or "diff" (3 channels)
     proj_hidden: int = 2048
     proj_dim: int = 128
+    # BatchNorm in the projection heads (MoCo v3's heads; `layers.projection_head`) departs from the paper's
+    # MoCo v2 heads: it centres the codes on the batch, where a random encoder's codes of different clips point the
+    # same way (cosine ~0.8), so that the differences between clips are what the InfoNCE terms see.
+    head_batch_norm: bool = False
     queue_size: int = 65536
     # Where each InfoNCE term's negatives come from: "queue", the paper's (MoCo: the keys of earlier batches);
     # "batch" departs from it (MoCo v3: the other keys of the same global batch; the queues are still filled, not
@@ -126,10 +130,12 @@ class MoDistConfig(base.MethodConfig):
         return max((self.frames - 1) * self.stride, (self.flow_frames - 1) * self.flow_stride) + 1
 
 
-def _with_head(encoder: keras.Model, hidden: int, dim: int, name: str) -> keras.Model:
+def _with_head(
+    encoder: keras.Model, hidden: int, dim: int, name: str, batch_norm: bool
+) -> keras.Model:
     return keras.Model(
         encoder.input,
-        layers.projection_head(encoder.output, hidden, dim, f"{name}_head"),
+        layers.projection_head(encoder.output, hidden, dim, f"{name}_head", batch_norm),
         name=f"{name}_query",
     )
 
@@ -153,8 +159,12 @@ class MoDist(base.Method):
             width_divisor=c.motion_width_divisor,
             name="motion",
         )
-        self.visual_query = _with_head(self.visual, c.proj_hidden, c.proj_dim, "visual")
-        self.motion_query = _with_head(self.motion, c.proj_hidden, c.proj_dim, "motion")
+        self.visual_query = _with_head(
+            self.visual, c.proj_hidden, c.proj_dim, "visual", c.head_batch_norm
+        )
+        self.motion_query = _with_head(
+            self.motion, c.proj_hidden, c.proj_dim, "motion", c.head_batch_norm
+        )
         self.visual_key = momentum.key_copy(self.visual_query, "visual_key")
         self.motion_key = momentum.key_copy(self.motion_query, "motion_key")
         self._momentum_pairs = [

@@ -122,11 +122,23 @@ class L2Normalize(keras.layers.Layer):
 
 
 def projection_head(
-    inputs: keras.layers.Layer, hidden: int, out: int, name: str
+    inputs: keras.layers.Layer, hidden: int, out: int, name: str, batch_norm: bool = False
 ) -> keras.layers.Layer:
-    """MoCo v2 / MoDist projection: Dense(hidden) -> ReLU -> Dense(out) -> L2-normalise."""
-    x = keras.layers.Dense(hidden, activation="relu", name=f"{name}_fc1")(inputs)
-    x = keras.layers.Dense(out, name=f"{name}_fc2")(x)
+    """MoCo v2 / MoDist projection: Dense(hidden) -> ReLU -> Dense(out) -> L2-normalise.
+
+    With `batch_norm`, MoCo v3's / SimCLR's form: Dense(hidden) -> BN -> ReLU -> Dense(out) -> BN without scale or
+    offset -> L2-normalise. The last BN centres the codes on the batch, so that what all clips share (after ReLU and
+    global pooling, most of a random encoder's output) does not dominate their cosines.
+    """
+    if not batch_norm:
+        x = keras.layers.Dense(hidden, activation="relu", name=f"{name}_fc1")(inputs)
+        x = keras.layers.Dense(out, name=f"{name}_fc2")(x)
+        return L2Normalize(name=f"{name}_l2")(x)
+    x = keras.layers.Dense(hidden, use_bias=False, name=f"{name}_fc1")(inputs)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    x = keras.layers.Dense(out, use_bias=False, name=f"{name}_fc2")(x)
+    x = keras.layers.BatchNormalization(center=False, scale=False, name=f"{name}_bn2")(x)
     return L2Normalize(name=f"{name}_l2")(x)
 
 

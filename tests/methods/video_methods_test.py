@@ -345,6 +345,31 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         losses_queue, _ = queued.losses(batch, BATCH, training=False)
         self.assertNotAllClose(losses["visual_visual"], losses_queue["visual_visual"])
 
+    def test_modist_head_batch_norm_centres_the_codes_and_the_key_follows_its_scale_and_offset(
+        self,
+    ):
+        plain = _build("modist")
+        method = _build("modist", head_batch_norm=True)
+        batch = _batch(method, n=8)
+
+        def mean_cosine(codes):
+            cosines = np.matmul(codes, np.transpose(codes))
+            return float(np.mean(cosines[~np.eye(len(codes), dtype=bool)]))
+
+        # A random encoder's codes of different clips point one way; centred on the batch, they do not.
+        for net, inputs in (("visual_query", "rgb1"), ("motion_query", "motion1")):
+            self.assertGreater(mean_cosine(getattr(plain, net)(batch[inputs], training=True)), 0.5)
+            self.assertLess(
+                abs(mean_cosine(getattr(method, net)(batch[inputs], training=True))), 0.2
+            )
+        head = [l.name for l in method.visual_query.layers if "_head_" in l.name]
+        self.assertIn("visual_head_bn2", head)
+        # The key's head BN runs on batch statistics too, and its first BN's scale and offset are momentum targets.
+        self.assertLess(abs(mean_cosine(method.visual_key(batch["rgb2"], training=True))), 0.2)
+        keys, _ = method._momentum_pairs[0]  # pylint: disable=protected-access
+        names = [k.name for k in keys]
+        self.assertTrue(any("visual_head_bn1" in n and "gamma" in n for n in names), names)
+
     def test_modist_adam_moves_each_weight_by_the_learning_rate_on_its_first_step(self):
         # Adam's first update is lr * g / (|g| + eps): a step of lr on every weight with a gradient, where SGD's
         # would be lr * g. Without decay, so that the gradient is the loss's alone.
