@@ -2,8 +2,9 @@
 
 Layout (DESIGN.md, "User data formats"): every non-hidden folder directly under ROOT is a class, named by the folder,
 classes sorted by name, label = position in that order. Hidden entries (names starting with ".", such as .DS_Store)
-are ignored everywhere; anything else that is not a clip is reported in `skipped` with its reason, never dropped
-silently.
+are ignored everywhere, and so are the folder's own metadata files at ROOT (`ROOT_METADATA`: the camera views of a
+pose folder, and the description `edge_ssl.cli.world` writes); anything else that is not a clip is reported in
+`skipped` with its reason, never dropped silently.
 
 TensorFlow is imported only by the functions that build `tf.data` pipelines: indexing and reading clips need
 OpenCV and NumPy alone, so the few-shot runner reads folders on a device without TensorFlow.
@@ -21,6 +22,12 @@ import numpy as np
 from absl import logging
 
 from edge_ssl.data import sampling
+
+VIEWS_CSV = (
+    "views.csv"  # ROOT/views.csv: each clip's camera (columns path, view), read by pose folders
+)
+WORLD_JSON = "world.json"  # ROOT/world.json: how `edge_ssl.cli.world` made the folder (size, split, seed, settings)
+ROOT_METADATA = (VIEWS_CSV, WORLD_JSON)
 
 
 class DataFolderError(ValueError):
@@ -156,7 +163,7 @@ def scan_folder(
         path = os.path.join(root, name)
         if os.path.isdir(path):
             classes.append(name)
-        else:
+        elif name not in ROOT_METADATA:
             skipped.append((path, "not a class folder (files belong in ROOT/<class>/)"))
     if not classes:
         raise DataFolderError(

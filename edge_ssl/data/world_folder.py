@@ -23,10 +23,9 @@ import numpy as np
 
 from edge_ssl import files
 from edge_ssl.data import synthetic
+from edge_ssl.data.folder_index import VIEWS_CSV, WORLD_JSON
 
 MODALITIES = ("video", "pose")
-WORLD_JSON = "world.json"
-VIEWS_CSV = "views.csv"
 
 
 def _write_mp4(path: str, rgb: np.ndarray, fps: float) -> None:
@@ -218,12 +217,14 @@ def _write_split(config, split, root, modality, per_class, seed):
             _write_mp4(os.path.join(root, action, name + ".mp4"), example["rgb"], config.fps)
         else:
             _write_npy(os.path.join(root, action, name + ".npy"), example["pose2d"])
-            views.append([f"{action}/{name}.npy", *(float(v) for v in example["view"])])
+            camera = int(example["camera_id"])
+            views.append([f"{action}/{name}.npy", camera, *(float(v) for v in example["view"])])
         written[action] = written.get(action, 0) + 1
     if views:
         text = io.StringIO()
         table = csv.writer(text, lineterminator="\n")
-        table.writerow(["clip", *synthetic.VIEW_FIELDS])
+        # `path` and `view` are what the runner's readers take (`labeled.read_views`); the camera's parameters follow.
+        table.writerow(["path", "view", *synthetic.VIEW_FIELDS])
         table.writerows(views)
         with files.atomic_path(os.path.join(root, VIEWS_CSV)) as tmp:
             with open(tmp, "w", encoding="utf-8") as f:

@@ -27,6 +27,7 @@ import numpy as np
 from edge_ssl import files
 from edge_ssl.data import decode, pose_folder, sampling, video_folder
 from edge_ssl.data.folder_index import (
+    VIEWS_CSV,
     Clip,
     ClipUnreadable,
     DataFolderError,
@@ -35,7 +36,6 @@ from edge_ssl.data.folder_index import (
 )
 from export.runtime import parity
 
-VIEWS_CSV = "views.csv"
 _VIEW_IN_NAME = re.compile(r"(?:^|[_\-.])(?:view|cam|camera)[_\-]?([A-Za-z0-9]+)", re.IGNORECASE)
 _CACHE_VERSION = 1
 

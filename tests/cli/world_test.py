@@ -12,7 +12,8 @@ from absl import app
 from absl.testing import absltest, flagsaver
 
 from edge_ssl.cli import world
-from edge_ssl.data import doctor, synthetic
+from edge_ssl.data import doctor, pose_folder, synthetic
+from edge_ssl.fewshot import labeled
 
 
 def _run(**flags) -> None:
@@ -62,22 +63,31 @@ class WorldTest(absltest.TestCase):
         with open(os.path.join(out, "views.csv"), encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         self.assertLen(rows, 3 * len(synthetic.SEEN_ACTIONS))
-        self.assertEqual(list(rows[0]), ["clip", *synthetic.VIEW_FIELDS])
+        self.assertEqual(list(rows[0]), ["path", "view", *synthetic.VIEW_FIELDS])
         expected = {}
         config = synthetic.get_config("tiny")
         for e in synthetic.generate(config, "test"):
             name = f"{synthetic.ACTIONS[e['label']]}/p{int(e['performance_id']):04d}_view{int(e['camera_id'])}.npy"
             expected[name] = e
         for row in rows:
-            pose = np.load(os.path.join(out, row["clip"]))
+            self.assertEqual(int(row["view"]), int(expected[row["path"]]["camera_id"]))
+            pose = np.load(os.path.join(out, row["path"]))
             self.assertEqual(pose.shape, (config.num_frames, 17, 2))
-            np.testing.assert_allclose(pose, expected[row["clip"]]["pose2d"])
+            np.testing.assert_allclose(pose, expected[row["path"]]["pose2d"])
             np.testing.assert_allclose(
                 [float(row[f]) for f in synthetic.VIEW_FIELDS],
-                expected[row["clip"]]["view"],
+                expected[row["path"]]["view"],
                 rtol=1e-6,
             )
         self.assertTrue(doctor.diagnose(out, "pose", 3)["usable"])
+        # The runner's reader takes each clip's camera from views.csv; the file is metadata, not a skipped input.
+        index = pose_folder.index_pose_folder(out)
+        self.assertEmpty(index.skipped)
+        cameras = labeled.read_views(out, index.clips)
+        self.assertEqual(
+            cameras,
+            [str(int(expected[os.path.relpath(c.path, out)]["camera_id"])) for c in index.clips],
+        )
 
     def test_refuses_an_output_folder_that_holds_something_and_bad_counts(self):
         full = os.path.join(self.tmp, "full")
