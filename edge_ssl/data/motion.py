@@ -31,6 +31,12 @@ DEFAULT_FLOW_BOUND = (
 _CACHE_VERSION = 1
 
 
+DIFFERENCES = (
+    "colour",
+    "grey",
+)  # what a frame difference keeps: each colour channel, or the luma alone
+
+
 def frame_differences(rgb: tf.Tensor, grey: bool = False) -> tf.Tensor:
     """Frame differences with a leading zero frame: `diff[t] = rgb[t] - rgb[t-1]`, `diff[0] = 0`.
 

@@ -37,7 +37,6 @@ from edge_ssl.train import optim
 
 MODALITY = "video"  # what the method learns from (base.MODALITIES)
 MOTIONS = ("flow", "diff")
-DIFFERENCES = ("colour", "grey")
 NEGATIVES = ("tuple", "batch")
 RGB_CROPS = ("shared", "independent")
 TUPLES_FROM = ("videos", "moments")
@@ -100,7 +99,10 @@ class CrossAndLearnConfig(base.MethodConfig):
                 f"variant must be one of {sorted(caffenet.CAFFENET_VARIANTS)}",
             ),
             (self.motion in MOTIONS, f"motion must be one of {MOTIONS}"),
-            (self.differences in DIFFERENCES, f"differences must be one of {DIFFERENCES}"),
+            (
+                self.differences in motion_lib.DIFFERENCES,
+                f"differences must be one of {motion_lib.DIFFERENCES}",
+            ),
             (self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}"),
             (self.rgb_crop in RGB_CROPS, f"rgb_crop must be one of {RGB_CROPS}"),
             (self.tuples_from in TUPLES_FROM, f"tuples_from must be one of {TUPLES_FROM}"),

@@ -15,7 +15,7 @@ Keras's decoupled form, which is ~10x weaker under momentum 0.9.
 
 Differences from the paper: no shuffle-BN (one device, or per-replica BN under a strategy); temporal shifts between
 views are bounded by the clip length of the data at hand; with `motion="diff"` frame differences stand in for flow
-(a deviation the paper's authors discuss, cheaper to compute). The `small` and `tiny` configs build the motion
+(a deviation the paper's authors discuss, cheaper to compute), in colour or of the luma alone (`differences`). The `small` and `tiny` configs build the motion
 pathway at 1/2 and full width of their narrower visual pathways (`motion_width_divisor`), so that it keeps the
 paper's 8-channel stem; at 1/8 it had 2 and 1 channels.
 """
@@ -47,7 +47,10 @@ class MoDistConfig(base.MethodConfig):
     stride: int = 8  # visual sampling stride
     flow_frames: int = 16  # motion clip frames, spanning the same time as the visual clip
     flow_stride: int = 4
-    motion: str = "flow"  # "flow" (2 channels) or "diff" (3 channels)
+    motion: str = "flow"  # "flow" (2 channels) or "diff" (3 channels; 1 with `differences="grey"`)
+    # With motion="diff": "colour" differences keep each channel; "grey" differences of the luma carry no clothing
+    # colour, only where the brightness changes (a departure measured in benchmarks/README.md).
+    differences: str = "colour"
     proj_hidden: int = 2048
     proj_dim: int = 128
     # BatchNorm in the projection heads (MoCo v3's heads; `layers.projection_head`) departs from the paper's
@@ -95,6 +98,10 @@ class MoDistConfig(base.MethodConfig):
                 f"variant must be one of {sorted(video_resnet.VARIANTS)}",
             ),
             (self.motion in MOTIONS, f"motion must be one of {MOTIONS}"),
+            (
+                self.differences in motion_lib.DIFFERENCES,
+                f"differences must be one of {motion_lib.DIFFERENCES}",
+            ),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
             (self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}"),
             (
@@ -150,7 +157,7 @@ class MoDist(base.Method):
         super().__init__(config)
         c = config
         self.input_keys = ("rgb", "flow") if c.motion == "flow" else ("rgb",)
-        motion_channels = 2 if c.motion == "flow" else 3
+        motion_channels = 2 if c.motion == "flow" else (1 if c.differences == "grey" else 3)
         self.visual = video_resnet.video_resnet(c.variant, frames=c.frames, name="visual")
         self.motion = video_resnet.motion_resnet(
             c.variant,
@@ -200,7 +207,7 @@ class MoDist(base.Method):
         def motion(window):
             ex = views.motion_window(window, c.input_size)
             if c.motion == "diff":
-                ex["diff"] = motion_lib.frame_differences(ex["rgb"])
+                ex["diff"] = motion_lib.frame_differences(ex["rgb"], grey=c.differences == "grey")
             return views.uniform_frames(ex[c.motion], c.flow_frames)
 
         return {
@@ -239,7 +246,7 @@ class MoDist(base.Method):
         ex = augment.random_flip(ex, seeds[1])
         raw = ex["rgb"]
         if c.motion == "diff":
-            ex["diff"] = motion_lib.frame_differences(raw)
+            ex["diff"] = motion_lib.frame_differences(raw, grey=c.differences == "grey")
         ex = augment.color_jitter(ex, seeds[2]) if c.jitter_prob else ex
         jittered = tf.random.stateless_uniform([], seeds[3]) < c.jitter_prob
         rgb = tf.where(jittered, ex["rgb"], raw)

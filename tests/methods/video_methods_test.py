@@ -214,6 +214,26 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
                     return
         self.fail("the RGB input is no window's centre frame")
 
+    def test_modist_grey_differences_are_the_luma_differences_of_the_frames(self):
+        method = _build("modist", motion="diff", differences="grey", jitter_prob=0.0)
+        self.assertEqual(method.motion.input_shape[-1], 1)
+        self.assertEqual(_build("modist", motion="diff").motion.input_shape[-1], 3)
+        # Frames of one colour each, so that neither the crop nor the flip changes what a difference is.
+        colours = np.random.default_rng(1).uniform(size=(8, 1, 1, 3)).astype(np.float32)
+        clip = np.broadcast_to(colours, (8, 32, 32, 3)).copy()
+        out = method.prepare({"rgb": tf.constant(clip)}, tf.constant([0, 0], tf.int64))
+        motion = out["motion1"].numpy()
+        self.assertEqual(motion.shape[-1], 1)
+        luma = (colours[:, 0, 0] @ np.float32([0.299, 0.587, 0.114])).ravel()
+        steps = np.concatenate([[0.0], np.diff(luma)])
+        for value in motion[
+            :, 0, 0, 0
+        ]:  # each one of the clip's luma steps (0 for a window's first frame)
+            self.assertLess(np.min(np.abs(steps - value)), 2e-3)
+        self.assertGreater(np.abs(motion).max(), 0.01)
+        with self.assertRaisesRegex(ValueError, "differences must be one of"):
+            modist.MoDistConfig(differences="hsv")
+
     def test_cross_and_learn_independent_crops_place_the_frame_and_the_motion_stack_apart(self):
         method = _traceable_cross_and_learn(rgb_crop="independent")
         clip = np.random.default_rng(0).uniform(size=(8, 48, 48, 3)).astype(np.float32)
