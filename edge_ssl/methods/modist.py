@@ -15,9 +15,9 @@ Keras's decoupled form, which is ~10x weaker under momentum 0.9.
 
 Differences from the paper: no shuffle-BN (one device, or per-replica BN under a strategy); temporal shifts between
 views are bounded by the clip length of the data at hand; with `motion="diff"` frame differences stand in for flow
-(a deviation the paper's authors discuss, cheaper to compute), in colour or of the luma alone (`differences`). The `small` and `tiny` configs build the motion
-pathway at 1/2 and full width of their narrower visual pathways (`motion_width_divisor`), so that it keeps the
-paper's 8-channel stem; at 1/8 it had 2 and 1 channels.
+(a deviation the paper's authors discuss, cheaper to compute), in colour or of the luma alone (`differences`). The
+`small` and `tiny` configs build the motion pathway at 1/2 and full width of their narrower visual pathways
+(`motion_width_divisor`), so that it keeps the paper's 8-channel stem; at 1/8 it had 2 and 1 channels.
 """
 
 import dataclasses
