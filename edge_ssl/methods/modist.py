@@ -36,6 +36,7 @@ MODALITY = "video"  # what the method learns from (base.MODALITIES)
 MOTIONS = ("flow", "diff")
 OPTIMIZERS = ("sgd", "adam")
 NEGATIVES = ("queue", "batch")
+CROSS_MODAL_KEYS = ("other", "same")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,10 @@ class MoDistConfig(base.MethodConfig):
     # statistics in BatchNorm and no shuffled BN (one device), the current batch's keys share a signature the
     # queue's lack (benchmarks/modist_probe.py; benchmarks/README.md, "What pretraining adds").
     negatives: str = "queue"
+    # Which keys the cross-modal terms find: "other", the paper's (the other view's keys: another time and crop of
+    # the clip), or "same", a departure (the keys of the query's own view, the same frames and crop), which leaves
+    # the RGB query only the motion of its own frames to match.
+    cross_modal_keys: str = "other"
     temperature: float = 0.1
     key_momentum: float = 0.999
     # The motion pathway's widths are the visual pathway's divided by this: the paper's 8 gives R50's motion pathway
@@ -104,6 +109,10 @@ class MoDistConfig(base.MethodConfig):
             ),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
             (self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}"),
+            (
+                self.cross_modal_keys in CROSS_MODAL_KEYS,
+                f"cross_modal_keys must be one of {CROSS_MODAL_KEYS}",
+            ),
             (
                 min(self.frames, self.stride, self.flow_frames, self.flow_stride) >= 1,
                 "frames and strides >= 1",
@@ -287,10 +296,16 @@ class MoDist(base.Method):
                 return contrastive.info_nce_batch(query, key, c.temperature)
             return contrastive.info_nce_queue(query, key, queue.keys, c.temperature)
 
+        cross_v, cross_m = k_v, k_m
+        if c.cross_modal_keys == "same":
+            cross_v = tf.stop_gradient(optim.f32(self.visual_key(batch["rgb1"], training=training)))
+            cross_m = tf.stop_gradient(
+                optim.f32(self.motion_key(batch["motion1"], training=training))
+            )
         per = {
             "visual_visual": nce(q_v, k_v, self.visual_queue),
-            "visual_motion": nce(q_v, k_m, self.motion_queue),
-            "motion_visual": nce(q_m, k_v, self.visual_queue),
+            "visual_motion": nce(q_v, cross_m, self.motion_queue),
+            "motion_visual": nce(q_m, cross_v, self.visual_queue),
         }
         if c.motion_motion:
             per["motion_motion"] = nce(q_m, k_m, self.motion_queue)

@@ -365,9 +365,30 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         losses_queue, _ = queued.losses(batch, BATCH, training=False)
         self.assertNotAllClose(losses["visual_visual"], losses_queue["visual_visual"])
 
-    def test_modist_head_batch_norm_centres_the_codes_and_the_key_follows_its_scale_and_offset(
-        self,
-    ):
+    def test_modist_same_view_cross_modal_keys_come_from_the_query_view(self):
+        method = _build("modist", negatives="batch", cross_modal_keys="same")
+        batch = _batch(method)
+        losses, _ = method.losses(batch, BATCH, training=False)
+
+        def nce(query, key):
+            logits = np.matmul(query, np.transpose(key)) / method.config.temperature
+            return -np.mean(np.diag(logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))))
+
+        q_v = method.visual_query(batch["rgb1"], training=False)
+        q_m = method.motion_query(batch["motion1"], training=False)
+        same_m = method.motion_key(batch["motion1"], training=False)
+        same_v = method.visual_key(batch["rgb1"], training=False)
+        self.assertAllClose(losses["visual_motion"], nce(q_v, same_m), rtol=1e-5)
+        self.assertAllClose(losses["motion_visual"], nce(q_m, same_v), rtol=1e-5)
+        # L_vv still pairs the two views, and the paper's keys (the other view's) give other cross-modal values.
+        other_v = method.visual_key(batch["rgb2"], training=False)
+        self.assertAllClose(losses["visual_visual"], nce(q_v, other_v), rtol=1e-5)
+        other_m = method.motion_key(batch["motion2"], training=False)
+        self.assertNotAllClose(losses["visual_motion"], nce(q_v, other_m))
+        with self.assertRaisesRegex(ValueError, "cross_modal_keys must be one of"):
+            modist.MoDistConfig(cross_modal_keys="both")
+
+    def test_modist_head_batch_norm_centres_the_codes_and_the_key_follows_it(self):
         plain = _build("modist")
         method = _build("modist", head_batch_norm=True)
         batch = _batch(method, n=8)
