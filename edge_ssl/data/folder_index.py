@@ -23,10 +23,10 @@ from absl import logging
 
 from edge_ssl.data import sampling
 
-VIEWS_CSV = (
-    "views.csv"  # ROOT/views.csv: each clip's camera (columns path, view), read by pose folders
-)
-WORLD_JSON = "world.json"  # ROOT/world.json: how `edge_ssl.cli.world` made the folder (size, split, seed, settings)
+# ROOT/views.csv: each clip's camera (columns path, view), read for pose folders' cross-view protocol.
+VIEWS_CSV = "views.csv"
+# ROOT/world.json: how `edge_ssl.cli.world` made the folder (size, split, seed, settings).
+WORLD_JSON = "world.json"
 ROOT_METADATA = (VIEWS_CSV, WORLD_JSON)
 
 

@@ -31,10 +31,8 @@ DEFAULT_FLOW_BOUND = (
 _CACHE_VERSION = 1
 
 
-DIFFERENCES = (
-    "colour",
-    "grey",
-)  # what a frame difference keeps: each colour channel, or the luma alone
+# What a frame difference keeps: each colour channel, or the luma alone.
+DIFFERENCES = ("colour", "grey")
 
 
 def frame_differences(rgb: tf.Tensor, grey: bool = False) -> tf.Tensor:

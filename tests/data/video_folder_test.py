@@ -145,10 +145,8 @@ class IndexTest(tf.test.TestCase):
             f.write(data[: len(data) * 4 // 5])  # AVI's header and first frames survive
         with open(os.path.join(self.root, "readme.md"), "w") as f:
             f.write("stray file at the root\n")
-        for name in (
-            "world.json",
-            "views.csv",
-        ):  # the folder's own metadata: neither a class nor a skip
+        # The folder's own metadata: neither a class nor a skip.
+        for name in ("world.json", "views.csv"):
             with open(os.path.join(self.root, name), "w") as f:
                 f.write("{}\n")
 

@@ -226,9 +226,8 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(motion.shape[-1], 1)
         luma = (colours[:, 0, 0] @ np.float32([0.299, 0.587, 0.114])).ravel()
         steps = np.concatenate([[0.0], np.diff(luma)])
-        for value in motion[
-            :, 0, 0, 0
-        ]:  # each one of the clip's luma steps (0 for a window's first frame)
+        # Each value is one of the clip's luma steps (0 for a window's first frame).
+        for value in motion[:, 0, 0, 0]:
             self.assertLess(np.min(np.abs(steps - value)), 2e-3)
         self.assertGreater(np.abs(motion).max(), 0.01)
         with self.assertRaisesRegex(ValueError, "differences must be one of"):
