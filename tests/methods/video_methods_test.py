@@ -24,6 +24,12 @@ def _batch(method, n: int = BATCH, seed: int = 0) -> dict[str, tf.Tensor]:
     return next(iter(augment.with_seeds(dataset, seed).map(method.prepare).batch(n)))
 
 
+def _batch_nce(query, key, temperature: float) -> float:
+    """InfoNCE of each query against its own key, the batch's other keys its negatives (numpy)."""
+    logits = np.matmul(query, np.transpose(key)) / temperature
+    return -np.mean(np.diag(logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))))
+
+
 def _traceable_cross_and_learn(**overrides):
     """Cross and Learn whose `prepare` output can be traced back to the clip: no channel split, no time flip, no
     resize; the window picked at random rather than for its motion."""
@@ -354,9 +360,8 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         }
         for name in ("visual_visual", "visual_motion", "motion_visual"):
             query, key = name.split("_")
-            logits = np.matmul(queries[query], np.transpose(keys[key])) / method.config.temperature
-            log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            self.assertAllClose(losses[name], -np.mean(np.diag(log_softmax)), rtol=1e-5, msg=name)
+            expected = _batch_nce(queries[query], keys[key], method.config.temperature)
+            self.assertAllClose(losses[name], expected, rtol=1e-5, msg=name)
         # The same networks against their queues give other values: the option is what changed the negatives.
         queued = modist.build(dataclasses.replace(method.config, negatives="queue"))
         for net in ("visual_query", "motion_query", "visual_key", "motion_key"):
@@ -370,8 +375,7 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         losses, _ = method.losses(batch, BATCH, training=False)
 
         def nce(query, key):
-            logits = np.matmul(query, np.transpose(key)) / method.config.temperature
-            return -np.mean(np.diag(logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))))
+            return _batch_nce(query, key, method.config.temperature)
 
         q_v = method.visual_query(batch["rgb1"], training=False)
         q_m = method.motion_query(batch["motion1"], training=False)
