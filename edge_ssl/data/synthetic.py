@@ -1152,60 +1152,90 @@ def generate(
     Yields:
       Dicts of numpy arrays with the keys in this module's docstring (`rgb` uint8; `to_contract` makes it float).
     """
+    for index in range(config.num_performances(split)):
+        yield from performance(config, split, index, seed, mask=mask, person=person, render=render)
+
+
+def performance(
+    config: WorldConfig,
+    split: str,
+    index: int,
+    seed: int = 0,
+    mask: bool = False,
+    person: bool = True,
+    render: bool = True,
+) -> list[dict[str, np.ndarray]]:
+    """The `config.num_cameras` examples of one performance of a split, exactly as `generate` yields them.
+
+    A performance depends only on (seed, split, index), so performances can be rendered in any order or in parallel
+    (the TFDS builder renders them in worker processes).
+
+    Args:
+      config, split, seed, mask, person, render: as for `generate`.
+      index: the performance's index in the split, 0 <= index < `config.num_performances(split)`.
+
+    Returns:
+      One dict per camera, in camera order.
+    """
+    if not 0 <= index < config.num_performances(split):
+        raise ValueError(
+            f"performance index must be in [0, {config.num_performances(split)}) for split {split!r}, got {index}"
+        )
     split_index = _split_index(split)
     actions = _SPLIT_ACTIONS[split]
     still_below, moving_above = config.moved_thresholds
     margin_px = int(math.ceil(4.0 * SHAKE_FRACTION * min(config.height, config.width))) + 2
-    for perf in range(config.num_performances(split)):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, split_index, perf]))
-        action = actions[perf % len(actions)]  # balanced classes
-        pose3d, fwd, head, body, scale, yaw = _performance(rng, config, action)
-        # Cameras aim at the middle of the standing body, above the hips on the ground plane.
-        hips = pose3d[0, [keypoints.INDEX["left_hip"], keypoints.INDEX["right_hip"]]].mean(axis=0)
-        height_m = STANDING_HEIGHT * scale
-        target = np.array([hips[0], 0.5 * height_m, hips[2]])
-        views = _sample_cameras(rng, config, target, height_m, yaw).astype(np.float32)
-        scene, room_id = _scene(rng, config, seed)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, split_index, index]))
+    action = actions[index % len(actions)]  # balanced classes
+    pose3d, fwd, head, body, scale, yaw = _performance(rng, config, action)
+    # Cameras aim at the middle of the standing body, above the hips on the ground plane.
+    hips = pose3d[0, [keypoints.INDEX["left_hip"], keypoints.INDEX["right_hip"]]].mean(axis=0)
+    height_m = STANDING_HEIGHT * scale
+    target = np.array([hips[0], 0.5 * height_m, hips[2]])
+    views = _sample_cameras(rng, config, target, height_m, yaw).astype(np.float32)
+    scene, room_id = _scene(rng, config, seed)
+    if render:
+        canvases = [
+            _scene_canvas(scene, view, config.height, config.width, margin_px, rng)
+            for view in views
+        ]
+        parts = _person_parts(
+            pose3d, fwd, head, body, _draw_clothes(rng, *_behind(scene, canvases))
+        )
+    signals = limb_signals(pose3d)
+    moved = movement_flags(signals, still_below, moving_above)
+    gaze3d = _gaze_points(pose3d, fwd, head, config.fps)
+    # Project with the float32 values that are stored, so pose2d == project(pose3d, view, shake) exactly.
+    pose3d32 = pose3d.astype(np.float32)
+    examples = []
+    for cam in range(config.num_cameras):
+        view = views[cam]
+        pair = (cam + 1 + rng.integers(config.num_cameras - 1)) % config.num_cameras
+        shake = np.clip(camera_shake(rng, config), -(margin_px - 2), margin_px - 2)
+        example = {}
         if render:
-            canvases = [
-                _scene_canvas(scene, view, config.height, config.width, margin_px, rng)
-                for view in views
-            ]
-            parts = _person_parts(
-                pose3d, fwd, head, body, _draw_clothes(rng, *_behind(scene, canvases))
+            example["rgb"], person_mask = _render(
+                rng, config, parts, canvases[cam], view, shake, mask, person=person
             )
-        signals = limb_signals(pose3d)
-        moved = movement_flags(signals, still_below, moving_above)
-        gaze3d = _gaze_points(pose3d, fwd, head, config.fps)
-        # Project with the float32 values that are stored, so pose2d == project(pose3d, view, shake) exactly.
-        pose3d32 = pose3d.astype(np.float32)
-        for cam in range(config.num_cameras):
-            view = views[cam]
-            pair = (cam + 1 + rng.integers(config.num_cameras - 1)) % config.num_cameras
-            shake = np.clip(camera_shake(rng, config), -(margin_px - 2), margin_px - 2)
-            example = {}
-            if render:
-                example["rgb"], person_mask = _render(
-                    rng, config, parts, canvases[cam], view, shake, mask, person=person
-                )
-                if mask:
-                    example["mask"] = person_mask
-            example |= {
-                "pose2d": project(pose3d32, view, shake),
-                "pose3d": pose3d32,
-                "view": view,
-                "shake": shake,
-                "pose2d_pair": project(pose3d32, views[pair]),
-                "view_pair": views[pair],
-                "signals": signals,
-                "moved": moved,
-                "gaze": _normalised_gaze(gaze3d, view, shake, config),
-                "label": np.int32(ACTIONS.index(action)),
-                "performance_id": np.int32(perf),
-                "camera_id": np.int32(cam),
-                "room_id": np.int32(room_id),
-            }
-            yield example
+            if mask:
+                example["mask"] = person_mask
+        example |= {
+            "pose2d": project(pose3d32, view, shake),
+            "pose3d": pose3d32,
+            "view": view,
+            "shake": shake,
+            "pose2d_pair": project(pose3d32, views[pair]),
+            "view_pair": views[pair],
+            "signals": signals,
+            "moved": moved,
+            "gaze": _normalised_gaze(gaze3d, view, shake, config),
+            "label": np.int32(ACTIONS.index(action)),
+            "performance_id": np.int32(index),
+            "camera_id": np.int32(cam),
+            "room_id": np.int32(room_id),
+        }
+        examples.append(example)
+    return examples
 
 
 def feature_shapes(

@@ -60,6 +60,18 @@ class SyntheticTest(absltest.TestCase):
             for key in ("rgb", "pose3d", "view", "signals"):
                 self.assertFalse(np.array_equal(a[key], c[key]), key)
 
+    def test_a_performance_alone_equals_its_place_in_the_split(self):
+        config = synthetic.get_config("tiny", performances=(3, 0, 1))
+        split = list(synthetic.generate(config, "pretrain", seed=7))
+        last = synthetic.performance(config, "pretrain", 2, seed=7)  # without drawing 0 and 1 first
+        self.assertLen(last, config.num_cameras)
+        for a, b in zip(split[2 * config.num_cameras :], last):
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        for index in (-1, 3):
+            with self.assertRaisesRegex(ValueError, r"performance index must be in \[0, 3\)"):
+                synthetic.performance(config, "pretrain", index)
+
     def test_every_key_has_its_shape_and_dtype(self):
         t, h, w = _CONFIG.num_frames, _CONFIG.height, _CONFIG.width
         expected = {

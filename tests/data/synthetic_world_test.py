@@ -36,6 +36,11 @@ _FRESH_PROCESS = textwrap.dedent("""
     """)
 
 
+def _inverse_countdown(index: int) -> float:
+    """Distinct values in order, then ZeroDivisionError at index 39 (module level, so worker processes can run it)."""
+    return 1.0 / (39 - index)
+
+
 class SyntheticWorldTest(tf.test.TestCase):
 
     _data_dir = None
@@ -144,6 +149,58 @@ class SyntheticWorldTest(tf.test.TestCase):
             synthetic_world.SyntheticWorldConfig(world=synthetic.get_config("tiny"), seed=-1)
         with self.assertRaisesRegex(ValueError, "unknown synthetic world size"):
             synthetic_world.make_config("huge")
+
+    def test_worker_processes_store_the_same_examples(self):
+        # Any split renders in worker processes once the threshold is 0; what is stored must not change with it.
+        config = synthetic_world.make_config(
+            "tiny", seed=3, config_name="tiny_workers", performances=(0, 0, 2)
+        )
+        with mock.patch.object(synthetic_world, "PARALLEL_MIN_PIXELS", 0):
+            self.assertEqual(
+                synthetic_world._workers(config.world, "heldout"),
+                min(len(os.sched_getaffinity(0)), 2),
+            )
+            with mock.patch.object(synthetic_world, "_workers", return_value=2) as workers:
+                builder = synthetic_world.SyntheticWorld(config=config, data_dir=self.data_dir)
+                builder.download_and_prepare()
+        workers.assert_called_once_with(
+            config.world, "heldout"
+        )  # the one split went through the workers
+        for split in ("heldout",):
+            got = {
+                (int(e["performance_id"]), int(e["camera_id"])): e
+                for e in builder.as_dataset(split=split).as_numpy_iterator()
+            }
+            want = list(synthetic.generate(config.world, split, seed=3))
+            self.assertLen(got, len(want))
+            for example in want:
+                stored = got[(int(example["performance_id"]), int(example["camera_id"]))]
+                for key, value in example.items():
+                    np.testing.assert_array_equal(stored[key], value, err_msg=f"{split} {key}")
+
+    def test_workers_follow_the_split_size(self):
+        tiny = synthetic.get_config("tiny")
+        self.assertEqual(
+            synthetic_world._workers(tiny, "pretrain"), 1
+        )  # tests' worlds stay in-process
+        small = synthetic.get_config("small")
+        self.assertEqual(
+            synthetic_world._workers(small, "pretrain"), min(len(os.sched_getaffinity(0)), 2000)
+        )
+        one = synthetic.get_config("small", performances=(1, 0, 0))
+        with mock.patch.object(synthetic_world, "PARALLEL_MIN_PIXELS", 0):
+            self.assertEqual(
+                synthetic_world._workers(one, "pretrain"), 1
+            )  # never more than the performances
+
+    def test_in_order_keeps_order_and_propagates_errors(self):
+        want = [_inverse_countdown(i) for i in range(39)]
+        for workers in (1, 2):
+            got = []
+            with self.assertRaises(ZeroDivisionError):  # raised by the worker for index 39
+                for value in synthetic_world._in_order(_inverse_countdown, 40, workers):
+                    got.append(value)
+            self.assertEqual(got, want, f"workers={workers}")
 
 
 if __name__ == "__main__":
