@@ -1,10 +1,11 @@
-"""What the installed stack can do: versions, Keras 2, TF-TRT, accelerators. Shown by the demo, kept in model cards."""
+"""What the installed stack can do: versions, Keras 2, TF-TRT, accelerators, the allocator. Shown by the demo, kept in model cards."""
 
 import importlib.metadata
 import platform
 
 import tensorflow as tf
 
+from edge_ssl import allocator
 from edge_ssl.keras import keras
 
 _PACKAGES = (
@@ -50,4 +51,5 @@ def describe() -> dict[str, str]:
     gpus = tf.config.list_physical_devices("GPU")
     facts["gpus"] = ", ".join(d.name for d in gpus) if gpus else "none"
     facts["tensorrt"] = package_version("tensorrt")
+    facts["memory allocator"] = allocator.describe()
     return facts

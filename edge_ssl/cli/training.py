@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 from absl import app, flags, logging
 
+from edge_ssl import allocator
 from edge_ssl.train import strategy as strategy_lib
 
 FLAGS = flags.FLAGS
@@ -136,6 +137,8 @@ def run(argv: Sequence[str], make_config: Callable[[list[str]], object], build: 
         f"{name} on {FLAGS.data}: {strategy.num_replicas_in_sync} replica(s), "
         f"global batch {options.global_batch_size}, {options.steps} steps -> {FLAGS.workdir}"
     )
+    if allocator.in_use() == "system":
+        print(f"memory allocator: {allocator.describe()}")
     try:
         loop.train(method, data.make_dataset_fn(source, method), FLAGS.workdir, options, strategy)
     except loop.NonFiniteLossError as e:

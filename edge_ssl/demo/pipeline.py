@@ -27,7 +27,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from edge_ssl import environment
+from edge_ssl import allocator, environment
 from edge_ssl.demo import live as live_lib
 from edge_ssl.demo import report, stages
 from export.runtime import layout
@@ -150,6 +150,9 @@ def run_module(module: str, args: list[str], log_path: str, printer: Callable[[s
     """`python -m module args` with the package importable; its output goes to `log_path`, the progress lines to
     `printer`. Raises DemoError naming the log when it fails."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = allocator.preload_environment(
+        env
+    )  # tcmalloc where installed: edge_ssl/allocator.py says why
     command = [sys.executable, "-m", module, *args]
     with open(log_path, "a", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
