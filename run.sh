@@ -183,7 +183,9 @@ cmd_python() {
   ensure_venv
   ensure_tcmalloc
   preload_tcmalloc
-  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" TF_USE_LEGACY_KERAS=1 exec "$VENV/bin/python" "$@"
+  # oneDNN on every CPU (edge_ssl/__init__.py says why), also for scripts that import TensorFlow before edge_ssl.
+  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" TF_USE_LEGACY_KERAS=1 TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-1}" \
+    exec "$VENV/bin/python" "$@"
 }
 
 main() {
