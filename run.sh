@@ -119,7 +119,8 @@ TCMALLOC="libtcmalloc_minimal.so.4"
 tcmalloc_installed() {
   local ldconfig
   ldconfig="$(command -v ldconfig || echo /sbin/ldconfig)"
-  "$ldconfig" -p 2>/dev/null | grep -q "$TCMALLOC "
+  # grep reads it all (no -q): an early exit would kill ldconfig with SIGPIPE, which pipefail reports as absence
+  "$ldconfig" -p 2>/dev/null | grep "$TCMALLOC " >/dev/null
 }
 
 ensure_tcmalloc() {
