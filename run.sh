@@ -106,7 +106,7 @@ write_bazelrc_venv() {
 build --python_path=$VENV/bin/python"
   if [ "${EDGE_SSL_MALLOC:-}" != "system" ] && tcmalloc_installed; then
     content="$content
-test --test_env=LD_PRELOAD=$TCMALLOC --test_env=TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD=1099511627776"
+test --test_env=LD_PRELOAD=$TCMALLOC --test_env=TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD=$TCMALLOC_REPORT_BYTES"
   fi
   if [ ! -f "$RC_VENV" ] || [ "$(cat "$RC_VENV")" != "$content" ]; then
     printf '%s\n' "$content" > "$RC_VENV.tmp"
@@ -116,6 +116,8 @@ test --test_env=LD_PRELOAD=$TCMALLOC --test_env=TCMALLOC_LARGE_ALLOC_REPORT_THRE
 
 # tcmalloc (edge_ssl/allocator.py says why): installed with apt when root and missing, never required.
 TCMALLOC="libtcmalloc_minimal.so.4"
+# tcmalloc reports every allocation above this (1 GiB by default); a training batch can pass that legitimately.
+TCMALLOC_REPORT_BYTES=1099511627776
 tcmalloc_installed() {
   local ldconfig
   ldconfig="$(command -v ldconfig || echo /sbin/ldconfig)"
@@ -144,7 +146,7 @@ preload_tcmalloc() {
   tcmalloc_installed || return 0
   case " ${LD_PRELOAD:-} " in *tcmalloc*) return 0 ;; esac
   export LD_PRELOAD="$TCMALLOC${LD_PRELOAD:+ $LD_PRELOAD}"
-  export TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD="${TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD:-1099511627776}"
+  export TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD="${TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD:-$TCMALLOC_REPORT_BYTES}"
 }
 
 # Bazel's Python stub starts with `#!/usr/bin/env python`; with .venv/bin first on PATH that is our interpreter.

@@ -29,6 +29,11 @@ _REPORT_THRESHOLD = {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}
 INSTALL_HINT = "apt-get install libtcmalloc-minimal4"
 
 
+def _opted_out(environ: Mapping[str, str]) -> bool:
+    """Whether `environ` asks for glibc's malloc (`EDGE_SSL_MALLOC=system`)."""
+    return environ.get(ENV, "").strip().lower() == "system"
+
+
 def tcmalloc_installed() -> bool:
     """Whether the dynamic loader can find tcmalloc (Linux; elsewhere False)."""
     return ctypes.util.find_library("tcmalloc_minimal") is not None
@@ -58,7 +63,7 @@ def preload_environment(
       installed: whether tcmalloc is installed; None looks it up.
     """
     env = dict(environ)
-    if env.get(ENV, "").strip().lower() == "system":
+    if _opted_out(env):
         return env
     if installed is None:
         installed = tcmalloc_installed()
@@ -76,7 +81,7 @@ def describe() -> str:
     current = in_use()
     if current != "system":
         return current
-    if os.environ.get(ENV, "").strip().lower() == "system":
+    if _opted_out(os.environ):
         return f"system malloc ({ENV}=system)"
     if tcmalloc_installed():
         return f"system malloc (tcmalloc is installed: start with LD_PRELOAD={TCMALLOC}, as ./run.sh does)"

@@ -116,9 +116,8 @@ def _workers(world: synthetic.WorldConfig, split: str) -> int:
     if pixels < PARALLEL_MIN_PIXELS:
         return 1
     if hasattr(os, "sched_getaffinity"):
-        cpus = len(
-            os.sched_getaffinity(0)
-        )  # the CPUs this process may use (a container's or taskset's share)
+        # The CPUs this process may use (a container's or taskset's share).
+        cpus = len(os.sched_getaffinity(0))
     else:
         cpus = os.cpu_count() or 1
     return max(1, min(cpus, world.num_performances(split)))
