@@ -14,7 +14,11 @@ from edge_ssl.losses import distributed
 
 
 def info_nce_queue(
-    query: tf.Tensor, positive_key: tf.Tensor, queue: tf.Tensor, temperature: float
+    query: tf.Tensor,
+    positive_key: tf.Tensor,
+    queue: tf.Tensor,
+    temperature: float,
+    own_negatives: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """NCE(q, k+, Q) per example; the keys and queue are constants (no gradient), as in MoCo.
 
@@ -23,6 +27,8 @@ def info_nce_queue(
       positive_key: float [B, D], L2-normalised; row i is query i's positive.
       queue: float [K, D], L2-normalised negatives.
       temperature: tau.
+      own_negatives: optional float [B, M, D], L2-normalised: negatives of query i alone (row i), beside the queue
+        (for example keys of other moments of the query's own clip).
 
     Returns:
       float32 [B] losses.
@@ -30,8 +36,10 @@ def info_nce_queue(
     positive_key = tf.stop_gradient(positive_key)
     queue = tf.stop_gradient(queue)
     l_pos = tf.reduce_sum(query * positive_key, axis=-1, keepdims=True)  # [B, 1]
-    l_neg = tf.matmul(query, queue, transpose_b=True)  # [B, K]
-    logits = tf.concat([l_pos, l_neg], axis=1) / temperature
+    l_neg = [tf.matmul(query, queue, transpose_b=True)]  # [B, K]
+    if own_negatives is not None:
+        l_neg.append(tf.einsum("bd,bmd->bm", query, tf.stop_gradient(own_negatives)))  # [B, M]
+    logits = tf.concat([l_pos, *l_neg], axis=1) / temperature
     labels = tf.zeros(tf.shape(query)[:1], tf.int32)
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 

@@ -25,7 +25,10 @@ Differences from the paper:
 - the 1x1 convolution is a Dense over channels (the same map); flattening is (h, w, c) instead of (c, h, w);
 - the learning rate decays by `lr_decay` every `lr_decay_fraction` of `steps` (the paper: x0.1 at epochs 50, 100
   and 150 of runs stopped by hand);
-- reduced presets (`small`, `tiny`) use a smaller ResNet and one recurrent layer that returns sequences.
+- reduced presets (`small`, `tiny`) use a smaller ResNet and one recurrent layer that returns sequences;
+- an option the paper lacks, off by default: `moment_negatives` other frames of the query's own clip as extra
+  negatives of that query, keyed in the same pass as the positives (so the batch statistics give them away no more
+  than the positives).
 """
 
 import dataclasses
@@ -84,6 +87,12 @@ class MusclesConfig(base.MethodConfig):
     sequence_flip_prob: float = 0.3
     crop_scale: tuple[float, float] = (0.2, 1.0)
     crop_ratio: tuple[float, float] = (0.7, 1.4)
+    # Keys of other moments of the query frame's own clip, at least `moment_gap` frames from it, as negatives of that
+    # query alone beside the queue: the same person, clothes, room and camera in another pose, so that MoCo cannot be
+    # met by appearance alone (a departure from the paper, measured in benchmarks/README.md, "What pretraining
+    # adds"). 0, the paper's: the queue only.
+    moment_negatives: int = 0
+    moment_gap: int = 4
     global_batch_size: int = 256
 
     def __post_init__(self):
@@ -138,6 +147,10 @@ class MusclesConfig(base.MethodConfig):
                 "crop_scale must be 0 < min <= max <= 1",
             ),
             (0.0 < self.crop_ratio[0] <= self.crop_ratio[1], "crop_ratio must be 0 < min <= max"),
+            (
+                self.moment_negatives >= 0 and self.moment_gap >= 1,
+                "moment_negatives must be >= 0 and moment_gap >= 1",
+            ),
             (self.global_batch_size >= 1, "global_batch_size must be >= 1"),
         )
         for ok, message in checks:
@@ -373,7 +386,8 @@ class Muscles(base.Method):
         return augment.random_flip({"rgb": rgb}, seeds[4])["rgb"]
 
     def prepare(self, example, seed):
-        """A clip of `clip_frames` with its targets, and two MoCo views of its first frame."""
+        """A clip of `clip_frames` with its targets, two MoCo views of its first frame and, with `moment_negatives`,
+        MoCo views of other frames of the clip (`moments`)."""
         c = self.config
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
         rgb = tf.convert_to_tensor(example["rgb"], tf.float32)
@@ -389,13 +403,37 @@ class Muscles(base.Method):
             "gaze": tf.cast(example["gaze"], tf.float32)[window],
         }
         seq = self._sequence_view(clip, seeds[1])
-        return {
+        out = {
             "clip": seq["rgb"],
             "moved": seq["moved"],
             "gaze": seq["gaze"],
             "frame1": self._moco_view(clip["rgb"][0], seeds[2]),
             "frame2": self._moco_view(clip["rgb"][0], seeds[3]),
         }
+        if c.moment_negatives:
+            out["moments"] = self._moments(rgb, start, seeds[3])
+        return out
+
+    def _moments(self, rgb, start, seed):
+        """MoCo views [M, S, S, 3] of `moment_negatives` distinct frames of the clip, each at least `moment_gap`
+        frames from the query's frame `start`."""
+        c = self.config
+        pick, *view_seeds = tf.unstack(
+            tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(seed, 1), c.moment_negatives + 1
+            )
+        )
+        length = tf.shape(rgb)[0]
+        far = tf.abs(tf.range(length) - start) >= c.moment_gap
+        tf.debugging.assert_greater_equal(
+            tf.reduce_sum(tf.cast(far, tf.int32)),
+            c.moment_negatives,
+            message=f"clips need {c.moment_negatives} frames at least {c.moment_gap} from the query's",
+        )
+        # Distinct frames: the far frames with the largest random scores.
+        scores = tf.where(far, tf.random.stateless_uniform([length], pick), -1.0)
+        frames = tf.gather(rgb, tf.math.top_k(scores, c.moment_negatives).indices)
+        return tf.stack([self._moco_view(f, s) for f, s in zip(tf.unstack(frames), view_seeds)])
 
     def predict_signals(self, clip: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         """The heads' per-frame outputs for clips [B, T, S, S, 3]: `gaze` [B, T, 2] and/or `moved` logits [B, T, L]."""
@@ -410,8 +448,24 @@ class Muscles(base.Method):
         """Named losses (this replica's share of each global mean, weighted `total`) and the keys to enqueue."""
         c = self.config
         q = optim.f32(self.query(batch["frame1"], training=training))
-        k = tf.stop_gradient(optim.f32(self.key(batch["frame2"], training=training)))
-        per = {"moco": contrastive.info_nce_queue(q, k, self.queue.keys, c.temperature)}
+        if c.moment_negatives:
+            # One key pass for the positives and the moments, so that both carry the same batch statistics.
+            moments = batch["moments"]
+            keys = self.key(
+                tf.concat([batch["frame2"], tf.reshape(moments, [-1, *moments.shape[2:]])], 0),
+                training=training,
+            )
+            keys = tf.stop_gradient(optim.f32(keys))
+            k, own = keys[: tf.shape(q)[0]], keys[tf.shape(q)[0] :]
+            own = tf.reshape(own, [tf.shape(q)[0], c.moment_negatives, -1])
+        else:
+            k = tf.stop_gradient(optim.f32(self.key(batch["frame2"], training=training)))
+            own = None
+        per = {
+            "moco": contrastive.info_nce_queue(
+                q, k, self.queue.keys, c.temperature, own_negatives=own
+            )
+        }
         signals = self.predict_signals(batch["clip"], training=training)
         if "gaze" in signals:
             per["gaze"] = body_signals.masked_smooth_l1(signals["gaze"], batch["gaze"])

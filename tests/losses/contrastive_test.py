@@ -17,6 +17,22 @@ class ContrastiveTest(tf.test.TestCase):
         expected = -(logits[0] - np.log(np.exp(logits).sum()))
         self.assertAllClose(contrastive.info_nce_queue(q, k, queue, tau), [expected], rtol=1e-5)
 
+    def test_own_negatives_are_each_querys_alone_beside_the_queue(self):
+        q = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+        k = tf.constant([[0.6, 0.8], [0.8, 0.6]])
+        queue = tf.constant([[-1.0, 0.0]])
+        own = tf.constant([[[0.0, 1.0], [0.8, -0.6]], [[1.0, 0.0], [0.0, -1.0]]])  # [B=2, M=2, D]
+        tau = 0.5
+        expected = []
+        for logits in (np.array([0.6, -1.0, 0.0, 0.8]), np.array([0.6, 0.0, 0.0, -1.0])):
+            logits = logits / tau
+            expected.append(-(logits[0] - np.log(np.exp(logits).sum())))
+        loss = contrastive.info_nce_queue(q, k, queue, tau, own_negatives=own)
+        self.assertAllClose(loss, expected, rtol=1e-5)
+        # A query whose own negative equals its positive cannot do better than a guess between the two.
+        same = contrastive.info_nce_queue(q[:1], k[:1], queue, tau, own_negatives=k[:1, None])
+        self.assertGreater(float(same[0]), np.log(2.0))
+
     def test_info_nce_queue_has_no_gradient_through_keys(self):
         q = tf.Variable([[1.0, 0.0]])
         k = tf.Variable([[0.6, 0.8]])

@@ -9,6 +9,7 @@ from absl.testing import parameterized
 from edge_ssl.configs import muscles_tiny
 from edge_ssl.data import keypoints
 from edge_ssl.keras import keras
+from edge_ssl.losses import contrastive
 from edge_ssl.methods import muscles
 
 # Two logical CPUs, configured before TensorFlow initialises its devices (tf-keras's `_mimic_two_cpus` idea).
@@ -172,6 +173,59 @@ class MusclesTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(x[present], np.full(present.sum(), 0.8 if flipped else 0.2))
         self.assertEqual(seen, {False, True})
 
+    def test_moment_negatives_are_distinct_frames_of_the_clip_away_from_the_querys(self):
+        # Frame t is a flat grey of level t / 16, and no colour augmentation: each view's mean names its frame.
+        method = muscles.build(
+            _config(moment_negatives=3, moment_gap=4, jitter_prob=0.0, grayscale_prob=0.0)
+        )
+        levels = np.arange(12, dtype=np.float32) / 16.0
+        example = {
+            "rgb": np.broadcast_to(levels[:, None, None, None], (12, 32, 32, 3)).copy(),
+            "moved": np.zeros((12, LIMBS), np.int32),
+            "gaze": np.zeros((12, 2), np.float32),
+        }
+        starts, picked = set(), set()
+        for seed in range(8):
+            out = method.prepare(example, tf.constant([seed, 3], tf.int64))
+            query = round(float(out["frame1"].numpy().mean()) * 16)
+            self.assertEqual(round(float(out["frame2"].numpy().mean()) * 16), query)
+            self.assertEqual(out["moments"].shape, (3, 32, 32, 3))
+            frames = [round(float(m.mean()) * 16) for m in out["moments"].numpy()]
+            self.assertLen(set(frames), 3, frames)
+            self.assertTrue(all(abs(f - query) >= 4 for f in frames), (query, frames))
+            starts.add(query)
+            picked.update(frames)
+        self.assertGreater(len(starts), 2)
+        self.assertGreater(len(picked), 6)
+        # The paper's MoCo views are the same with or without the option.
+        paper = muscles.build(_config(jitter_prob=0.0, grayscale_prob=0.0))
+        seed = tf.constant([5, 3], tf.int64)
+        with_moments, without = method.prepare(example, seed), paper.prepare(example, seed)
+        self.assertNotIn("moments", without)
+        for key in without:
+            self.assertAllEqual(with_moments[key], without[key])
+        # A clip without enough far frames is an error that says what it needs.
+        short = {k: v[:5] for k, v in example.items()}
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "frames at least 4 from"):
+            method.prepare(short, seed)
+
+    def test_moment_negatives_join_the_queue_as_each_querys_own_negatives(self):
+        method = muscles.build(_config(moment_negatives=2))
+        batch = _batch(method)
+        self.assertEqual(batch["moments"].shape, (BATCH, 2, 32, 32, 3))
+        losses = method.losses(batch, BATCH, training=False)[0]
+        q = method.query(batch["frame1"], training=False)
+        k = method.key(batch["frame2"], training=False)
+        own = tf.reshape(method.key(tf.reshape(batch["moments"], [-1, 32, 32, 3])), [BATCH, 2, -1])
+        tau = method.config.temperature
+        expected = contrastive.info_nce_queue(q, k, method.queue.keys, tau, own_negatives=own)
+        self.assertAllClose(losses["moco"], tf.reduce_sum(expected) / BATCH, atol=1e-5)
+        queue_only = contrastive.info_nce_queue(q, k, method.queue.keys, tau)
+        self.assertGreater(float(losses["moco"]), float(tf.reduce_sum(queue_only)) / BATCH)
+        # A step trains and enqueues the positives' keys only.
+        method.train_step(batch, BATCH)
+        self.assertEqual(int(method.queue.pointer.numpy()), BATCH)
+
     @parameterized.named_parameters(
         ("moco_gaze", "moco_gaze", {"moco": 0.10, "gaze": 0.90}, "moved"),
         ("moco_movement", "moco_movement", {"moco": 0.95, "movement": 0.5}, "gaze"),
@@ -214,6 +268,8 @@ class MusclesTest(tf.test.TestCase, parameterized.TestCase):
             ({"sequence_flip_prob": 1.5}, "probabilities"),
             ({"crop_scale": (0.5, 0.2)}, "crop_scale"),
             ({"clip_frames": 0}, "clip_frames"),
+            ({"moment_negatives": -1}, "moment_negatives must be >= 0"),
+            ({"moment_gap": 0}, "moment_gap >= 1"),
             ({"steps": 0}, "steps"),
         ):
             with self.subTest(overrides=overrides):
