@@ -448,19 +448,16 @@ class Muscles(base.Method):
         """Named losses (this replica's share of each global mean, weighted `total`) and the keys to enqueue."""
         c = self.config
         q = optim.f32(self.query(batch["frame1"], training=training))
+        frames = batch["frame2"]
         if c.moment_negatives:
             # One key pass for the positives and the moments, so that both carry the same batch statistics.
             moments = batch["moments"]
-            keys = self.key(
-                tf.concat([batch["frame2"], tf.reshape(moments, [-1, *moments.shape[2:]])], 0),
-                training=training,
-            )
-            keys = tf.stop_gradient(optim.f32(keys))
-            k, own = keys[: tf.shape(q)[0]], keys[tf.shape(q)[0] :]
-            own = tf.reshape(own, [tf.shape(q)[0], c.moment_negatives, -1])
-        else:
-            k = tf.stop_gradient(optim.f32(self.key(batch["frame2"], training=training)))
-            own = None
+            frames = tf.concat([frames, tf.reshape(moments, [-1, *moments.shape[2:]])], 0)
+        keys = tf.stop_gradient(optim.f32(self.key(frames, training=training)))
+        size = tf.shape(q)[0]
+        k, own = keys[:size], None
+        if c.moment_negatives:
+            own = tf.reshape(keys[size:], [size, c.moment_negatives, -1])
         per = {
             "moco": contrastive.info_nce_queue(
                 q, k, self.queue.keys, c.temperature, own_negatives=own
