@@ -18,6 +18,11 @@ views are bounded by the clip length of the data at hand; with `motion="diff"` f
 (a deviation the paper's authors discuss, cheaper to compute), in colour or of the luma alone (`differences`). The
 `small` and `tiny` configs build the motion pathway at 1/2 and full width of their narrower visual pathways
 (`motion_width_divisor`), so that it keeps the paper's 8-channel stem; at 1/8 it had 2 and 1 channels.
+
+An option the paper lacks, off by default: `moment_negatives`, views of other moments of the query's own clip (the
+same person, clothes, room and camera in another pose) as negatives of that query in every term, beside the queues.
+The key view then shows the query's own frames (its own crop and colours), so that a positive is never another
+moment; the moments are keyed in the same pass as the positives, so that batch statistics mark neither.
 """
 
 import dataclasses
@@ -69,6 +74,11 @@ class MoDistConfig(base.MethodConfig):
     # the clip), or "same", a departure (the keys of the query's own view, the same frames and crop), which leaves
     # the RGB query only the motion of its own frames to match.
     cross_modal_keys: str = "other"
+    # Views of this many other moments of the query's clip, each starting at least `moment_gap` frames from the
+    # query's view, as negatives of that query beside the queues (a departure; the module docstring). With them the
+    # key view shows the query's own frames. 0, the paper's: the queues only.
+    moment_negatives: int = 0
+    moment_gap: int = 4
     temperature: float = 0.1
     key_momentum: float = 0.999
     # The motion pathway's widths are the visual pathway's divided by this: the paper's 8 gives R50's motion pathway
@@ -118,6 +128,16 @@ class MoDistConfig(base.MethodConfig):
                 "frames and strides >= 1",
             ),
             (self.queue_size >= 1 and self.proj_dim >= 1, "queue_size and proj_dim must be >= 1"),
+            (
+                self.moment_negatives >= 0 and self.moment_gap >= 1,
+                "moment_negatives must be >= 0 and moment_gap >= 1",
+            ),
+            (
+                not self.moment_negatives
+                or (self.negatives == "queue" and self.cross_modal_keys == "other"),
+                'moment_negatives needs negatives="queue" and cross_modal_keys="other" (its key view '
+                "already shows the query's frames)",
+            ),
             (self.motion_width_divisor >= 1, "motion_width_divisor must be >= 1"),
             (self.temperature > 0, "temperature must be positive"),
             (
@@ -267,34 +287,72 @@ class MoDist(base.Method):
         }
 
     def prepare(self, example, seed):
+        """Two views (query and key) of the clip at random times, or with `moment_negatives` both at the query's time,
+        plus views of other moments [M, ...] (`rgb_moments`, `motion_moments`)."""
         c = self.config
-        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
         length = tf.shape(example["rgb"])[0]
         tf.debugging.assert_greater_equal(
             length, c.span, message=f"clips need at least {c.span} frames"
         )
         starts = tf.random.stateless_uniform([2], seeds[0], 0, length - c.span + 1, dtype=tf.int32)
+        key_start = starts[0] if c.moment_negatives else starts[1]
         view1 = self._view(example, starts[0], seeds[1])
-        view2 = self._view(example, starts[1], seeds[2])
-        return {
+        view2 = self._view(example, key_start, seeds[2])
+        out = {
             "rgb1": view1["rgb"],
             "motion1": view1["motion"],
             "rgb2": view2["rgb"],
             "motion2": view2["motion"],
         }
+        if c.moment_negatives:
+            pick, *view_seeds = tf.unstack(
+                tf.random.experimental.stateless_split(seeds[3], c.moment_negatives + 1)
+            )
+            moment_starts = momentum.distant_positions(
+                length - c.span + 1, starts[0], c.moment_gap, c.moment_negatives, pick
+            )
+            moments = [
+                self._view(example, s, s_seed)
+                for s, s_seed in zip(tf.unstack(moment_starts), view_seeds)
+            ]
+            out["rgb_moments"] = tf.stack([m["rgb"] for m in moments])
+            out["motion_moments"] = tf.stack([m["motion"] for m in moments])
+        return out
+
+    def _keys(self, key: keras.Model, views: tf.Tensor, moments: tf.Tensor | None, training: bool):
+        """`key`'s codes of the key views [B, D] and, with moments [B, M, ...], of the moments [B, M, D] (else
+        None), in one pass so that batch statistics mark neither."""
+        if moments is not None:
+            views = tf.concat([views, tf.reshape(moments, [-1, *moments.shape[2:]])], 0)
+        codes = tf.stop_gradient(optim.f32(key(views, training=training)))
+        if moments is None:
+            return codes, None
+        size = tf.shape(moments)[0]
+        return codes[:size], tf.reshape(codes[size:], [size, moments.shape[1], -1])
 
     def losses(self, batch, global_batch_size, training=True):
         """Named losses (this replica's share of each global mean) and the keys to enqueue."""
         c = self.config
         q_v = optim.f32(self.visual_query(batch["rgb1"], training=training))
         q_m = optim.f32(self.motion_query(batch["motion1"], training=training))
-        k_v = tf.stop_gradient(optim.f32(self.visual_key(batch["rgb2"], training=training)))
-        k_m = tf.stop_gradient(optim.f32(self.motion_key(batch["motion2"], training=training)))
+        moments = c.moment_negatives > 0
+        k_v, own_v = self._keys(
+            self.visual_key, batch["rgb2"], batch["rgb_moments"] if moments else None, training
+        )
+        k_m, own_m = self._keys(
+            self.motion_key,
+            batch["motion2"],
+            batch["motion_moments"] if moments else None,
+            training,
+        )
 
-        def nce(query, key, queue):
+        def nce(query, key, queue, own_negatives):
             if c.negatives == "batch":
                 return contrastive.info_nce_batch(query, key, c.temperature)
-            return contrastive.info_nce_queue(query, key, queue.keys, c.temperature)
+            return contrastive.info_nce_queue(
+                query, key, queue.keys, c.temperature, own_negatives=own_negatives
+            )
 
         cross_v, cross_m = k_v, k_m
         if c.cross_modal_keys == "same":
@@ -303,12 +361,12 @@ class MoDist(base.Method):
                 optim.f32(self.motion_key(batch["motion1"], training=training))
             )
         per = {
-            "visual_visual": nce(q_v, k_v, self.visual_queue),
-            "visual_motion": nce(q_v, cross_m, self.motion_queue),
-            "motion_visual": nce(q_m, cross_v, self.visual_queue),
+            "visual_visual": nce(q_v, k_v, self.visual_queue, own_v),
+            "visual_motion": nce(q_v, cross_m, self.motion_queue, own_m),
+            "motion_visual": nce(q_m, cross_v, self.visual_queue, own_v),
         }
         if c.motion_motion:
-            per["motion_motion"] = nce(q_m, k_m, self.motion_queue)
+            per["motion_motion"] = nce(q_m, k_m, self.motion_queue, own_m)
         out = {
             name: distributed.global_mean(value, global_batch_size) for name, value in per.items()
         }

@@ -1,8 +1,11 @@
-"""MoCo's momentum (key) encoders, shared by the methods that use them (MoDist, Muscles).
+"""MoCo's momentum (key) encoders and negatives, shared by the methods that use them (MoDist, Muscles).
 
 He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020: the key encoder is a copy
 of the query encoder that no optimizer trains; after each step its weights move towards the query's
 (`contrastive.momentum_update`), and it runs in training mode, normalising with its own batch statistics.
+
+`distant_positions` picks the other moments of a query's own clip that both methods can add as that query's negatives
+(`moment_negatives`, a departure from the papers): the same person, clothes, room and camera in another pose.
 """
 
 import tensorflow as tf
@@ -45,3 +48,32 @@ def momentum_targets(
             keys.append(k)
             queries.append(q)
     return keys, queries
+
+
+def distant_positions(
+    count: tf.Tensor, anchor: tf.Tensor, gap: int, number: int, seed: tf.Tensor
+) -> tf.Tensor:
+    """`number` distinct positions in [0, count), each at least `gap` from `anchor`, drawn uniformly.
+
+    Args:
+      count: int32 scalar, the number of positions (frames, or clip starts) to choose from.
+      anchor: int32 scalar, the query's position.
+      gap: the smallest distance from `anchor`.
+      number: how many positions to return.
+      seed: stateless seed [2].
+
+    Returns:
+      int32 [number], in random order.
+
+    Raises:
+      tf.errors.InvalidArgumentError: when fewer than `number` positions are `gap` or more from `anchor`.
+    """
+    far = tf.abs(tf.range(count) - anchor) >= gap
+    tf.debugging.assert_greater_equal(
+        tf.reduce_sum(tf.cast(far, tf.int32)),
+        number,
+        message=f"clips need {number} positions at least {gap} frames from the query's",
+    )
+    # Distinct positions: the far ones with the largest random scores.
+    scores = tf.where(far, tf.random.stateless_uniform([count], seed), -1.0)
+    return tf.math.top_k(scores, number).indices

@@ -423,16 +423,10 @@ class Muscles(base.Method):
                 tf.random.experimental.stateless_fold_in(seed, 1), c.moment_negatives + 1
             )
         )
-        length = tf.shape(rgb)[0]
-        far = tf.abs(tf.range(length) - start) >= c.moment_gap
-        tf.debugging.assert_greater_equal(
-            tf.reduce_sum(tf.cast(far, tf.int32)),
-            c.moment_negatives,
-            message=f"clips need {c.moment_negatives} frames at least {c.moment_gap} from the query's",
+        picked = momentum.distant_positions(
+            tf.shape(rgb)[0], start, c.moment_gap, c.moment_negatives, pick
         )
-        # Distinct frames: the far frames with the largest random scores.
-        scores = tf.where(far, tf.random.stateless_uniform([length], pick), -1.0)
-        frames = tf.gather(rgb, tf.math.top_k(scores, c.moment_negatives).indices)
+        frames = tf.gather(rgb, picked)
         return tf.stack([self._moco_view(f, s) for f, s in zip(tf.unstack(frames), view_seeds)])
 
     def predict_signals(self, clip: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:

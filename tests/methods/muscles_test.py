@@ -206,7 +206,9 @@ class MusclesTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllEqual(with_moments[key], without[key])
         # A clip without enough far frames is an error that says what it needs.
         short = {k: v[:5] for k, v in example.items()}
-        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "frames at least 4 from"):
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "positions at least 4 frames from"
+        ):
             method.prepare(short, seed)
 
     def test_moment_negatives_join_the_queue_as_each_querys_own_negatives(self):

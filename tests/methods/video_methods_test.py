@@ -9,7 +9,7 @@ from absl.testing import parameterized
 from edge_ssl.configs import cross_and_learn_tiny, modist_paper, modist_small, modist_tiny
 from edge_ssl.data import augment
 from edge_ssl.keras import keras
-from edge_ssl.losses import cross_modal
+from edge_ssl.losses import contrastive, cross_modal
 from edge_ssl.methods import cross_and_learn, modist
 
 BATCH = 4
@@ -390,6 +390,90 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertNotAllClose(losses["visual_motion"], nce(q_v, other_m))
         with self.assertRaisesRegex(ValueError, "cross_modal_keys must be one of"):
             modist.MoDistConfig(cross_modal_keys="both")
+
+    def test_modist_moment_views_are_other_times_of_the_clip_and_the_key_view_the_querys(self):
+        # Frame t is a flat grey of level t / 16 and nothing changes colours: each view's mean names its first frame.
+        fields = dict(frames=2, stride=1, flow_frames=2, flow_stride=1, jitter_prob=0.0)
+        method = _build("modist", moment_negatives=2, moment_gap=3, grayscale_prob=0.0, **fields)
+        levels = np.arange(12, dtype=np.float32) / 16.0
+        example = {"rgb": np.broadcast_to(levels[:, None, None, None], (12, 32, 32, 3)).copy()}
+        starts = set()
+        for seed in range(8):
+            out = method.prepare(example, tf.constant([seed, 5], tf.int64))
+            query = round(float(out["rgb1"][0].numpy().mean()) * 16)
+            self.assertEqual(round(float(out["rgb2"][0].numpy().mean()) * 16), query)
+            self.assertEqual(out["rgb_moments"].shape, (2, 2, 32, 32, 3))
+            self.assertEqual(out["motion_moments"].shape[:2], (2, 2))
+            moments = [round(float(m[0].mean()) * 16) for m in out["rgb_moments"].numpy()]
+            self.assertLen(set(moments), 2, moments)
+            self.assertTrue(all(abs(m - query) >= 3 for m in moments), (query, moments))
+            # Each moment's motion is its own frames' differences: none into its first frame, 1/16 after.
+            self.assertAllClose(out["motion_moments"][:, 0], np.zeros((2, 32, 32, 3)))
+            self.assertAllClose(out["motion_moments"][:, 1], np.full((2, 32, 32, 3), 1 / 16))
+            starts.add(query)
+        self.assertGreater(len(starts), 2)
+        # Without the option the key view is another time of the clip, as in the paper.
+        paper = _build("modist", grayscale_prob=0.0, **fields)
+        keys = {
+            round(
+                float(
+                    paper.prepare(example, tf.constant([s, 5], tf.int64))["rgb2"][0].numpy().mean()
+                )
+                * 16
+            )
+            - round(
+                float(
+                    paper.prepare(example, tf.constant([s, 5], tf.int64))["rgb1"][0].numpy().mean()
+                )
+                * 16
+            )
+            for s in range(8)
+        }
+        self.assertNotEqual(keys, {0})
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "positions at least 3"):
+            short = {"rgb": example["rgb"][:4]}
+            method.prepare(short, tf.constant([0, 5], tf.int64))
+
+    def test_modist_moment_negatives_join_every_term_as_each_querys_own_keyed_with_the_positives(
+        self,
+    ):
+        method = _build("modist", moment_negatives=2, moment_gap=2)
+        batch = _batch(method)
+        # In training mode, so that the key encoders' batch statistics take part: the moments and the positives
+        # go through each key encoder in one pass.
+        losses, (k_v, k_m) = method.losses(batch, BATCH, training=True)
+        tau = method.config.temperature
+
+        def keys(key, views, moments):
+            codes = key(
+                tf.concat([views, tf.reshape(moments, [-1, *moments.shape[2:]])], 0), training=True
+            )
+            return codes[:BATCH], tf.reshape(codes[BATCH:], [BATCH, 2, -1])
+
+        q_v = method.visual_query(batch["rgb1"], training=True)
+        q_m = method.motion_query(batch["motion1"], training=True)
+        key_v, own_v = keys(method.visual_key, batch["rgb2"], batch["rgb_moments"])
+        key_m, own_m = keys(method.motion_key, batch["motion2"], batch["motion_moments"])
+        self.assertAllClose(k_v, key_v, atol=1e-5)
+        self.assertAllClose(k_m, key_m, atol=1e-5)
+        terms = {
+            "visual_visual": (q_v, key_v, method.visual_queue, own_v),
+            "visual_motion": (q_v, key_m, method.motion_queue, own_m),
+            "motion_visual": (q_m, key_v, method.visual_queue, own_v),
+        }
+        for name, (query, key, queue, own) in terms.items():
+            expected = contrastive.info_nce_queue(query, key, queue.keys, tau, own_negatives=own)
+            self.assertAllClose(losses[name], tf.reduce_mean(expected), atol=1e-5, msg=name)
+            queue_only = contrastive.info_nce_queue(query, key, queue.keys, tau)
+            self.assertGreater(float(losses[name]), float(tf.reduce_mean(queue_only)), name)
+        # A step trains and enqueues the positives' keys only.
+        method.train_step(batch, BATCH)
+        self.assertEqual(int(method.visual_queue.pointer.numpy()), BATCH)
+        for overrides in ({"negatives": "batch"}, {"cross_modal_keys": "same"}):
+            with self.assertRaisesRegex(ValueError, "moment_negatives needs"):
+                modist.MoDistConfig(moment_negatives=1, **overrides)
+        with self.assertRaisesRegex(ValueError, "moment_negatives must be >= 0"):
+            modist.MoDistConfig(moment_negatives=-1)
 
     def test_modist_head_batch_norm_centres_the_codes_and_the_key_follows_it(self):
         plain = _build("modist")
