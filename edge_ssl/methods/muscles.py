@@ -26,6 +26,9 @@ Differences from the paper:
 - the learning rate decays by `lr_decay` every `lr_decay_fraction` of `steps` (the paper: x0.1 at epochs 50, 100
   and 150 of runs stopped by hand);
 - reduced presets (`small`, `tiny`) use a smaller ResNet and one recurrent layer that returns sequences;
+- the `small` preset trains on the movement head alone (MoCo + movement with MoCo's weight 0, movement 1) at a
+  constant learning rate: on the synthetic world the paper's weights leave the frame encoder at chance, and MoCo on
+  single frames pulls it towards appearance (measured in benchmarks/README.md, "What pretraining adds");
 - an option the paper lacks, off by default: `moment_negatives` other frames of the query's own clip as extra
   negatives of that query, keyed in the same pass as the positives (so the batch statistics give them away no more
   than the positives).

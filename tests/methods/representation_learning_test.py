@@ -10,14 +10,14 @@ this file's world (600 pretraining clips; 240 held-out clips, 120 for seed 0's p
 | 1 | 19.6% -> 35.8% | 26.3% -> 21.2% | 32.9% -> 50.0% | 21.7% -> 19.6% |
 | 2 | 20.0% -> 31.2% | 15.4% -> 13.8% | 44.2% -> 41.7% | 18.8% -> 18.3% |
 
-So at 32 px and a few hundred steps the motion pathways learn and the RGB representations the methods keep do not
-(nor Muscles' frame encoder: 17.5% -> 25.0% at 300 steps, seed 0, within the noise of 120 clips);
-benchmarks/README.md ("What pretraining adds") has the `small` world's figures. These tests hold the two effects
-that are there on every seed: MoDist's motion pathway, and Muscles' movement head beating a constant prediction on
-new actions (held-out binary cross-entropy in nats after 150 steps, against the training set's base rate: seed 0
-0.6748 against 0.6874 (this test), seed 1 0.6849 against 0.6976, seed 2 0.6775 against 0.6870; under Adam the
-head learns whatever the term's weight, 0.009 in the paper's full objective). Its gaze head (weight 0.9) does not
-beat the training set's mean gaze on new actions at this size: Huber 0.021-0.040 against 0.011-0.015.
+So at 32 px and a few hundred steps the motion pathways learn and the RGB representations of both do not;
+benchmarks/README.md ("What pretraining adds") has the `small` world's figures. These tests hold the effects that are
+there on every seed: MoDist's motion pathway, and Muscles' frame encoder trained as the `small` preset trains it, on
+its movement head alone (MoCo weighted 0) at a constant learning rate, here with a batch of 32 and Adam 2e-3 for 300
+steps: held-out k-NN 28.3% -> 41.7% (seed 0, this test), 20.0% -> 36.7% (seed 1), 24.2% -> 37.1% (seed 2), its
+movement head beating the training set's base rate on new actions (0.570 against 0.687 nats, seed 0). With the gaze
+head as well (the full objective, MoCo 0) it reached 47.5% on seed 0, with MoCo kept at 0.09 34.2%; with the tiny
+preset's objective (the paper's weights and step decay) 17.5% -> 25.0% after 300 steps at a batch of 8.
 """
 
 import numpy as np
@@ -35,6 +35,14 @@ from edge_ssl.methods import registry
 PERFORMANCES = (200, 0, 80)  # 600 pretraining clips, 240 held-out clips of 5 new actions
 WORLD_SEED = 1
 SEED = 0
+MUSCLES_SMALL_OBJECTIVE = (
+    "objective=moco_movement",
+    "moco_weight=0",
+    "movement_weight=1",
+    "lr_decay=1.0",
+    "learning_rate=2e-3",
+    "global_batch_size=32",
+)
 
 
 def _arrays(split: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -44,9 +52,9 @@ def _arrays(split: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     return out
 
 
-def _build(name: str):
+def _build(name: str, overrides: tuple[str, ...] = ()):
     keras.utils.set_random_seed(SEED)
-    config = loader.load(name, "tiny", [f"seed={SEED}"])
+    config = loader.load(name, "tiny", [f"seed={SEED}", *overrides])
     return registry.get(name).build(config), config
 
 
@@ -88,10 +96,14 @@ class RepresentationLearningTest(tf.test.TestCase):
         self.assertGreater(after, before + 0.10, message)
         self.assertEqual(collapse.dead_rows, 0.0)
 
-    def test_muscles_movement_head_beats_a_constant_prediction_on_new_actions(self):
-        method, config = _build("muscles")
+    def test_muscles_frame_encoder_learns_from_its_movement_head(self):
+        # The `small` preset's objective (body signals alone: movement weighted 1, MoCo 0, a constant learning rate)
+        # at tiny size, with a batch and learning rate big enough for 300 steps to show it.
+        method, config = _build("muscles", MUSCLES_SMALL_OBJECTIVE)
+        before, _ = self._knn(method, "visual")
         train = {k: self.pretrain[k] for k in ("rgb", "moved", "gaze")}
-        _train(method, config, train, steps=150)
+        _train(method, config, train, steps=300)
+        after, collapse = self._knn(method, "visual")
         heldout = {k: self.heldout[k] for k in ("rgb", "moved", "gaze")}
         batch = next(
             iter(
@@ -111,9 +123,14 @@ class RepresentationLearningTest(tf.test.TestCase):
         baseline = float(
             tf.reduce_mean(body_signals.masked_binary_cross_entropy(constant, batch["moved"]))
         )
-        message = f"held-out movement BCE: learned {learned:.4f}, constant {baseline:.4f}"
+        message = (
+            f"held-out k-NN of the frame encoder: {before:.3f} at initialisation, {after:.3f} after; "
+            f"held-out movement BCE: learned {learned:.4f}, constant {baseline:.4f}"
+        )
         logging.info(message)
-        self.assertLess(learned, baseline - 0.005, message)
+        self.assertLess(learned, baseline - 0.02, message)
+        self.assertGreater(after, before + 0.10, message)
+        self.assertEqual(collapse.dead_rows, 0.0)
 
 
 if __name__ == "__main__":
