@@ -2,8 +2,10 @@
 moving bars: streaming equals the whole window, events in order on a concatenated video with no action on a still
 stretch, and a 30 fps file resampled for an 8 fps model."""
 
+import importlib.util
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -90,6 +92,27 @@ class RecognizerTest(tf.test.TestCase):
                 [stream.infer(frame, i / 8).probabilities for i, frame in enumerate(frames)]
             )
         self.assertAllClose(results["litert"], results["onnxruntime"], atol=1e-4)
+
+    def test_tensorrt_without_tensorrt_or_its_engine_says_what_to_install_or_build(self):
+        # The engine itself runs only on a GPU with TensorRT (the export GPU tests build it); here, its errors.
+        if importlib.util.find_spec("tensorrt") is None:
+            with self.assertRaisesRegex(streaming.ClassifierError, "needs TensorRT 10"):
+                self._classifier(engine="tensorrt")
+        real_find_spec = importlib.util.find_spec
+        # With TensorRT importable but no engine built for this artifact, the message gives both ways to build it.
+        with mock.patch.object(
+            streaming.importlib.util,
+            "find_spec",
+            side_effect=lambda name, *a: (
+                object() if name == "tensorrt" else real_find_spec(name, *a)
+            ),
+        ):
+            with self.assertRaises(streaming.ClassifierError) as raised:
+                self._classifier(engine="tensorrt")
+        message = str(raised.exception)
+        self.assertIn("--formats=tensorrt_fp16", message)
+        self.assertIn("trtexec --onnx=", message)
+        self.assertIn("--fp16", message)
 
     def test_events_come_out_in_order_with_their_labels_and_no_action_on_the_still_stretch(self):
         events_path = os.path.join(self.get_temp_dir(), "events.jsonl")
