@@ -35,14 +35,11 @@ from edge_ssl.methods import registry
 PERFORMANCES = (200, 0, 80)  # 600 pretraining clips, 240 held-out clips of 5 new actions
 WORLD_SEED = 1
 SEED = 0
-MUSCLES_SMALL_OBJECTIVE = (
-    "objective=moco_movement",
-    "moco_weight=0",
-    "movement_weight=1",
-    "lr_decay=1.0",
-    "learning_rate=2e-3",
-    "global_batch_size=32",
-)
+# The `small` preset's objective, read from it, at tiny size with a batch and learning rate for 300 steps.
+MUSCLES_SMALL_OBJECTIVE = tuple(
+    f"{field}={getattr(loader.load('muscles', 'small'), field)}"
+    for field in ("objective", "moco_weight", "movement_weight", "lr_decay")
+) + ("learning_rate=2e-3", "global_batch_size=32")
 
 
 def _arrays(split: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
