@@ -36,10 +36,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 NUM_STAGES = 13
 
 
-# The default teacher is the one whose pretraining an RGB student measurably inherits: CV-MIM pretrained on the world's
-# 2D keypoints, which teaches the student through the keypoints the world gives beside each clip (the student sees
-# RGB alone). The video methods' kept RGB representations stay at chance at the demo's budget; their students learn
-# only the motion views (`DISTILL_FLAGS`). benchmarks/README.md ("What pretraining adds") has the figures.
+# The default teacher is the one whose pretraining an RGB student inherits best: CV-MIM pretrained on the world's 2D
+# keypoints, which teaches the student through the keypoints the world gives beside each clip (the student sees RGB
+# alone). Muscles' frame encoder, pretrained on its body signals, teaches an RGB student too; Cross and Learn's and
+# MoDist's kept RGB representations gain little at the demo's budget, so their students learn the motion views
+# (`DISTILL_FLAGS`). benchmarks/README.md ("What pretraining adds") has the figures.
 DEFAULT_METHOD = "cv_mim"
 
 _MOTION_ONLY = tuple(
