@@ -38,8 +38,9 @@ PERFORMANCES = (200, 0, 80)  # 600 pretraining clips, 240 held-out clips of 5 ne
 WORLD_SEED = 1
 SEED = 0
 # The `small` preset's objective, read from it, at tiny size with a batch and learning rate for 300 steps.
+_MUSCLES_SMALL = loader.load("muscles", "small")
 MUSCLES_SMALL_OBJECTIVE = tuple(
-    f"{field}={getattr(loader.load('muscles', 'small'), field)}"
+    f"{field}={getattr(_MUSCLES_SMALL, field)}"
     for field in ("objective", "moco_weight", "movement_weight", "lr_decay")
 ) + ("learning_rate=2e-3", "global_batch_size=32")
 
