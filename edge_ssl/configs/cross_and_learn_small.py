@@ -3,9 +3,8 @@ and tuples of two moments of one clip (each pair's RGB frame and motion stack ag
 
 With the paper's tuples of two videos (and with in-batch negatives, this preset until 2026-12-06) the RGB stream
 tells clips apart by what the performer wears and stays at chance on held-out actions; with two moments of one clip
-and differences without colour it learns them: 24.6% -> 27.2% after 400 steps and 35.8% / 31.5% after 1,600 (two
-seeds) at 5-way 5-shot, and the motion stream 45.7% -> 61.4% after 400 (benchmarks/README.md, "What pretraining
-adds", "Negatives that share the clip's appearance")."""
+and differences without colour it learns them, slowly: most of its gain comes after the demo's 400 steps. Figures:
+benchmarks/README.md, "What pretraining adds", "Negatives that share the clip's appearance"."""
 
 from edge_ssl.methods import cross_and_learn
 
