@@ -8,8 +8,9 @@ inputs of each of its views, and embeds them with `training=False`:
 - `motion`: what the teacher saw in motion, for the student's motion-awareness term: MoDist's motion pathway on flow
   (or frame differences), Cross and Learn's motion stream averaged over flow or difference stacks spread over the
   window. Muscles has no motion pathway.
+MoDist's pathways see clips at their training strides, averaged over `eval_clips` clips spread over the window.
 Each method declares its views (`Method.teacher_views`, built from `edge_ssl.methods.views`); teachers' inputs have
-fixed sizes, the window subsampled uniformly in time and resized to them, flow vectors scaled with the image.
+fixed sizes, the window subsampled in time and resized to them, flow vectors scaled with the image.
 """
 
 import dataclasses

@@ -104,6 +104,10 @@ class MoDistConfig(base.MethodConfig):
         None  # resize before the random crop (None: crop from the frames as they are)
     )
     global_batch_size: int = 256
+    # Clips the teacher's views (and the benchmarks) average over a window, each `frames` frames at `stride` (the
+    # motion pathway's: `flow_frames` at `flow_stride`) as in training, their starts spread over the window: the
+    # paper's multi-clip testing. 1: one clip in the window's middle.
+    eval_clips: int = 1
 
     def __post_init__(self):
         super().__post_init__()
@@ -128,6 +132,7 @@ class MoDistConfig(base.MethodConfig):
                 "frames and strides >= 1",
             ),
             (self.queue_size >= 1 and self.proj_dim >= 1, "queue_size and proj_dim must be >= 1"),
+            (self.eval_clips >= 1, "eval_clips must be >= 1"),
             (
                 self.moment_negatives >= 0 and self.moment_gap >= 1,
                 "moment_negatives must be >= 0 and moment_gap >= 1",
@@ -230,18 +235,19 @@ class MoDist(base.Method):
         return {"visual": self.visual_query, "motion": self.motion_query}
 
     def teacher_views(self) -> dict[str, views.View]:
-        """The visual pathway on the window, and the motion pathway on its flow (or frame differences)."""
+        """The visual pathway on the window, and the motion pathway on its flow (or frame differences), each the mean
+        over `eval_clips` clips of the window at the pathway's training stride."""
         c = self.config
 
         def motion(window):
             ex = views.motion_window(window, c.input_size)
             if c.motion == "diff":
                 ex["diff"] = motion_lib.frame_differences(ex["rgb"], grey=c.differences == "grey")
-            return views.uniform_frames(ex[c.motion], c.flow_frames)
+            return views.strided_clips(ex[c.motion], c.flow_frames, c.flow_stride, c.eval_clips)
 
         return {
-            "visual": views.visual(self.backbone, c.input_size, c.frames),
-            "motion": views.View(views.normalized(self.motion), motion),
+            "visual": views.visual(self.backbone, c.input_size, c.frames, c.stride, c.eval_clips),
+            "motion": views.View(views.stack_mean(self.motion, c.eval_clips), motion),
         }
 
     @property

@@ -2,8 +2,8 @@
 window of the distillation data (`Method.teacher_views`).
 
 A window is a dict with `rgb` [T, H, W, 3] in [0, 1] and, when the method needs them, `flow` [T, H, W, 2] or `pose2d`
-[T, 17, 2]. A view's input has the model's fixed size: the window is subsampled uniformly in time and resized, flow
-vectors scaled with the image. Views are named `visual` (the kept representation) and `motion` (what the method saw
+[T, 17, 2]. A view's input has the model's fixed size: the window is subsampled in time (uniformly, or in clips at
+the stride the method trained on) and resized, flow vectors scaled with the image. Views are named `visual` (the kept representation) and `motion` (what the method saw
 in motion, where it has a motion pathway). The building blocks here are shared by the methods' `teacher_views`.
 """
 
@@ -40,18 +40,34 @@ def uniform_frames(x: tf.Tensor, count: int) -> tf.Tensor:
     return tf.gather(x, tf.cast(tf.round(positions), tf.int32))
 
 
-def visual(backbone: keras.Model, size: int, frames: int) -> View:
-    """`backbone` on the window's RGB, resized to `size` and subsampled to `frames` frames."""
+def strided_clips(x: tf.Tensor, frames: int, stride: int, clips: int) -> tf.Tensor:
+    """[clips, frames, ...]: clips of `frames` frames of `x` [T, ...] taken `stride` apart, as a method samples its
+    training views, their starts spread evenly from frame 0 to the last start that fits (one clip: the middle one).
+    Where the window is shorter than one clip's span, each clip is `uniform_frames(x, frames)`."""
+    length = tf.shape(x)[0]
+    span = (frames - 1) * stride + 1
+    last = tf.cast(tf.maximum(length - span, 0), tf.float32)
+    starts = tf.linspace(0.0, last, clips) if clips > 1 else tf.reshape(last / 2.0, [1])
+    index = tf.cast(tf.round(starts), tf.int32)[:, None] + stride * tf.range(frames)[None, :]
+    uniform = tf.cast(tf.round(tf.linspace(0.0, tf.cast(length - 1, tf.float32), frames)), tf.int32)
+    index = tf.where(length >= span, index, tf.broadcast_to(uniform, [clips, frames]))
+    return tf.gather(x, index)
+
+
+def visual(
+    backbone: keras.Model, size: int, frames: int, stride: int | None = None, clips: int = 1
+) -> View:
+    """`backbone` on the window's RGB resized to `size`: `frames` frames spread uniformly over the window or, with
+    `stride`, the L2-normalised mean of the backbone over `clips` clips at that stride (`strided_clips`), the way
+    video networks are tested on clips of their training length (the papers' multi-clip testing)."""
 
     def inputs(window):
-        return uniform_frames(augment.resize({"rgb": window["rgb"]}, (size, size))["rgb"], frames)
+        rgb = augment.resize({"rgb": window["rgb"]}, (size, size))["rgb"]
+        if stride is None:
+            return uniform_frames(rgb, frames)
+        return strided_clips(rgb, frames, stride, clips)
 
-    return View(backbone, inputs)
-
-
-def normalized(encoder: keras.Model) -> keras.Model:
-    """`encoder` with its output L2-normalised: an embedding like the backbone's."""
-    return keras.Model(encoder.input, layers.L2Normalize(name="motion_embedding")(encoder.output))
+    return View(backbone if stride is None else stack_mean(backbone, clips, "visual"), inputs)
 
 
 def motion_window(window: dict[str, tf.Tensor], size: int) -> dict[str, tf.Tensor]:

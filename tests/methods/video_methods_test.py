@@ -8,9 +8,10 @@ from absl.testing import parameterized
 
 from edge_ssl.configs import cross_and_learn_tiny, modist_paper, modist_small, modist_tiny
 from edge_ssl.data import augment
+from edge_ssl.data import motion as motion_lib
 from edge_ssl.keras import keras
 from edge_ssl.losses import contrastive, cross_modal
-from edge_ssl.methods import cross_and_learn, modist
+from edge_ssl.methods import cross_and_learn, modist, views
 
 BATCH = 4
 
@@ -238,6 +239,35 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertGreater(np.abs(motion).max(), 0.01)
         with self.assertRaisesRegex(ValueError, "differences must be one of"):
             modist.MoDistConfig(differences="hsv")
+
+    def test_strided_clips_sample_at_the_training_stride_spread_over_the_window(self):
+        window = tf.range(16)[:, None]  # [T, 1]: each frame holds its own index
+        picked = views.strided_clips(window, frames=4, stride=2, clips=4)[..., 0].numpy()
+        self.assertAllEqual(picked, [[0, 2, 4, 6], [3, 5, 7, 9], [6, 8, 10, 12], [9, 11, 13, 15]])
+        self.assertAllEqual(views.strided_clips(window, 4, 2, 1)[..., 0], [[4, 6, 8, 10]])
+        # A window shorter than one clip's span (7 frames): the clip's frames spread uniformly over it.
+        self.assertAllEqual(views.strided_clips(window[:5], 4, 2, 2)[..., 0], [[0, 1, 3, 4]] * 2)
+
+    def test_modist_views_average_the_pathways_over_clips_at_their_training_strides(self):
+        method = _build(
+            "modist", stride=2, flow_stride=2, eval_clips=2, motion="diff", differences="grey"
+        )
+        clip = tf.constant(_clips(1, seed=3)["rgb"][0])  # [8, 32, 32, 3]
+        teacher = method.teacher_views()
+        visual = teacher["visual"].model(teacher["visual"].inputs({"rgb": clip})[None]).numpy()[0]
+        # Two clips of 4 frames 2 apart in 8 frames: frames 0, 2, 4, 6 and 1, 3, 5, 7.
+        size = method.config.input_size
+        frames = tf.image.resize(clip, (size, size))
+        per_clip = method.backbone(tf.stack([frames[0::2], frames[1::2]]), training=False).numpy()
+        mean = per_clip.mean(axis=0)
+        self.assertAllClose(visual, mean / np.linalg.norm(mean), atol=1e-5)
+        differences = motion_lib.frame_differences(frames, grey=True)
+        codes = method.motion(tf.stack([differences[0::2], differences[1::2]]), training=False)
+        mean = codes.numpy().mean(axis=0)
+        motion = teacher["motion"].model(teacher["motion"].inputs({"rgb": clip})[None]).numpy()[0]
+        self.assertAllClose(motion, mean / np.linalg.norm(mean), atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "eval_clips must be >= 1"):
+            modist.MoDistConfig(eval_clips=0)
 
     def test_cross_and_learn_independent_crops_place_the_frame_and_the_motion_stack_apart(self):
         method = _traceable_cross_and_learn(rgb_crop="independent")
