@@ -1,10 +1,11 @@
 """MoDist for the CPU demo: small Slow-only ResNet at 112 px, 8-frame clips of the small synthetic world, DIS flow.
 
 With it the motion pathway learns the held-out actions (what the demo's student distils) and the visual pathway stays
-at chance. Cross and Learn's recipe moves the visual pathway instead, short of a 10-point gain and with a weaker
-motion pathway, so it is not this preset: `--config_override=` moment_negatives=2, moment_gap=4, frames=4, stride=2,
-flow_frames=4, flow_stride=2, motion=diff, differences=grey, visual_weight=0. Figures: benchmarks/README.md, "What
-pretraining adds", "Negatives that share the clip's appearance"."""
+at chance. Cross and Learn's recipe moves the visual pathway instead, with a weaker motion pathway, so it is not this
+preset: `--config_override=` moment_negatives=2, moment_gap=4, frames=4, stride=2, flow_frames=4, flow_stride=2,
+motion=diff, differences=grey, visual_weight=0, eval_clips=4 (the views then average four clips of the training
+length over a 16-frame window). Figures: benchmarks/README.md, "What pretraining adds", "Negatives that share the
+clip's appearance" and "MoDist tested on clips of its training length"."""
 
 from edge_ssl.methods import modist
 
