@@ -4,8 +4,8 @@ sequences; queue 1,024, tau 0.07, m 0.999; trained on the body signals alone: th
 
 The paper's full objective (0.09 MoCo, 0.9 gaze, 0.009 movement) with its step decay leaves the frame encoder at
 chance on the `small` world's held-out actions after 400 steps: the movement head, the one term that carries the
-actions, barely trains. Body signals alone move it most, MoCo kept beside them at 0.09 less. Figures: benchmarks/README.md,
-"What pretraining adds", "Muscles from its body signals"."""
+actions, barely trains. Body signals alone move it most, MoCo kept beside them at 0.09 less. Figures:
+benchmarks/README.md, "What pretraining adds", "Muscles from its body signals"."""
 
 from edge_ssl.methods import muscles
 

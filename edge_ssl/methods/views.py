@@ -2,9 +2,10 @@
 window of the distillation data (`Method.teacher_views`).
 
 A window is a dict with `rgb` [T, H, W, 3] in [0, 1] and, when the method needs them, `flow` [T, H, W, 2] or `pose2d`
-[T, 17, 2]. A view's input has the model's fixed size: the window is subsampled in time (uniformly, or in clips at
-the stride the method trained on) and resized, flow vectors scaled with the image. Views are named `visual` (the kept representation) and `motion` (what the method saw
-in motion, where it has a motion pathway). The building blocks here are shared by the methods' `teacher_views`.
+[T, 17, 2]. A view's input has the model's fixed size: the window is subsampled in time (uniformly, or in clips at the
+stride the method trained on) and resized, flow vectors scaled with the image. Views are named `visual` (the kept
+representation) and `motion` (what the method saw in motion, where it has a motion pathway). The building blocks here
+are shared by the methods' `teacher_views`.
 """
 
 import dataclasses
