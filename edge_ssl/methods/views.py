@@ -50,7 +50,7 @@ def strided_clips(x: tf.Tensor, frames: int, stride: int, clips: int) -> tf.Tens
     last = tf.cast(tf.maximum(length - span, 0), tf.float32)
     starts = tf.linspace(0.0, last, clips) if clips > 1 else tf.reshape(last / 2.0, [1])
     index = tf.cast(tf.round(starts), tf.int32)[:, None] + stride * tf.range(frames)[None, :]
-    uniform = tf.cast(tf.round(tf.linspace(0.0, tf.cast(length - 1, tf.float32), frames)), tf.int32)
+    uniform = uniform_frames(tf.range(length), frames)
     index = tf.where(length >= span, index, tf.broadcast_to(uniform, [clips, frames]))
     return tf.gather(x, index)
 
