@@ -38,21 +38,21 @@ NUM_STAGES = 13
 
 # The default teacher is the one whose pretraining an RGB student inherits best: CV-MIM pretrained on the world's 2D
 # keypoints, which teaches the student through the keypoints the world gives beside each clip (the student sees RGB
-# alone). Muscles' frame encoder, pretrained on its body signals, teaches an RGB student too; Cross and Learn's and
-# MoDist's kept RGB representations gain little at the demo's budget, so their students learn the motion views
-# (`DISTILL_FLAGS`). benchmarks/README.md ("What pretraining adds") has the figures.
+# alone). Muscles' frame encoder, pretrained on its body signals, and MoDist's visual pathway, pretrained against its
+# luma differences, teach an RGB student too; Cross and Learn's kept RGB stream gains little at the demo's budget, so
+# its student learns the motion view (`DISTILL_FLAGS`). benchmarks/README.md ("What pretraining adds") has the
+# figures.
 DEFAULT_METHOD = "cv_mim"
 
 _MOTION_ONLY = tuple(
     f"--config_override={name}=0"
     for name in ("weight_embedding", "weight_relational", "weight_logits")
 )
-# Both motion teachers' embeddings point within a narrow cone (spread 0.11 and 0.17, `benchmarks/heldout_knn.py`), so
-# cosine regression alone learns little more than their common direction; the motion InfoNCE term sets clips apart.
+# A motion teacher's embeddings point within a narrow cone (spread 0.11, `benchmarks/heldout_knn.py`), so cosine
+# regression alone learns little more than their common direction; the motion InfoNCE term sets clips apart.
 _MOTION_CONTRAST = _MOTION_ONLY + ("--config_override=weight_motion_relational=1",)
 DISTILL_FLAGS = {
     "cross_and_learn": _MOTION_CONTRAST,
-    "modist": _MOTION_CONTRAST,
     "cv_mim": ("--config_override=weight_logits=0",),
 }
 
@@ -331,8 +331,8 @@ class Demo:
         heldout = heldout_result["folder"]
         rows = {"random init": {}, "control student": {}, "student fp32": {}, "student int8": {}}
         cache = os.path.join(self.output_dir, "embedding_cache")
-        # The teacher's visual embedding is its representation; its motion embedding, where it has one, is what the
-        # demo's student learns (`DISTILL_FLAGS`), so the report shows both.
+        # The teacher's visual embedding is its representation; its motion embedding, where it has one, is what some
+        # teachers' students learn (`DISTILL_FLAGS`), so the report shows both.
         teacher_data = self._teacher_embeddings(heldout_result, teacher_workdir, artifact)
         rows.update({row: {} for row in teacher_data})
         for shots in self.settings.shots:
