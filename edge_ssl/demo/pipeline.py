@@ -51,9 +51,14 @@ _MOTION_ONLY = tuple(
 # A motion teacher's embeddings point within a narrow cone (spread 0.11, `benchmarks/heldout_knn.py`), so cosine
 # regression alone learns little more than their common direction; the motion InfoNCE term sets clips apart.
 _MOTION_CONTRAST = _MOTION_ONLY + ("--config_override=weight_motion_relational=1",)
+# Every teacher was pretrained without action labels, so its student distils without them too (the distiller's logit
+# term would group the teacher's embeddings by the seen actions' labels).
+_NO_LABELS = ("--config_override=weight_logits=0",)
 DISTILL_FLAGS = {
     "cross_and_learn": _MOTION_CONTRAST,
-    "cv_mim": ("--config_override=weight_logits=0",),
+    "modist": _NO_LABELS,
+    "muscles": _NO_LABELS,
+    "cv_mim": _NO_LABELS,
 }
 
 
