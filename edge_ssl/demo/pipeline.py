@@ -44,16 +44,16 @@ NUM_STAGES = 13
 # figures.
 DEFAULT_METHOD = "cv_mim"
 
-_MOTION_ONLY = tuple(
-    f"--config_override={name}=0"
-    for name in ("weight_embedding", "weight_relational", "weight_logits")
+# Every teacher was pretrained without action labels, so its student distils without them too (the distiller's logit
+# term would group the teacher's embeddings by the seen actions' labels).
+_NO_LABELS = ("--config_override=weight_logits=0",)
+_MOTION_ONLY = (
+    tuple(f"--config_override={name}=0" for name in ("weight_embedding", "weight_relational"))
+    + _NO_LABELS
 )
 # A motion teacher's embeddings point within a narrow cone (spread 0.11, `benchmarks/heldout_knn.py`), so cosine
 # regression alone learns little more than their common direction; the motion InfoNCE term sets clips apart.
 _MOTION_CONTRAST = _MOTION_ONLY + ("--config_override=weight_motion_relational=1",)
-# Every teacher was pretrained without action labels, so its student distils without them too (the distiller's logit
-# term would group the teacher's embeddings by the seen actions' labels).
-_NO_LABELS = ("--config_override=weight_logits=0",)
 DISTILL_FLAGS = {
     "cross_and_learn": _MOTION_CONTRAST,
     "modist": _NO_LABELS,
