@@ -39,7 +39,6 @@ from edge_ssl.train import optim
 
 MODALITY = "video"  # what the method learns from (base.MODALITIES)
 MOTIONS = ("flow", "diff")
-OPTIMIZERS = ("sgd", "adam")
 NEGATIVES = ("queue", "batch")
 CROSS_MODAL_KEYS = ("other", "same")
 
@@ -121,7 +120,7 @@ class MoDistConfig(base.MethodConfig):
                 self.differences in motion_lib.DIFFERENCES,
                 f"differences must be one of {motion_lib.DIFFERENCES}",
             ),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.optimizer in optim.OPTIMIZERS, f"optimizer must be one of {optim.OPTIMIZERS}"),
             (self.negatives in NEGATIVES, f"negatives must be one of {NEGATIVES}"),
             (
                 self.cross_modal_keys in CROSS_MODAL_KEYS,

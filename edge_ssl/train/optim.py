@@ -10,6 +10,10 @@ import tensorflow as tf
 from edge_ssl.keras import keras
 
 
+# The optimizers a method config can name (`optimizer`); momentum SGD is the papers'.
+OPTIMIZERS = ("sgd", "adam")
+
+
 @contextlib.contextmanager
 def precision_policy(precision: str):
     """Keras's global dtype policy set to `precision` inside the block (networks built there compute in it), and
