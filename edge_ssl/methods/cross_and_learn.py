@@ -72,6 +72,9 @@ class CrossAndLearnConfig(base.MethodConfig):
     # and must be met by their pose and motion at each moment (a departure from the paper, measured in
     # benchmarks/README.md, "What pretraining adds"). Each example then holds a whole tuple.
     tuples_from: str = "videos"
+    # "sgd": momentum SGD, the paper's; "adam": Adam at `learning_rate` with the same step decay (a departure,
+    # measured in benchmarks/README.md, "Cross and Learn at the demo's budget").
+    optimizer: str = "sgd"
     learning_rate: float = 0.01
     momentum: float = 0.9
     # Coupled L2, as PyTorch's SGD: weight_decay * w is added to every gradient (optim.apply_gradients).
@@ -121,6 +124,7 @@ class CrossAndLearnConfig(base.MethodConfig):
             ),
             (0.0 < self.decay_at <= 1.0, "decay_at must be in (0, 1]"),
             (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.optimizer in optim.OPTIMIZERS, f"optimizer must be one of {optim.OPTIMIZERS}"),
             (
                 self.global_batch_size >= 2 and self.global_batch_size % 2 == 0,
                 "global_batch_size must be even",
@@ -216,10 +220,11 @@ class CrossAndLearn(base.Method):
             [max(int(config.decay_at * config.steps), 1)],
             [config.learning_rate, config.learning_rate * 0.1],
         )
-        self._optimizer = optim.loss_scaled(
-            keras.optimizers.SGD(schedule, momentum=config.momentum),  # decay: see train_step
-            config.precision,
-        )
+        if config.optimizer == "adam":
+            optimizer = keras.optimizers.Adam(schedule)
+        else:
+            optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
+        self._optimizer = optim.loss_scaled(optimizer, config.precision)  # decay: see train_step
 
     @property
     def encoders(self):
@@ -248,7 +253,7 @@ class CrossAndLearn(base.Method):
 
     @property
     def optimizers(self):
-        return {"sgd": self._optimizer}
+        return {self.config.optimizer: self._optimizer}
 
     def prepare(self, example, seed):
         """One pair (the RGB centre frame and its motion stack), or with `tuples_from="moments"` a tuple of two

@@ -352,6 +352,8 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
             cross_and_learn.CrossAndLearnConfig(motion="audio")
         with self.assertRaisesRegex(ValueError, "even"):
             cross_and_learn.CrossAndLearnConfig(global_batch_size=7)
+        with self.assertRaisesRegex(ValueError, "optimizer must be one of"):
+            cross_and_learn.CrossAndLearnConfig(optimizer="lamb")
         with self.assertRaisesRegex(ValueError, "temperature"):
             modist.MoDistConfig(temperature=0.0)
         with self.assertRaisesRegex(ValueError, "variant"):
@@ -528,11 +530,13 @@ class VideoMethodsTest(tf.test.TestCase, parameterized.TestCase):
         names = [k.name for k in keys]
         self.assertTrue(any("visual_head_bn1" in n and "gamma" in n for n in names), names)
 
-    def test_modist_adam_moves_each_weight_by_the_learning_rate_on_its_first_step(self):
+    @parameterized.named_parameters(*METHODS)
+    def test_adam_moves_each_weight_by_the_learning_rate_on_its_first_step(self, name):
         # Adam's first update is lr * g / (|g| + eps): a step of lr on every weight with a gradient, where SGD's
         # would be lr * g. Without decay, so that the gradient is the loss's alone.
         lr = 1e-3
-        method = _build("modist", optimizer="adam", learning_rate=lr, weight_decay=0.0)
+        method = _build(name, optimizer="adam", learning_rate=lr, weight_decay=0.0)
+        self.assertEqual(list(method.optimizers), ["adam"])  # the checkpoint's key says which
         self.assertIsInstance(method.optimizers["adam"], keras.optimizers.Adam)
         trained = [v for m in method.encoders.values() for v in m.trainable_variables]
         before = [v.numpy().copy() for v in trained]
