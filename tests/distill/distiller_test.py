@@ -53,9 +53,20 @@ def _pretrain(method_name: str, workdir: str, steps: int = 3, overrides=()) -> s
         return ds.map(method.prepare)
 
     options = loop.TrainOptions(steps=steps, global_batch_size=BATCH, export_backbone=False)
-    loop.train(
-        method, dataset_fn, workdir, options, tf.distribute.get_strategy(), printer=lambda _: None
-    )
+    # Eagerly: for a few steps tracing the step costs ten times more than running it (tiny MoDist: 5.5 s against
+    # 0.4 s), and these runs are the tests' fixtures; the engine's traced step has its own tests (tests/train).
+    tf.config.run_functions_eagerly(True)
+    try:
+        loop.train(
+            method,
+            dataset_fn,
+            workdir,
+            options,
+            tf.distribute.get_strategy(),
+            printer=lambda _: None,
+        )
+    finally:
+        tf.config.run_functions_eagerly(False)
     return workdir
 
 
