@@ -9,7 +9,6 @@ import tensorflow as tf
 
 from edge_ssl.keras import keras
 
-
 # The optimizers a method config can name (`optimizer`); momentum SGD is the papers'.
 OPTIMIZERS = ("sgd", "adam")
 
