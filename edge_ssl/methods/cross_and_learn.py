@@ -73,7 +73,7 @@ class CrossAndLearnConfig(base.MethodConfig):
     # benchmarks/README.md, "What pretraining adds"). Each example then holds a whole tuple.
     tuples_from: str = "videos"
     # "sgd": momentum SGD, the paper's; "adam": Adam at `learning_rate` with the same step decay (a departure,
-    # measured in benchmarks/README.md, "Cross and Learn at the demo's budget").
+    # measured in benchmarks/README.md, "Cross and Learn on Adam").
     optimizer: str = "sgd"
     learning_rate: float = 0.01
     momentum: float = 0.9
