@@ -39,23 +39,15 @@ NUM_STAGES = 13
 # The default teacher is the one whose pretraining an RGB student inherits best: CV-MIM pretrained on the world's 2D
 # keypoints, which teaches the student through the keypoints the world gives beside each clip (the student sees RGB
 # alone). Muscles' frame encoder, pretrained on its body signals, and MoDist's visual pathway, pretrained against its
-# luma differences, teach an RGB student too; Cross and Learn's kept RGB stream gains little at the demo's budget, so
-# its student learns the motion view (`DISTILL_FLAGS`). benchmarks/README.md ("What pretraining adds") has the
-# figures.
+# luma differences, teach an RGB student too; Cross and Learn's RGB stream learns, but its student does not keep the
+# gain. benchmarks/README.md ("What pretraining adds", "The demo with ...") has the figures.
 DEFAULT_METHOD = "cv_mim"
 
 # Every teacher was pretrained without action labels, so its student distils without them too (the distiller's logit
 # term would group the teacher's embeddings by the seen actions' labels).
 _NO_LABELS = ("--config_override=weight_logits=0",)
-_MOTION_ONLY = (
-    tuple(f"--config_override={name}=0" for name in ("weight_embedding", "weight_relational"))
-    + _NO_LABELS
-)
-# A motion teacher's embeddings point within a narrow cone (spread 0.11, `benchmarks/heldout_knn.py`), so cosine
-# regression alone learns little more than their common direction; the motion InfoNCE term sets clips apart.
-_MOTION_CONTRAST = _MOTION_ONLY + ("--config_override=weight_motion_relational=1",)
 DISTILL_FLAGS = {
-    "cross_and_learn": _MOTION_CONTRAST,
+    "cross_and_learn": _NO_LABELS,
     "modist": _NO_LABELS,
     "muscles": _NO_LABELS,
     "cv_mim": _NO_LABELS,
