@@ -103,8 +103,20 @@ def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
             raise WorkdirError(
                 f"{workdir} holds a {config.method} run with {key} {recorded!r}, not {value!r}; use another workdir"
             )
+    # The optimizer's state is saved under its name and restored partially: a run resumed under another optimizer
+    # (Cross and Learn's `small` preset moved from SGD to Adam) would keep its weights and start the optimizer anew.
+    optimizer = getattr(config, "optimizer", None)
+    recorded_config = previous.get("config", {})
+    recorded_optimizer = recorded_config.get(
+        "optimizer", "sgd"
+    )  # runs from before the field: momentum SGD
+    if optimizer and recorded_config and recorded_optimizer != optimizer:
+        raise WorkdirError(
+            f"{workdir} holds a {config.method} run trained with optimizer {recorded_optimizer!r}, not "
+            f"{optimizer!r}; resume it with optimizer={recorded_optimizer!r} or use another workdir"
+        )
     teacher = getattr(config, "teacher", None)
-    previous_teacher = previous.get("config", {}).get("teacher")
+    previous_teacher = recorded_config.get("teacher")
     if (
         teacher
         and previous_teacher

@@ -151,6 +151,28 @@ class LoopTest(tf.test.TestCase):
         with self.assertRaisesRegex(loop.WorkdirError, "preset 'small', not 'tiny'"):
             loop.check_workdir_compatible(workdir, loader.load("cross_and_learn", "tiny"))
 
+    def test_a_run_is_resumed_only_under_its_own_optimizer(self):
+        workdir = self.get_temp_dir() + "/optimizer"
+        os.makedirs(workdir)
+        sgd = loader.load("cross_and_learn", "small", ["optimizer=sgd"])
+        self.assertFalse(loop.check_workdir(workdir, sgd))
+        adam = loader.load("cross_and_learn", "small")  # the preset's own: Adam
+        with self.assertRaisesRegex(
+            loop.WorkdirError,
+            "trained with optimizer 'sgd', not 'adam'; resume it with optimizer='sgd'",
+        ):
+            loop.check_workdir_compatible(workdir, adam)
+        self.assertTrue(loop.check_workdir(workdir, sgd))
+        # a run recorded before the field existed trained on momentum SGD
+        with open(os.path.join(workdir, loop.RUN_FILE), encoding="utf-8") as f:
+            record = json.load(f)
+        del record["config"]["optimizer"]
+        with open(os.path.join(workdir, loop.RUN_FILE), "w", encoding="utf-8") as f:
+            json.dump(record, f)
+        self.assertTrue(loop.check_workdir(workdir, sgd))
+        with self.assertRaisesRegex(loop.WorkdirError, "optimizer 'sgd', not 'adam'"):
+            loop.check_workdir_compatible(workdir, adam)
+
     def test_checkpoints_of_networks_of_another_shape_are_a_workdir_error(self):
         workdir = self.get_temp_dir() + "/shaped"
         _train(_method(), workdir, 1)
