@@ -103,20 +103,8 @@ def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
             raise WorkdirError(
                 f"{workdir} holds a {config.method} run with {key} {recorded!r}, not {value!r}; use another workdir"
             )
-    # The optimizer's state is saved under its name and restored partially: a run resumed under another optimizer
-    # (Cross and Learn's `small` preset moved from SGD to Adam) would keep its weights and start the optimizer anew.
-    optimizer = getattr(config, "optimizer", None)
-    recorded_config = previous.get("config", {})
-    recorded_optimizer = recorded_config.get(
-        "optimizer", "sgd"
-    )  # runs from before the field: momentum SGD
-    if optimizer and recorded_config and recorded_optimizer != optimizer:
-        raise WorkdirError(
-            f"{workdir} holds a {config.method} run trained with optimizer {recorded_optimizer!r}, not "
-            f"{optimizer!r}; resume it with optimizer={recorded_optimizer!r} or use another workdir"
-        )
     teacher = getattr(config, "teacher", None)
-    previous_teacher = recorded_config.get("teacher")
+    previous_teacher = previous.get("config", {}).get("teacher")
     if (
         teacher
         and previous_teacher
@@ -124,6 +112,24 @@ def check_workdir_compatible(workdir: str, config: base.MethodConfig) -> None:
     ):
         raise WorkdirError(
             f"{workdir} holds a student of teacher {previous_teacher!r}, not {teacher!r}; use another workdir"
+        )
+
+
+def _check_optimizer_state(checkpoint: str, method: base.Method) -> None:
+    """Raises WorkdirError when `checkpoint` lacks the state of an optimizer `method` trains with.
+
+    The restore is partial (`expect_partial`), and each optimizer's state is saved under its name, so a run resumed
+    under another optimizer (Cross and Learn's `small` preset moved from SGD to Adam) would keep its weights and start
+    the optimizer anew without a word.
+    """
+    saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(checkpoint)}
+    missing = sorted(f"optimizer_{k}" for k in method.optimizers if f"optimizer_{k}" not in saved)
+    if missing:
+        found = sorted(name for name in saved if name.startswith("optimizer_"))
+        raise WorkdirError(
+            f"{checkpoint} holds the state of {', '.join(found) or 'no optimizer'}, not of {', '.join(missing)} "
+            f"that this config trains with (another `optimizer`?); resume with the config it was trained with, or "
+            f"use another workdir"
         )
 
 
@@ -243,7 +249,8 @@ def train(
 
     Raises:
       NonFiniteLossError: a loss became NaN or Inf; the last good checkpoint is kept.
-      WorkdirError: the workdir holds another method's run, or checkpoints of networks of another shape.
+      WorkdirError: the workdir holds another method's run, or checkpoints of networks of another shape or of
+        another optimizer.
       ValueError: the global batch does not divide among the replicas.
     """
     check_global_batch(options.global_batch_size, strategy)
@@ -278,6 +285,7 @@ def train(
                 f"builds (a changed config field?); resume with the config it was trained with, or use another "
                 f"workdir: {e}"
             ) from e
+        _check_optimizer_state(latest, method)
         printer(f"resumed from {latest} at step {int(step_var.numpy())}")
     start_step = int(step_var.numpy())
 
