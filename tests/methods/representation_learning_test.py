@@ -14,7 +14,10 @@ Every MoDist figure but this test's was measured when MoDist's views spread a cl
 window (this test then: 22.1% -> 43.3%), not at the pathways' training strides. So at 32 px and a few hundred steps
 the motion pathways learn and the RGB representations of both do not; nor does MoDist's visual pathway with the
 recipe that moves it on the `small` world (moment negatives, luma differences, no L_vv, 4 test clips, a queue of 32:
-31.7% -> 20.4% on seed 0). benchmarks/README.md ("What pretraining adds") has the `small` world's figures.
+31.7% -> 20.4% on seed 0). benchmarks/README.md ("What pretraining adds") has the `small` world's figures, and
+("Cross and Learn on Adam") the test-sized worlds and networks tried for Cross and Learn's RGB stream with the `small`
+preset's objective (32 and 48 px, 8 and 16 frames, up to 1,000 performances): no scale that trains in under a minute
+gave a gain on every seed.
 
 These tests hold the effects that are there on every seed: MoDist's motion pathway, and Muscles' frame encoder trained
 as the `small` preset trains it, on its movement head alone (MoCo weighted 0) at a constant learning rate, here with a
