@@ -45,13 +45,7 @@ DEFAULT_METHOD = "cv_mim"
 
 # Every teacher was pretrained without action labels, so its student distils without them too (the distiller's logit
 # term would group the teacher's embeddings by the seen actions' labels).
-_NO_LABELS = ("--config_override=weight_logits=0",)
-DISTILL_FLAGS = {
-    "cross_and_learn": _NO_LABELS,
-    "modist": _NO_LABELS,
-    "muscles": _NO_LABELS,
-    "cv_mim": _NO_LABELS,
-}
+DISTILL_FLAGS = ("--config_override=weight_logits=0",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +187,8 @@ class Demo:
 
     @property
     def distill_flags(self) -> tuple[str, ...]:
-        """Extra flags of the distillation stage for this demo's teacher method (`DISTILL_FLAGS`)."""
-        return DISTILL_FLAGS.get(self.method, ())
+        """Extra flags of the distillation stage (`DISTILL_FLAGS`, the same for every teacher method)."""
+        return DISTILL_FLAGS
 
     @property
     def command_line(self) -> str:
@@ -328,8 +322,8 @@ class Demo:
         heldout = heldout_result["folder"]
         rows = {"random init": {}, "control student": {}, "student fp32": {}, "student int8": {}}
         cache = os.path.join(self.output_dir, "embedding_cache")
-        # The teacher's visual embedding is its representation; its motion embedding, where it has one, is what some
-        # teachers' students learn (`DISTILL_FLAGS`), so the report shows both.
+        # The teacher's visual embedding is its representation; its motion embedding, where it has one, is the other
+        # view its student distils, so the report shows both.
         teacher_data = self._teacher_embeddings(heldout_result, teacher_workdir, artifact)
         rows.update({row: {} for row in teacher_data})
         for shots in self.settings.shots:

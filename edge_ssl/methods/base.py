@@ -70,6 +70,11 @@ class MethodConfig:
         return {"preset": self.preset}
 
 
+def optimizer_key(name: str) -> str:
+    """The checkpoint key of the optimizer a method names `name` in `Method.optimizers`."""
+    return f"optimizer_{name}"
+
+
 class Method(tf.Module, abc.ABC):
     """A self-supervised objective with its encoders, optimizers and training step."""
 
@@ -109,7 +114,7 @@ class Method(tf.Module, abc.ABC):
     def checkpoint_items(self) -> dict[str, Any]:
         """What a checkpoint must hold to resume this method exactly (tf.train.Checkpoint keyword arguments)."""
         items: dict[str, Any] = {f"encoder_{k}": v for k, v in self.encoders.items()}
-        items.update({f"optimizer_{k}": v for k, v in self.optimizers.items()})
+        items.update({optimizer_key(k): v for k, v in self.optimizers.items()})
         return items
 
     def variable_groups(self) -> dict[str, list[tf.Variable]]:

@@ -123,9 +123,11 @@ def _check_optimizer_state(checkpoint: str, method: base.Method) -> None:
     the optimizer anew without a word.
     """
     saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(checkpoint)}
-    missing = sorted(f"optimizer_{k}" for k in method.optimizers if f"optimizer_{k}" not in saved)
+    missing = sorted(
+        base.optimizer_key(k) for k in method.optimizers if base.optimizer_key(k) not in saved
+    )
     if missing:
-        found = sorted(name for name in saved if name.startswith("optimizer_"))
+        found = sorted(name for name in saved if name.startswith(base.optimizer_key("")))
         raise WorkdirError(
             f"{checkpoint} holds the state of {', '.join(found) or 'no optimizer'}, not of {', '.join(missing)} "
             f"that this config trains with (another `optimizer`?); resume with the config it was trained with, or "
