@@ -68,6 +68,27 @@ class TestSummaryTest(unittest.TestCase):
         self.assertEqual(out.splitlines()[-1], "0 passed, 1 failed")
         self.assertEqual(rc, 1)
 
+    def test_test_time_sums_the_targets_that_ran_with_every_shard_and_bazel_s_elapsed_time(self):
+        log = (
+            "INFO: Elapsed time: 12.4s, Critical Path: 3.0s\n"
+            "//a:x_test      PASSED in 2.0s\n"
+            "  Stats over 2 runs: max = 2.0s, min = 1.0s, avg = 1.5s, dev = 0.5s\n"
+            "//a:y_test      (cached) PASSED in 9.0s\n"
+            "//a:z_test      FAILED in 4.0s\n"
+        )
+        rc, out = self._run(log, 3)
+        self.assertIn(
+            "test time: 7 s summed over 2 targets that ran, Bazel 12 s; slowest: //a:z_test 4 s, //a:x_test 3 s",
+            out,
+        )
+        self.assertEqual(out.splitlines()[-1], "2 passed, 1 failed")
+        self.assertEqual(rc, 1)
+
+    def test_no_test_time_when_every_result_is_cached(self):
+        _, out = self._run("//a:b_test   (cached) PASSED in 1.0s\n", 0)
+        self.assertNotIn("test time", out)
+        self.assertEqual(out.splitlines()[-1], "1 passed, 0 failed")
+
     def test_counts_test_cases_from_test_xml(self):
         testlogs = pathlib.Path(tempfile.mkdtemp())
         (testlogs / "a" / "b_test").mkdir(parents=True)
