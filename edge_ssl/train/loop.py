@@ -123,9 +123,7 @@ def _check_optimizer_state(checkpoint: str, method: base.Method) -> None:
     the optimizer anew without a word.
     """
     saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(checkpoint)}
-    missing = sorted(
-        base.optimizer_key(k) for k in method.optimizers if base.optimizer_key(k) not in saved
-    )
+    missing = sorted(key for key in map(base.optimizer_key, method.optimizers) if key not in saved)
     if missing:
         found = sorted(name for name in saved if name.startswith(base.optimizer_key("")))
         raise WorkdirError(
