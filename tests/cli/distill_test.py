@@ -14,6 +14,7 @@ from edge_ssl.cli import distill
 from edge_ssl.data import synthetic
 from edge_ssl.models import student as student_lib
 from edge_ssl.train import loop
+from tests.data import tiny_world
 
 TIMEOUT = 300
 
@@ -33,7 +34,7 @@ class DistillCliTest(tf.test.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         root = tf.compat.v1.test.get_temp_dir()
-        cls.data_dir = os.path.join(root, "tfds")
+        cls.data_dir = tiny_world.tiny_world(os.path.join(root, "tfds"))
         cls.teacher = os.path.join(root, "teacher")
         result = _cli(
             "edge_ssl.cli.pretrain",

@@ -6,9 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
-import tensorflow as tf
-from absl.testing import flagsaver
+from absl.testing import absltest, flagsaver
 
 from edge_ssl.cli import finetune
 from tests.fewshot import fixtures
@@ -16,18 +16,22 @@ from tests.fewshot import fixtures
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-class FinetuneCliTest(tf.test.TestCase):
+class FinetuneCliTest(absltest.TestCase):
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        base = tf.compat.v1.test.get_temp_dir()
+        base = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
         cls.artifact = os.path.join(base, "artifact")
-        fixtures.export_tiny_student(cls.artifact, quantizations=("fp32",), onnx=False)
+        fixtures.tiny_student_artifact(cls.artifact)
         cls.train = fixtures.write_video_folder(os.path.join(base, "train"), 3)
 
+    def setUp(self):
+        super().setUp()
+        self.temp = self.create_tempdir().full_path
+
     def test_flags_map_onto_the_run_and_the_summary_is_printed(self):
-        out_dir = os.path.join(self.get_temp_dir(), "out")
+        out_dir = os.path.join(self.temp, "out")
         stdout = io.StringIO()
         with (
             flagsaver.flagsaver(
@@ -38,7 +42,7 @@ class FinetuneCliTest(tf.test.TestCase):
                 shots=1,
                 seed=3,
                 clips_per_video=2,
-                cache_dir=os.path.join(self.get_temp_dir(), "cache"),
+                cache_dir=os.path.join(self.temp, "cache"),
             ),
             contextlib.redirect_stdout(stdout),
         ):
@@ -52,8 +56,8 @@ class FinetuneCliTest(tf.test.TestCase):
         self.assertIn(f"accuracy {metrics['accuracy']:.1%} on 8 clips", stdout.getvalue())
 
     def test_flagfile_works_and_a_bad_input_exits_2_with_the_reason(self):
-        out_dir = os.path.join(self.get_temp_dir(), "by_flagfile")
-        flagfile = os.path.join(self.get_temp_dir(), "run.flags")
+        out_dir = os.path.join(self.temp, "by_flagfile")
+        flagfile = os.path.join(self.temp, "run.flags")
         with open(flagfile, "w", encoding="utf-8") as f:
             f.write(
                 f"--model={self.artifact}\n--train_dir={self.train}\n--output_dir={out_dir}\n"
@@ -85,4 +89,4 @@ class FinetuneCliTest(tf.test.TestCase):
 
 
 if __name__ == "__main__":
-    tf.test.main()
+    absltest.main()

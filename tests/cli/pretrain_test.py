@@ -4,6 +4,7 @@ The process-level tests run the CLI as a user does (`python -m edge_ssl.cli.pret
 built once into a shared data directory.
 """
 
+import functools
 import json
 import os
 import signal
@@ -19,18 +20,19 @@ from absl import app
 from absl.testing import flagsaver, parameterized
 
 from edge_ssl.cli import pretrain
-from edge_ssl.data.datasets import synthetic_world
 from edge_ssl.train import loop
 from edge_ssl.train import strategy as strategy_lib
+from tests.data import tiny_world
 
 strategy_lib.split_cpu(2)  # so that --strategy=mirrored --num_cpu_replicas=2 works in this process
 
 TIMEOUT = 240  # seconds any one CLI process may take before the test fails
 
 
+@functools.cache
 def _data_dir() -> str:
-    """The TFDS folder every test of this file shares, so that the tiny world is built once per process."""
-    return os.path.join(tf.compat.v1.test.get_temp_dir(), "tfds")
+    """The TFDS folder with the tiny world that every test of this file shares."""
+    return tiny_world.tiny_world(os.path.join(tf.compat.v1.test.get_temp_dir(), "tfds"))
 
 
 def _env(**extra) -> dict[str, str]:
@@ -165,9 +167,9 @@ class PretrainProcessTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.data_dir = _data_dir()
-        # Built here, once, so that the CLI processes (and the workers of a cluster) only read it.
-        synthetic_world.load("tiny", "pretrain", data_dir=cls.data_dir)
+        cls.data_dir = (
+            _data_dir()
+        )  # prepared, so the CLI processes (and the workers of a cluster) only read it
 
     def test_sigkill_mid_training_then_resume_ends_like_an_uninterrupted_run(self):
         steps, every = 40, 5  # killed after ckpt-10, with 30 steps to go

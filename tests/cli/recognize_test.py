@@ -6,11 +6,11 @@ import io
 import json
 import os
 import shutil
+import tempfile
 
 import cv2
 import numpy as np
-import tensorflow as tf
-from absl.testing import flagsaver
+from absl.testing import absltest, flagsaver
 from ai_edge_litert.tools import flatbuffer_utils
 
 from edge_ssl.cli import recognize
@@ -36,14 +36,14 @@ def _write_colour_video(
     return path
 
 
-class RecognizeCliTest(tf.test.TestCase):
+class RecognizeCliTest(absltest.TestCase):
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        base = tf.compat.v1.test.get_temp_dir()
+        base = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
         cls.artifact = os.path.join(base, "artifact")
-        fixtures.export_tiny_student(cls.artifact)
+        fixtures.tiny_student_artifact(cls.artifact)
         train = fixtures.write_video_folder(os.path.join(base, "train"), 3)
         cls.output = os.path.join(base, "classifier")
         runner.run(
@@ -60,6 +60,10 @@ class RecognizeCliTest(tf.test.TestCase):
             os.path.join(base, "colours.mp4"), ["red", "green", "bright"], 2.0, 25.0
         )
 
+    def setUp(self):
+        super().setUp()
+        self.temp = self.create_tempdir().full_path
+
     def _main(self, **flags):
         stdout, stderr = io.StringIO(), io.StringIO()
         defaults = dict(classifier=self.classifier, source=self.video, status=False)
@@ -73,7 +77,7 @@ class RecognizeCliTest(tf.test.TestCase):
         return status, stdout.getvalue(), stderr.getvalue()
 
     def test_a_file_gives_events_an_annotated_video_and_a_summary(self):
-        out = os.path.join(self.get_temp_dir(), "out")
+        out = os.path.join(self.temp, "out")
         status, stdout, _ = self._main(
             events=os.path.join(out, "events.jsonl"),
             annotate=os.path.join(out, "annotated.mp4"),
@@ -109,7 +113,7 @@ class RecognizeCliTest(tf.test.TestCase):
 
     def test_runs_where_tensorflow_cannot_be_imported_on_litert_and_onnxruntime(self):
         for engine in ("litert", "onnxruntime"):
-            events = os.path.join(self.get_temp_dir(), f"{engine}.jsonl")
+            events = os.path.join(self.temp, f"{engine}.jsonl")
             result = fixtures.run_without_tensorflow(
                 "edge_ssl.cli.recognize",
                 [
@@ -127,7 +131,7 @@ class RecognizeCliTest(tf.test.TestCase):
             self.assertTrue(os.path.exists(events))
 
     def _classifier_variant(self, name: str, content: bytes) -> str:
-        folder = os.path.join(self.get_temp_dir(), name)
+        folder = os.path.join(self.temp, name)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "classifier.tflite")
         with open(path, "wb") as f:
@@ -135,7 +139,7 @@ class RecognizeCliTest(tf.test.TestCase):
         return path
 
     def _assert_refused(self, message: str, **flags):
-        out = os.path.join(self.get_temp_dir(), "refused")
+        out = os.path.join(self.temp, "refused")
         shutil.rmtree(out, ignore_errors=True)
         status, stdout, stderr = self._main(
             events=os.path.join(out, "events.jsonl"),
@@ -159,7 +163,7 @@ class RecognizeCliTest(tf.test.TestCase):
             no_labels = self._classifier_variant(
                 "no_labels", classifier_lib.attach_head(f.read(), weights, bias)
             )
-        missing = os.path.join(self.get_temp_dir(), "missing")
+        missing = os.path.join(self.temp, "missing")
         self._assert_refused("does not exist", source=os.path.join(missing, "video.mp4"))
         self._assert_refused("camera 9 does not open", source="9")
         self._assert_refused("unsupported URL scheme ftp://", source="ftp://example.com/live")
@@ -182,20 +186,20 @@ class RecognizeCliTest(tf.test.TestCase):
         self._assert_refused("--precision=fp16 is not available on litert", precision="fp16")
         self._assert_refused("--threshold must be in", threshold=0.0)
         self._assert_refused("--motion_gate must be auto, off, or a fraction", motion_gate="never")
-        not_video = os.path.join(self.get_temp_dir(), "notes.mp4")
+        not_video = os.path.join(self.temp, "notes.mp4")
         with open(not_video, "w", encoding="utf-8") as f:
             f.write("not a video")
         self._assert_refused("not a video", source=not_video)
 
     def test_corrupt_frames_are_counted_and_skipped(self):
         path = _write_colour_video(
-            os.path.join(self.get_temp_dir(), "whole.avi"), ["red", "green"], 2.0, 20.0, "MJPG"
+            os.path.join(self.temp, "whole.avi"), ["red", "green"], 2.0, 20.0, "MJPG"
         )
         with open(path, "rb") as f:
             data = bytearray(f.read())
         middle = len(data) // 2
         data[middle : middle + 2000] = bytes(b ^ 0xFF for b in data[middle : middle + 2000])
-        broken = os.path.join(self.get_temp_dir(), "broken.avi")
+        broken = os.path.join(self.temp, "broken.avi")
         with open(broken, "wb") as f:
             f.write(data)
         status, stdout, _ = self._main(source=broken)
@@ -205,4 +209,4 @@ class RecognizeCliTest(tf.test.TestCase):
 
 
 if __name__ == "__main__":
-    tf.test.main()
+    absltest.main()

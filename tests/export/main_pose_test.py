@@ -17,6 +17,7 @@ from edge_ssl.keras import keras
 from edge_ssl.methods import cv_mim
 from edge_ssl.models import pose_encoder
 from export import __main__ as export_main
+from tests.data import tiny_world
 
 
 def _pretraining_workdir(workdir: str) -> str:
@@ -42,13 +43,14 @@ class ExportPoseCliTest(tf.test.TestCase):
 
     def test_exports_a_cv_mim_pretraining_workdir_on_the_synthetic_world(self):
         out = self.get_temp_dir() + "/pose_artifacts"
+        data_dir = tiny_world.tiny_world(self.get_temp_dir() + "/tfds")
         command = [
             sys.executable,
             "-m",
             "export",
             f"--model={self.workdir}",
             f"--output_dir={out}",
-            f"--data_dir={self.get_temp_dir()}/tfds",
+            f"--data_dir={data_dir}",
             "--num_representative=4",
             "--num_heldout=6",
             "--formats=tflite_fp32,tflite_int8,onnx",

@@ -16,6 +16,7 @@ from edge_ssl.data import synthetic
 from edge_ssl.keras import keras
 from edge_ssl.models import student as student_lib
 from export import __main__ as export_main
+from tests.data import tiny_world
 
 
 class ExportCliTest(tf.test.TestCase):
@@ -25,13 +26,14 @@ class ExportCliTest(tf.test.TestCase):
         keras.utils.set_random_seed(0)
         student_lib.build_student("tiny").save(os.path.join(workdir, "backbone"))
         out = self.get_temp_dir() + "/artifacts"
+        data_dir = tiny_world.tiny_world(self.get_temp_dir() + "/tfds")
         command = [
             sys.executable,
             "-m",
             "export",
             f"--model={workdir}",
             f"--output_dir={out}",
-            f"--data_dir={self.get_temp_dir()}/tfds",
+            f"--data_dir={data_dir}",
             "--num_representative=4",
             "--num_heldout=12",
             "--formats=tflite_fp32,tflite_int8,onnx",
@@ -61,7 +63,7 @@ class ExportCliTest(tf.test.TestCase):
         flags = dict(
             model=workdir,
             output_dir=out,
-            data_dir=f"{self.get_temp_dir()}/tfds",
+            data_dir=data_dir,
             num_representative=4,
             num_heldout=12,
             formats=["tflite_fp32"],

@@ -9,6 +9,8 @@ import textwrap
 import cv2
 import numpy as np
 
+from tests import prebuilt
+
 SIZE = 32
 FRAMES = 8
 # Class -> base colour (BGR): a random student separates brightness and hue, so these are learnable without training.
@@ -39,21 +41,20 @@ def write_video_folder(root: str, per_class: int, classes=tuple(COLOURS), seed: 
     return root
 
 
-def export_tiny_student(output_dir: str, quantizations=("fp32", "int8"), onnx: bool = True) -> dict:
-    """A random tiny student's artifact directory (TensorFlow needed); returns its card."""
-    from edge_ssl.keras import keras  # pylint: disable=g-import-not-at-top
-    from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
-    from export import artifacts  # pylint: disable=g-import-not-at-top
+_TINY_ARTIFACT = "//tests/fewshot:tiny_artifact_tar"
+_TINY_ARTIFACT_TAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny_artifact.tar")
 
-    keras.utils.set_random_seed(0)
-    student = student_lib.build_student("tiny")
-    rng = np.random.default_rng(1)
-    levels = np.array([0.15, 0.5, 0.85])[np.array([0, 0, 1, 1, 2, 2])][:, None, None, None, None]
-    clips = np.clip(levels + rng.uniform(-0.1, 0.1, (6, FRAMES, SIZE, SIZE, 3)), 0, 1).astype(
-        "float32"
-    )
-    options = artifacts.ExportOptions(quantizations=tuple(quantizations), onnx=onnx)
-    return artifacts.export_student(student, output_dir, list(clips[:4]), clips, None, options)
+
+def _export_tiny_student(output_dir: str) -> None:
+    from tests.fewshot import tiny_artifact  # pylint: disable=g-import-not-at-top  (TensorFlow)
+
+    tiny_artifact.export_tiny_student(output_dir)
+
+
+def tiny_student_artifact(output_dir: str) -> str:
+    """A random tiny student's artifact directory (fp32, int8 and ONNX) at output_dir, built once by Bazel for every
+    test that reads it (tests/prebuilt.py); returns output_dir."""
+    return prebuilt.extract(_TINY_ARTIFACT_TAR, _TINY_ARTIFACT, output_dir, _export_tiny_student)
 
 
 # Runs a CLI's main in a fresh interpreter in which `import tensorflow` raises, and checks nothing loaded it.

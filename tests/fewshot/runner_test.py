@@ -20,7 +20,7 @@ class RunnerTest(tf.test.TestCase):
         super().setUpClass()
         base = tf.compat.v1.test.get_temp_dir()
         cls.artifact = os.path.join(base, "artifact")
-        fixtures.export_tiny_student(cls.artifact)
+        fixtures.tiny_student_artifact(cls.artifact)
         cls.train = fixtures.write_video_folder(os.path.join(base, "train"), 4)
         cls.eval = fixtures.write_video_folder(os.path.join(base, "eval"), 2, seed=7)
 

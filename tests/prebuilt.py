@@ -1,0 +1,39 @@
+"""Fixtures that Bazel builds once for every test that reads them: a genrule runs a tool that writes the fixture's
+folder into a tar file (`write_tar`), the tests list that file in their `data` and extract it (`extract`). Bazel keeps
+the tar file until the tool's sources change, so `--nocache_test_results` reruns the tests, not the fixture's build.
+A test run as a plain script (no Bazel) builds the fixture itself."""
+
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable
+
+
+def write_tar(path: str, build: Callable[[str], object]) -> None:
+    """build(folder), then the folder as a tar file at path, written whole or not at all."""
+    with tempfile.TemporaryDirectory() as temp:
+        folder = os.path.join(temp, "fixture")
+        build(folder)
+        partial = path + ".partial"
+        with tarfile.open(partial, "w") as tar:
+            tar.add(folder, arcname=".")
+        os.replace(partial, path)
+
+
+def extract(tar_path: str, target: str, output_dir: str, build: Callable[[str], object]) -> str:
+    """The fixture at output_dir, returned: extracted from tar_path, Bazel's build of `target`; outside Bazel,
+    build(output_dir).
+
+    Raises:
+      FileNotFoundError: under Bazel, the test does not list `target` in its data.
+    """
+    if os.path.isfile(tar_path):
+        with tarfile.open(tar_path) as tar:
+            tar.extractall(output_dir, filter="data")
+    elif "TEST_SRCDIR" in os.environ:
+        raise FileNotFoundError(
+            f"{tar_path} is not in the test's runfiles: add {target} to its data"
+        )
+    else:
+        build(output_dir)
+    return output_dir

@@ -1,0 +1,58 @@
+"""Tests for tests/prebuilt.py: fixtures written to a tar file whole or not at all, and extracted or built."""
+
+import os
+from unittest import mock
+
+from absl.testing import absltest
+
+from tests import prebuilt
+
+
+def _build(folder: str) -> None:
+    os.makedirs(os.path.join(folder, "sub"))
+    with open(os.path.join(folder, "sub", "file.txt"), "w", encoding="utf-8") as f:
+        f.write("content")
+
+
+def _read(folder: str) -> str:
+    with open(os.path.join(folder, "sub", "file.txt"), encoding="utf-8") as f:
+        return f.read()
+
+
+class PrebuiltTest(absltest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.temp = self.create_tempdir().full_path
+        self.tar = os.path.join(self.temp, "fixture.tar")
+
+    def test_the_tar_file_extracts_to_what_was_built(self):
+        prebuilt.write_tar(self.tar, _build)
+        never = mock.Mock(side_effect=AssertionError("built although the tar file is there"))
+        out = prebuilt.extract(self.tar, "//x:fixture_tar", os.path.join(self.temp, "out"), never)
+        self.assertEqual(_read(out), "content")
+        self.assertCountEqual(os.listdir(self.temp), ["fixture.tar", "out"])  # no partial file left
+
+    def test_a_failed_build_leaves_no_tar_file(self):
+        def fails(folder):
+            _build(folder)
+            raise RuntimeError("export failed")
+
+        with self.assertRaisesRegex(RuntimeError, "export failed"):
+            prebuilt.write_tar(self.tar, fails)
+        self.assertEqual(os.listdir(self.temp), [])
+
+    def test_without_the_tar_file_a_bazel_test_is_told_what_to_add_and_a_script_builds(self):
+        out = os.path.join(self.temp, "out")
+        with mock.patch.dict(os.environ, {"TEST_SRCDIR": self.temp}):
+            with self.assertRaisesRegex(FileNotFoundError, "add //x:fixture_tar to its data"):
+                prebuilt.extract(self.tar, "//x:fixture_tar", out, _build)
+        with mock.patch.dict(os.environ):
+            os.environ.pop("TEST_SRCDIR", None)
+            self.assertEqual(
+                _read(prebuilt.extract(self.tar, "//x:fixture_tar", out, _build)), "content"
+            )
+
+
+if __name__ == "__main__":
+    absltest.main()
