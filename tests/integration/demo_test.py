@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-import tensorflow as tf
+from absl.testing import absltest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,10 +25,10 @@ def _demo(output_dir: str) -> subprocess.CompletedProcess:
     )
 
 
-class DemoTest(tf.test.TestCase):
+class DemoTest(absltest.TestCase):
 
     def test_quick_demo_reports_every_section_and_resumes(self):
-        out = os.path.join(self.get_temp_dir(), "demo")
+        out = os.path.join(self.create_tempdir().full_path, "demo")
         first = _demo(out)
         self.assertEqual(first.returncode, 0, first.stdout[-3000:] + first.stderr[-3000:])
         for k in range(1, 14):
@@ -121,4 +121,4 @@ class DemoTest(tf.test.TestCase):
 
 
 if __name__ == "__main__":
-    tf.test.main()
+    absltest.main()
