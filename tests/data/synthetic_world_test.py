@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from unittest import mock
 
@@ -129,6 +130,19 @@ class SyntheticWorldTest(tf.test.TestCase):
             float(e["pose2d"].sum()) + int(e["rgb"].sum()) for e in here.as_numpy_iterator()
         )
         self.assertAllClose(out["checksum"], checksum)
+
+    def test_a_build_leaves_nothing_in_the_temporary_folder(self):
+        temp = self.create_tempdir().full_path
+        config = synthetic_world.make_config(
+            "tiny", seed=7, config_name="tiny_no_litter", performances=(0, 0, 1)
+        )
+        with mock.patch.object(tempfile, "tempdir", temp):
+            builder = synthetic_world.SyntheticWorld(
+                config=config, data_dir=os.path.join(self.get_temp_dir(), "litter")
+            )
+            builder.download_and_prepare()
+        self.assertEqual(builder.info.splits["heldout"].num_examples, config.world.num_cameras)
+        self.assertEqual(os.listdir(temp), [])
 
     def test_custom_config_and_validation(self):
         config = synthetic_world.make_config(

@@ -83,11 +83,15 @@ class SyntheticWorld(tfds.core.GeneratorBasedBuilder):
                 features[key] = tfds.features.ClassLabel(names=synthetic.ACTIONS)
             else:
                 features[key] = tfds.features.Tensor(shape=shape, dtype=dtype)
-        return self.dataset_info_from_configs(
+        info = self.dataset_info_from_configs(
             description=synthetic.__doc__.split("\n\n")[0],
             features=tfds.features.FeaturesDict(features),
             supervised_keys=("rgb", "label"),
         )
+        # The world is generated, never on TFDS's GCS bucket; TFDS's look there for a folder not yet built would only
+        # leave an empty `tempfile.mkdtemp("tfds")` folder behind in the system's temporary folder, once per build.
+        info.initialize_from_bucket = lambda: None
+        return info
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         del dl_manager  # nothing to download
