@@ -167,9 +167,8 @@ class PretrainProcessTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.data_dir = (
-            _data_dir()
-        )  # prepared, so the CLI processes (and the workers of a cluster) only read it
+        # Prepared, so the CLI processes (and the workers of a cluster) only read it.
+        cls.data_dir = _data_dir()
 
     def test_sigkill_mid_training_then_resume_ends_like_an_uninterrupted_run(self):
         steps, every = 40, 5  # killed after ckpt-10, with 30 steps to go
@@ -184,9 +183,13 @@ class PretrainProcessTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
 
         killed = self.get_temp_dir() + "/killed"
+        # A killed process cannot remove its temporary files (autograph's generated modules): they stay in the test's
+        # folder, not in the system's.
+        temp = self.get_temp_dir() + "/killed_tmp"
+        os.makedirs(temp)
         process = subprocess.Popen(
             _command(killed, self.data_dir, *flags),
-            env=_env(),
+            env=_env(TMPDIR=temp),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
