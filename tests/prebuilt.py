@@ -8,6 +8,8 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 
+from absl import app
+
 
 def write_tar(path: str, build: Callable[[str], object]) -> None:
     """build(folder), then the folder as a tar file at path, written whole or not at all."""
@@ -18,6 +20,17 @@ def write_tar(path: str, build: Callable[[str], object]) -> None:
         with tarfile.open(partial, "w") as tar:
             tar.add(folder, arcname=".")
         os.replace(partial, path)
+
+
+def tool_main(build: Callable[[str], object]) -> Callable[[list[str]], None]:
+    """The main of a fixture's tool (for absl's app.run): `tool OUTPUT.tar` runs write_tar(OUTPUT.tar, build)."""
+
+    def main(argv: list[str]) -> None:
+        if len(argv) != 2:
+            raise app.UsageError(f"usage: {argv[0]} OUTPUT.tar")
+        write_tar(argv[1], build)
+
+    return main
 
 
 def extract(tar_path: str, target: str, output_dir: str, build: Callable[[str], object]) -> str:

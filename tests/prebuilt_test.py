@@ -3,6 +3,7 @@
 import os
 from unittest import mock
 
+from absl import app
 from absl.testing import absltest
 
 from tests import prebuilt
@@ -41,6 +42,14 @@ class PrebuiltTest(absltest.TestCase):
         with self.assertRaisesRegex(RuntimeError, "export failed"):
             prebuilt.write_tar(self.tar, fails)
         self.assertEqual(os.listdir(self.temp), [])
+
+    def test_the_tool_main_writes_the_tar_file_it_is_given(self):
+        main = prebuilt.tool_main(_build)
+        with self.assertRaisesRegex(app.UsageError, "usage: tool OUTPUT.tar"):
+            main(["tool"])
+        main(["tool", self.tar])
+        out = prebuilt.extract(self.tar, "//x:fixture_tar", os.path.join(self.temp, "out"), None)
+        self.assertEqual(_read(out), "content")
 
     def test_without_the_tar_file_a_bazel_test_is_told_what_to_add_and_a_script_builds(self):
         out = os.path.join(self.temp, "out")

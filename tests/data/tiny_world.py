@@ -23,10 +23,7 @@ def tiny_world(data_dir: str) -> str:
     return prebuilt.extract(_TAR, _TARGET, data_dir, _build)
 
 
-def main(argv):
-    if len(argv) != 2:
-        raise app.UsageError(f"usage: {argv[0]} OUTPUT.tar")
-    prebuilt.write_tar(argv[1], _build)
+main = prebuilt.tool_main(_build)
 
 
 if __name__ == "__main__":

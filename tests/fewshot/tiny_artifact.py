@@ -25,10 +25,7 @@ def export_tiny_student(output_dir: str) -> dict:
     return artifacts.export_student(student, output_dir, list(clips[:4]), clips, None, options)
 
 
-def main(argv):
-    if len(argv) != 2:
-        raise app.UsageError(f"usage: {argv[0]} OUTPUT.tar")
-    prebuilt.write_tar(argv[1], export_tiny_student)
+main = prebuilt.tool_main(export_tiny_student)
 
 
 if __name__ == "__main__":
