@@ -17,9 +17,13 @@ def write_tar(path: str, build: Callable[[str], object]) -> None:
         folder = os.path.join(temp, "fixture")
         build(folder)
         partial = path + ".partial"
-        with tarfile.open(partial, "w") as tar:
-            tar.add(folder, arcname=".")
-        os.replace(partial, path)
+        try:
+            with tarfile.open(partial, "w") as tar:
+                tar.add(folder, arcname=".")
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):  # a tar file that failed half-way
+                os.remove(partial)
 
 
 def tool_main(build: Callable[[str], object]) -> Callable[[list[str]], None]:

@@ -42,6 +42,11 @@ class PrebuiltTest(absltest.TestCase):
         with self.assertRaisesRegex(RuntimeError, "export failed"):
             prebuilt.write_tar(self.tar, fails)
         self.assertEqual(os.listdir(self.temp), [])
+        # Nor does a tar file that fails half-way.
+        with mock.patch.object(prebuilt.tarfile.TarFile, "add", side_effect=OSError("disk full")):
+            with self.assertRaisesRegex(OSError, "disk full"):
+                prebuilt.write_tar(self.tar, _build)
+        self.assertEqual(os.listdir(self.temp), [])
 
     def test_the_tool_main_writes_the_tar_file_it_is_given(self):
         main = prebuilt.tool_main(_build)
