@@ -10,6 +10,9 @@ from collections.abc import Callable
 
 from absl import app
 
+# The workspace's root: the source tree, or the test's runfiles under Bazel, where the tar files Bazel built lie.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def write_tar(path: str, build: Callable[[str], object]) -> None:
     """build(folder), then the folder as a tar file at path, written whole or not at all."""
@@ -37,13 +40,15 @@ def tool_main(build: Callable[[str], object]) -> Callable[[list[str]], None]:
     return main
 
 
-def extract(tar_path: str, target: str, output_dir: str, build: Callable[[str], object]) -> str:
-    """The fixture at output_dir, returned: extracted from tar_path, Bazel's build of `target`; outside Bazel,
-    build(output_dir).
+def extract(target: str, output_dir: str, build: Callable[[str], object]) -> str:
+    """The fixture at output_dir, returned: extracted from the tar file of `target` (a `prebuilt_tar` genrule's label,
+    `//package:name_tar`, whose file is `package/name.tar`); outside Bazel, build(output_dir).
 
     Raises:
       FileNotFoundError: under Bazel, the test does not list `target` in its data.
     """
+    package, name = target.removeprefix("//").split(":")
+    tar_path = os.path.join(_ROOT, package, name.removesuffix("_tar") + ".tar")
     if os.path.isfile(tar_path):
         with tarfile.open(tar_path) as tar:
             tar.extractall(output_dir, filter="data")

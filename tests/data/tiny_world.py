@@ -3,15 +3,12 @@ distill, export): `//tests/data:tiny_world_tar` runs this once into a tar file t
 (`tests/prebuilt.py`). The tests of the world's own building (`synthetic_world_test`, `data_test`) build it.
 """
 
-import os
-
 from absl import app
 
 from edge_ssl.data.datasets import synthetic_world
 from tests import prebuilt
 
 _TARGET = "//tests/data:tiny_world_tar"
-_TAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny_world.tar")
 
 
 def _build(data_dir: str) -> None:
@@ -20,7 +17,7 @@ def _build(data_dir: str) -> None:
 
 def tiny_world(data_dir: str) -> str:
     """`synthetic_world/tiny` with every split in the TFDS folder data_dir; returns data_dir."""
-    return prebuilt.extract(_TAR, _TARGET, data_dir, _build)
+    return prebuilt.extract(_TARGET, data_dir, _build)
 
 
 main = prebuilt.tool_main(_build)

@@ -42,7 +42,6 @@ def write_video_folder(root: str, per_class: int, classes=tuple(COLOURS), seed: 
 
 
 _TINY_ARTIFACT = "//tests/fewshot:tiny_artifact_tar"
-_TINY_ARTIFACT_TAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny_artifact.tar")
 
 
 def _export_tiny_student(output_dir: str) -> None:
@@ -54,7 +53,7 @@ def _export_tiny_student(output_dir: str) -> None:
 def tiny_student_artifact(output_dir: str) -> str:
     """A random tiny student's artifact directory (fp32, int8 and ONNX) at output_dir, built once by Bazel for every
     test that reads it (tests/prebuilt.py); returns output_dir."""
-    return prebuilt.extract(_TINY_ARTIFACT_TAR, _TINY_ARTIFACT, output_dir, _export_tiny_student)
+    return prebuilt.extract(_TINY_ARTIFACT, output_dir, _export_tiny_student)
 
 
 # Runs a CLI's main in a fresh interpreter in which `import tensorflow` raises, and checks nothing loaded it.
