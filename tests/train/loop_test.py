@@ -33,9 +33,15 @@ def _dataset_fn(method):
     return dataset_fn
 
 
-def _train(method, workdir, steps, **kwargs):
+def _train(method, workdir, steps, export_backbone=False, **kwargs):
+    """Trains `method` in `workdir`; the backbone SavedModel (1-2 s to write) only where a test reads it."""
     options = loop.TrainOptions(
-        steps=steps, global_batch_size=BATCH, checkpoint_every=3, log_every=2, **kwargs
+        steps=steps,
+        global_batch_size=BATCH,
+        checkpoint_every=3,
+        log_every=2,
+        export_backbone=export_backbone,
+        **kwargs,
     )
     strategy = tf.distribute.get_strategy()
     tf.random.set_seed(
@@ -54,7 +60,7 @@ class LoopTest(tf.test.TestCase):
 
     def test_run_writes_checkpoints_summaries_run_file_and_backbone(self):
         workdir = self.get_temp_dir() + "/run"
-        result = _train(_method(), workdir, 5)
+        result = _train(_method(), workdir, 5, export_backbone=True)
         self.assertEqual(result.step, 5)
         self.assertFalse(result.interrupted)
         self.assertTrue(result.checkpoint.endswith("ckpt-5"))
@@ -119,7 +125,7 @@ class LoopTest(tf.test.TestCase):
 
         method.train_step = with_signal
         workdir = self.get_temp_dir() + "/term"
-        result = _train(method, workdir, 10)
+        result = _train(method, workdir, 10, export_backbone=True)
         self.assertTrue(result.interrupted)
         self.assertEqual(result.step, 2)
         self.assertTrue(result.checkpoint.endswith("ckpt-2"))
