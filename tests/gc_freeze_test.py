@@ -36,20 +36,24 @@ _PROGRAM = textwrap.dedent("""
 """)
 
 
-def _run(early_import: str, late_import: str = "pass", **env) -> dict:
-    program = _PROGRAM.format(early_import=early_import, late_import=late_import)
-    environ = dict(os.environ, PYTHONPATH=ROOT, **env)
+def _python(code: str, **env) -> str:
+    """The last line a fresh Python prints running `code` with edge_ssl importable (and `env` added)."""
     result = subprocess.run(
-        [sys.executable, "-c", program],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env=environ,
+        env=dict(os.environ, PYTHONPATH=ROOT, **env),
         timeout=120,
         check=False,
     )
     if result.returncode != 0:
         raise AssertionError(result.stderr)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _run(early_import: str, late_import: str = "pass", **env) -> dict:
+    program = _PROGRAM.format(early_import=early_import, late_import=late_import)
+    return json.loads(_python(program, **env))
 
 
 class GcFreezeTest(absltest.TestCase):
@@ -72,15 +76,7 @@ class GcFreezeTest(absltest.TestCase):
         self.assertEqual(got["frozen"], 0)
 
     def test_not_an_absl_program_is_left_alone(self):
-        result = subprocess.run(
-            [sys.executable, "-c", "import gc, edge_ssl; print(gc.get_freeze_count())"],
-            capture_output=True,
-            text=True,
-            env=dict(os.environ, PYTHONPATH=ROOT),
-            timeout=120,
-            check=True,
-        )
-        self.assertEqual(result.stdout.strip(), "0")
+        self.assertEqual(_python("import gc, edge_ssl; print(gc.get_freeze_count())"), "0")
 
     def test_enabled_reads_the_variable(self):
         self.assertTrue(gc_freeze.enabled({}))
