@@ -66,19 +66,22 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _run(command: list[str], extra: dict[str, str], what: str) -> tuple[str, float, float, float]:
+    """(stdout, wall seconds, CPU seconds, wall clock at its end) of one child process; raises if it fails."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=_environ(extra), check=False
+    )
+    end, wall = time.time(), time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"the {what} failed:\n{result.stderr[-3000:]}")
+    return result.stdout, wall, _children_cpu() - cpu, end
+
+
 def empty_program(extra: dict[str, str]) -> tuple[float, float, float]:
     """(ml_dtypes import, the other imports, exit) in seconds, for one run of the empty absl program."""
-    result = subprocess.run(
-        [sys.executable, "-c", _EMPTY_PROGRAM],
-        capture_output=True,
-        text=True,
-        env=_environ(extra),
-        check=False,
-    )
-    end = time.time()
-    if result.returncode != 0:
-        raise RuntimeError(f"the empty program failed:\n{result.stderr[-3000:]}")
-    ml_dtypes_s, imports_s, returned_at = map(float, result.stdout.split()[-3:])
+    out, _, _, end = _run([sys.executable, "-c", _EMPTY_PROGRAM], extra, "empty program")
+    ml_dtypes_s, imports_s, returned_at = map(float, out.split()[-3:])
     return ml_dtypes_s, imports_s, end - returned_at
 
 
@@ -96,14 +99,8 @@ def pretraining(extra: dict[str, str], workdir: str) -> tuple[float, float]:
         f"--log_every={FLAGS.steps}",
         f"--checkpoint_every={FLAGS.steps}",
     ]
-    cpu, start = _children_cpu(), time.perf_counter()
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=_environ(extra), check=False
-    )
-    wall = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"the pretraining failed:\n{result.stderr[-3000:]}")
-    return wall, _children_cpu() - cpu
+    _, wall, cpu, _ = _run(command, extra, "pretraining")
+    return wall, cpu
 
 
 def main(argv):
