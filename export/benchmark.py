@@ -111,11 +111,12 @@ def _keras(directory: str, mode: str, name: str, clip: np.ndarray, kind: str):
         inputs = tf.constant(clip[None])
         return lambda: serving(**{name: inputs})
 
+    from edge_ssl import tracing  # pylint: disable=g-import-not-at-top
     from edge_ssl.models import student as student_lib  # pylint: disable=g-import-not-at-top
 
     student = student_lib.load_student(path)
     if mode == "clip":
-        embed = tf.function(lambda x: student.model(x, training=False))
+        embed = tracing.function(lambda x: student.model(x, training=False))
         return lambda: embed(clip[None])
     state = student.init_state(1)
     return lambda: student.step(clip[None, 0], state)

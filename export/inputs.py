@@ -89,10 +89,15 @@ def synthetic_clips(split: str, count: int, frames: int, size: int, data_dir: st
     and their labels."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+    from edge_ssl import tracing  # pylint: disable=g-import-not-at-top
     from edge_ssl.data.datasets import synthetic_world  # pylint: disable=g-import-not-at-top
 
     ds = synthetic_world.load(student_world(frames, size), split, data_dir=data_dir)
-    ds = ds.map(lambda ex: (tf.image.resize(ex["rgb"][:frames], (size, size)), ex["label"]))
+    ds = ds.map(
+        tracing.as_written(
+            lambda ex: (tf.image.resize(ex["rgb"][:frames], (size, size)), ex["label"])
+        )
+    )
     clips, labels = zip(*[(c.numpy(), int(l)) for c, l in ds.take(count)])
     return np.stack(clips), np.array(labels)
 

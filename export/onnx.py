@@ -28,11 +28,14 @@ def _check_opset(opset: int) -> None:
 
 
 def _converter():
-    """TensorFlow and tf2onnx, imported only when converting (a device runs `OnnxModel` without them)."""
+    """TensorFlow, tf2onnx and edge_ssl's `tf.function` (traced as written), imported only when converting (a device
+    runs `OnnxModel` without them)."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     import tf2onnx  # pylint: disable=g-import-not-at-top
 
-    return tf, tf2onnx
+    from edge_ssl import tracing  # pylint: disable=g-import-not-at-top
+
+    return tf, tf2onnx, tracing.function
 
 
 def convert_model(
@@ -47,10 +50,10 @@ def convert_model(
       opset: the ONNX opset, MIN_OPSET or newer.
     """
     _check_opset(opset)
-    tf, tf2onnx = _converter()
+    tf, tf2onnx, tf_function = _converter()
     spec = tf.TensorSpec([batch, *model.input_shape[1:]], tf.float32, name=input_name)
 
-    @tf.function(input_signature=[spec])
+    @tf_function(input_signature=[spec])
     def model_fn(inputs):
         return {"embedding": model(inputs, training=False)}
 
@@ -66,12 +69,12 @@ def convert_clip(student, batch: int | None = 1, opset: int = MIN_OPSET) -> onnx
 def convert_step(student, batch: int | None = 1, opset: int = MIN_OPSET) -> onnx.ModelProto:
     """The streaming step as ONNX: inputs `frame` and the state; outputs `embedding` and `next_<state>`."""
     _check_opset(opset)
-    tf, tf2onnx = _converter()
+    tf, tf2onnx, tf_function = _converter()
     specs = student.step_specs(batch)
     names = list(specs)
     signature = [tf.TensorSpec(s.shape, s.dtype, name=name) for name, s in specs.items()]
 
-    @tf.function(input_signature=signature)
+    @tf_function(input_signature=signature)
     def step_fn(*tensors):
         outputs = student.step_model(dict(zip(names, tensors)), training=False)
         return {(k if k == "embedding" else NEXT + k): v for k, v in outputs.items()}

@@ -40,6 +40,8 @@ def build(embedding_dim: int, max_classes: int = DEFAULT_MAX_CLASSES) -> bytes:
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top  (the device runs HeadTrainer without TF)
 
+    from edge_ssl import tracing  # pylint: disable=g-import-not-at-top
+
     beta1, beta2, epsilon = ADAM
 
     if embedding_dim < 1 or max_classes < 2:
@@ -68,7 +70,7 @@ def build(embedding_dim: int, max_classes: int = DEFAULT_MAX_CLASSES) -> bytes:
             v.assign(beta2 * v + (1.0 - beta2) * grad * grad)
             var.assign_sub(lr * correction * m / (tf.sqrt(v) + epsilon))
 
-        @tf.function(
+        @tracing.function(
             input_signature=[
                 tf.TensorSpec([None, d], tf.float32, name="embedding"),
                 tf.TensorSpec([None, c], tf.float32, name="label"),
@@ -96,7 +98,7 @@ def build(embedding_dim: int, max_classes: int = DEFAULT_MAX_CLASSES) -> bytes:
             self._adam(self.b, self.m_b, self.v_b, grad_b, learning_rate, correction)
             return {"loss": loss}
 
-        @tf.function(
+        @tracing.function(
             input_signature=[
                 tf.TensorSpec([None, d], tf.float32, name="embedding"),
                 tf.TensorSpec([c], tf.float32, name="class_mask"),
@@ -105,11 +107,11 @@ def build(embedding_dim: int, max_classes: int = DEFAULT_MAX_CLASSES) -> bytes:
         def infer(self, embedding, class_mask):
             return {"logits": self._logits(embedding, class_mask)}
 
-        @tf.function(input_signature=[])
+        @tracing.function(input_signature=[])
         def save(self):
             return {"weights": tf.identity(self.w), "bias": tf.identity(self.b)}
 
-        @tf.function(
+        @tracing.function(
             input_signature=[
                 tf.TensorSpec([d, c], tf.float32, name="weights"),
                 tf.TensorSpec([c], tf.float32, name="bias"),

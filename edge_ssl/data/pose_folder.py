@@ -193,6 +193,8 @@ def pose_dataset(
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
 
+    from edge_ssl import tracing  # pylint: disable=g-import-not-at-top
+
     if num_parallel_calls is None:
         num_parallel_calls = tf.data.AUTOTUNE
     index = source if isinstance(source, FolderIndex) else index_pose_folder(source)
@@ -222,6 +224,7 @@ def pose_dataset(
 
     ds = folder_index.clip_table(index, clips_per_video, shuffle, seed)
 
+    @tracing.as_written
     def load_map(example, element_seed):
         pose2d, confidence, ok = tf.numpy_function(
             load,
@@ -241,9 +244,11 @@ def pose_dataset(
         }
         return out, ok
 
+    @tracing.as_written
     def is_ok(out, ok):
         return ok
 
+    @tracing.as_written
     def drop_ok(out, ok):
         return out
 

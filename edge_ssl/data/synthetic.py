@@ -1308,6 +1308,8 @@ def as_dataset(config: WorldConfig, split: str, seed: int = 0, render: bool = Tr
     """
     import tensorflow as tf
 
+    from edge_ssl import tracing
+
     _split_index(split)  # fail here, not inside the iterator
     signature = {
         key: tf.TensorSpec(shape, tf.as_dtype(dtype))
@@ -1316,7 +1318,9 @@ def as_dataset(config: WorldConfig, split: str, seed: int = 0, render: bool = Tr
     ds = tf.data.Dataset.from_generator(
         lambda: generate(config, split, seed, render=render), output_signature=signature
     )
-    return ds.map(to_contract, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.map(
+        tracing.as_written(to_contract), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
 
 
 def stack_examples(examples: Iterable[Mapping], keys: Iterable[str]) -> dict[str, np.ndarray]:

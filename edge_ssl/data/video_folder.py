@@ -280,6 +280,8 @@ def video_dataset(
     """
     import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see the module docstring)
 
+    from edge_ssl import tracing  # pylint: disable=g-import-not-at-top
+
     if num_parallel_calls is None:
         num_parallel_calls = tf.data.AUTOTUNE
     index = source if isinstance(source, FolderIndex) else index_video_folder(source)
@@ -321,6 +323,7 @@ def video_dataset(
 
     ds = folder_index.clip_table(index, clips_per_video, shuffle, seed)
 
+    @tracing.as_written
     def decode_map(example, element_seed):
         rgb, flow, ok = tf.numpy_function(
             load,
@@ -333,9 +336,11 @@ def video_dataset(
         ok.set_shape([])
         return example, rgb, flow, ok
 
+    @tracing.as_written
     def is_ok(example, rgb, flow, ok):
         return ok
 
+    @tracing.as_written
     def to_example(example, rgb, flow, ok):
         out = {
             "rgb": tf.cast(rgb, tf.float32) / 255.0,

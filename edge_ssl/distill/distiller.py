@@ -24,6 +24,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.data import augment, synthetic
 from edge_ssl.distill import teacher as teacher_lib
 from edge_ssl.keras import keras
@@ -165,6 +166,7 @@ class Distiller(base.Method):
     def checkpoint_items(self):
         return {**super().checkpoint_items(), "prototypes": self.prototypes}
 
+    @tracing.as_written
     def prepare(self, example, seed):
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         window = {
@@ -242,6 +244,7 @@ class Distiller(base.Method):
         )
         self.prototypes.assign(tf.where(present, moved, self.prototypes))
 
+    @tracing.as_written
     def train_step(self, batch, global_batch_size):
         variables = [v for model in self.encoders.values() for v in model.trainable_variables]
         with tf.GradientTape() as tape:

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.fewshot import cross_view, heads, labeled
 from export.runtime import layout
 
@@ -112,7 +113,7 @@ def _sequence_classifier(artifact_dir: str, model, length: int) -> bytes:
             super().__init__()
             self.encoder, self.model = encoder, model
 
-        @tf.function(
+        @tracing.function(
             input_signature=[tf.TensorSpec([1, length, 17, 2], tf.float32, name="keypoints")]
         )
         def serving_default(self, keypoints):

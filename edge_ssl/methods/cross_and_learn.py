@@ -27,6 +27,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.data import augment
 from edge_ssl.data import motion as motion_lib
 from edge_ssl.keras import keras
@@ -255,6 +256,7 @@ class CrossAndLearn(base.Method):
     def optimizers(self):
         return {self.config.optimizer: self._optimizer}
 
+    @tracing.as_written
     def prepare(self, example, seed):
         """One pair (the RGB centre frame and its motion stack), or with `tuples_from="moments"` a tuple of two
         pairs of the same clip [2, ...], the second window away from the first."""
@@ -336,6 +338,7 @@ class CrossAndLearn(base.Method):
             count = global_batch_size
         return {name: distributed.global_mean(value, count) for name, value in per.items()}
 
+    @tracing.as_written
     def train_step(self, batch, global_batch_size):
         variables = self.rgb_net.trainable_variables + self.motion_net.trainable_variables
         with tf.GradientTape() as tape:

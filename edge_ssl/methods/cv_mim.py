@@ -21,6 +21,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.data import pose
 from edge_ssl.keras import keras
 from edge_ssl.losses import distributed
@@ -135,6 +136,7 @@ class CvMim(base.Method):
             "discriminator": self.discriminator.trainable_variables,
         }
 
+    @tracing.as_written
     def prepare(self, example, seed):
         """One frame of the clip: the anchor pose, its cross-view positive, a uniform prior sample, the view."""
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
@@ -235,6 +237,7 @@ class CvMim(base.Method):
             "discriminator": discriminator,
         }
 
+    @tracing.as_written
     def train_step(self, batch, global_batch_size):
         groups = self.variable_groups()
         with tf.GradientTape(persistent=True) as tape:

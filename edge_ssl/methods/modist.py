@@ -29,6 +29,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.data import augment
 from edge_ssl.data import motion as motion_lib
 from edge_ssl.keras import keras
@@ -291,6 +292,7 @@ class MoDist(base.Method):
             "motion": ex[motion_key][:: c.flow_stride][: c.flow_frames],
         }
 
+    @tracing.as_written
     def prepare(self, example, seed):
         """Two views (query and key) of the clip at random times, or with `moment_negatives` both at the query's time,
         plus views of other moments [M, ...] (`rgb_moments`, `motion_moments`)."""
@@ -380,6 +382,7 @@ class MoDist(base.Method):
         )
         return out, (k_v, k_m)
 
+    @tracing.as_written
     def train_step(self, batch, global_batch_size):
         variables = self.visual_query.trainable_variables + self.motion_query.trainable_variables
         with tf.GradientTape() as tape:

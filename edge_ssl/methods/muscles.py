@@ -38,6 +38,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.data import augment, keypoints
 from edge_ssl.keras import keras
 from edge_ssl.losses import body_signals, contrastive, distributed
@@ -388,6 +389,7 @@ class Muscles(base.Method):
         rgb = augment.random_grayscale(rgb, seeds[3], c.grayscale_prob)
         return augment.random_flip({"rgb": rgb}, seeds[4])["rgb"]
 
+    @tracing.as_written
     def prepare(self, example, seed):
         """A clip of `clip_frames` with its targets, two MoCo views of its first frame and, with `moment_negatives`,
         MoCo views of other frames of the clip (`moments`)."""
@@ -477,6 +479,7 @@ class Muscles(base.Method):
         """What the optimizer updates: the frame encoder, the MoCo projection and the heads."""
         return self.query.trainable_variables + self.heads.trainable_variables
 
+    @tracing.as_written
     def train_step(self, batch, global_batch_size):
         variables = self.trainable_variables_to_train()
         with tf.GradientTape() as tape:

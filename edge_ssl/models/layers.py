@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.keras import keras
 
 # ImageNet statistics, which Cross and Learn and the Muscles paper normalise RGB with.
@@ -24,6 +25,7 @@ class Standardize(keras.layers.Layer):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
 
+    @tracing.as_written
     def call(self, x):
         return (x - tf.constant(self.mean, x.dtype)) / tf.constant(self.std, x.dtype)
 
@@ -68,6 +70,7 @@ class StandardizedConv2D(keras.layers.Conv2D):
                 )
         super().build(input_shape)
 
+    @tracing.as_written
     def call(self, inputs):
         kernel = tf.cast(self.kernel, self.compute_dtype)
         channels = kernel.shape[2]
@@ -97,6 +100,7 @@ class SubtractSpatialMean(keras.layers.Layer):
     """Subtracts each channel's mean over the image (Cross and Learn's "SubMeanDisplacement" for flow stacks):
     camera motion that shifts the whole frame is removed, motion relative to the scene stays."""
 
+    @tracing.as_written
     def call(self, x):
         return x - tf.reduce_mean(x, axis=[-3, -2], keepdims=True)
 
@@ -114,6 +118,7 @@ class L2Normalize(keras.layers.Layer):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
 
+    @tracing.as_written
     def call(self, x):
         return tf.math.l2_normalize(x, axis=-1, epsilon=self.epsilon)
 
@@ -146,6 +151,7 @@ def projection_head(
 class ChannelMean(keras.layers.Layer):
     """The three colour channels replaced by their mean (Cross and Learn's test-time input after channel splitting)."""
 
+    @tracing.as_written
     def call(self, x):
         return tf.repeat(tf.reduce_mean(x, axis=-1, keepdims=True), 3, axis=-1)
 
@@ -154,6 +160,7 @@ class ChannelMean(keras.layers.Layer):
 class MeanOverTime(keras.layers.Layer):
     """[B, T, D] -> [B, D]: a clip embedding from per-frame embeddings."""
 
+    @tracing.as_written
     def call(self, x):
         return tf.reduce_mean(x, axis=1)
 

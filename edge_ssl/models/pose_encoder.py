@@ -18,6 +18,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.data import keypoints as kp
 from edge_ssl.keras import keras
 from edge_ssl.models import layers
@@ -202,6 +203,7 @@ class PoseNormalize(keras.layers.Layer):
         self.scale_unit = float(scale_unit)
         self.epsilon = float(epsilon)
 
+    @tracing.as_written
     def call(self, x):
         count = x.shape[-2]
         if count == kp.NUM_KEYPOINTS:
@@ -248,7 +250,7 @@ def keypoint_signature(
 ) -> tf.types.experimental.ConcreteFunction:
     """`serving_default` of a keypoint model: `keypoints` [B, 17, 2] -> {"embedding": [B, D]}, in inference mode."""
 
-    @tf.function(
+    @tracing.function(
         input_signature=[
             tf.TensorSpec((batch_size, kp.NUM_KEYPOINTS, 2), tf.float32, name="keypoints")
         ]

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.keras import keras
 from edge_ssl.models import layers, temporal
 
@@ -436,7 +437,7 @@ class Student:
         self.model = model
         self.config = config
         self.step_model = temporal.StreamingStep(model, output_name="embedding")
-        self._step = tf.function(self.step_model, reduce_retracing=True)
+        self._step = tracing.function(self.step_model, reduce_retracing=True)
 
     @property
     def frames(self) -> int:
@@ -493,8 +494,8 @@ class Student:
           batch_size: a fixed batch size, or None for any.
         """
         clip_spec = tf.TensorSpec((batch_size, *self.model.input_shape[1:]), tf.float32, "clip")
-        clip_fn = tf.function(lambda clip: {"embedding": self.model(clip, training=False)})
-        step_fn = tf.function(lambda inputs: self.step_model(inputs, training=False))
+        clip_fn = tracing.function(lambda clip: {"embedding": self.model(clip, training=False)})
+        step_fn = tracing.function(lambda inputs: self.step_model(inputs, training=False))
         return {
             "serving_default": clip_fn.get_concrete_function(clip_spec),
             "step": step_fn.get_concrete_function(self.step_specs(batch_size)),

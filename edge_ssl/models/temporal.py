@@ -25,6 +25,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
+from edge_ssl import tracing
 from edge_ssl.keras import keras
 
 STATE_SEPARATOR = "__"
@@ -45,6 +46,7 @@ class CausalTemporalLayer(keras.layers.Layer):
     the step form also goes through Keras's `__call__` and can be used in a functional model.
     """
 
+    @tracing.as_written
     def call(self, inputs, state=None):
         if state is None:
             return self._clip(inputs)
@@ -396,6 +398,7 @@ class StreamingStep(keras.Model):
                 )
             batch = batch if batch is not None else got[0]
 
+    @tracing.as_written
     def call(self, inputs):
         # `training` reaches the clip model's layers through Keras's call context (Model.__call__).
         self.check_inputs(inputs)

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+from edge_ssl import tracing
 from edge_ssl.data import augment, motion, pose_folder, synthetic, video_folder
 from edge_ssl.data.datasets import synthetic_world
 from edge_ssl.losses import contrastive
@@ -120,7 +121,7 @@ def _tfds_dataset(
         raise DataError(f"{data} lacks {sorted(missing)}, which {method.name} needs")
     if "rgb" in ds.element_spec:
         # TFDS stores video as uint8 (the synthetic world read by name too); the contract is float32 in [0, 1].
-        ds = ds.map(synthetic.to_contract, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(tracing.as_written(synthetic.to_contract), num_parallel_calls=tf.data.AUTOTUNE)
     return ds
 
 
@@ -213,11 +214,14 @@ def make_dataset_fn(
     def dataset_fn(ctx: tf.distribute.InputContext, skip: int = 0) -> tf.data.Dataset:
         ds = source.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
         keys = set(method.input_keys)
-        ds = ds.map(lambda ex: {k: v for k, v in ex.items() if k in keys})
+        ds = ds.map(tracing.as_written(lambda ex: {k: v for k, v in ex.items() if k in keys}))
         ds = ds.repeat().shuffle(shuffle_buffer, seed=seed + ctx.input_pipeline_id)
         ds = augment.with_seeds(ds, seed + 1000 * (ctx.input_pipeline_id + 1)).skip(skip)
         if needs_flow:
-            ds = ds.map(lambda ex, s: (motion.add_flow(ex), s), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(
+                tracing.as_written(lambda ex, s: (motion.add_flow(ex), s)),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         return ds.map(method.prepare, num_parallel_calls=tf.data.AUTOTUNE)
 
     return dataset_fn

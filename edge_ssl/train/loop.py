@@ -24,7 +24,7 @@ from collections.abc import Callable
 import tensorflow as tf
 from absl import logging
 
-from edge_ssl import files
+from edge_ssl import files, tracing
 from edge_ssl.methods import base
 
 RUN_FILE = "run.json"
@@ -157,7 +157,7 @@ def make_step_fn(
     Each replica returns its share of the global mean, so the sum is the loss of the global batch.
     """
 
-    @tf.function
+    @tracing.function
     def step(batch):
         per_replica = strategy.run(method.train_step, args=(batch, global_batch_size))
         return {
