@@ -7,6 +7,10 @@
    (`edge_ssl/recognize/`) imports nothing of `export` but `export.runtime`, and the few-shot runner's modules
    (`edge_ssl/fewshot/`) nothing else at module level, but for its TensorFlow heads (modules that import TensorFlow
    or Keras at module level, which the runner imports only when such a head is asked for).
+4. What TensorFlow traces in edge_ssl and export is traced as written (edge_ssl/tracing.py): nothing there writes
+   `tf.function` but `edge_ssl/tracing.py` (the others write `tracing.function`), and every `call` (a Keras layer's),
+   `train_step` and `prepare(self, example, seed)` (a method's, mapped over a tf.data pipeline) is decorated with
+   `tracing.as_written`, unless it is abstract.
 
 Usage: python -m tools.lint --test_srcs=FILE, where FILE holds the output of
 `bazel query 'labels(srcs, kind(py_test, //...))'`, one label a line.
@@ -157,6 +161,63 @@ def runtime_import_violations(root: pathlib.Path) -> list[str]:
     return problems
 
 
+# Rule 4: where it applies, the one module that may write tf.function, and the methods TensorFlow traces.
+_TRACED_FOLDERS = ("edge_ssl/", "export/")
+_TRACING_MODULE = "edge_ssl/tracing.py"
+# Method name -> its arguments when only that form is traced (a few-shot head's `prepare(self, data)` is numpy).
+_TRACED_METHODS = {"call": None, "train_step": None, "prepare": ["self", "example", "seed"]}
+
+
+def _decorator_names(node: ast.FunctionDef) -> set[str]:
+    """`tracing.as_written`, `abc.abstractmethod`...: each decorator as written, without its call's arguments."""
+    names = set()
+    for decorator in node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        names.add(ast.unparse(target))
+    return names
+
+
+def tracing_violations(root: pathlib.Path) -> list[str]:
+    """`path:line: message` for each function that breaks rule 4 of the module docstring."""
+    problems = []
+    for rel in project_files(root, "*.py"):
+        path = str(rel)
+        if not path.startswith(_TRACED_FOLDERS) or path == _TRACING_MODULE:
+            continue
+        tree = ast.parse((root / rel).read_text(encoding="utf-8"), filename=path)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "function"
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("tf", "tensorflow")
+            ):
+                problems.append(
+                    f"{rel}:{node.lineno}: write `tracing.function` (edge_ssl/tracing.py), not tf.function"
+                )
+            elif isinstance(node, ast.ClassDef):
+                for method in node.body:
+                    if (
+                        not isinstance(method, ast.FunctionDef)
+                        or method.name not in _TRACED_METHODS
+                    ):
+                        continue
+                    arguments = _TRACED_METHODS[method.name]
+                    if arguments and [a.arg for a in method.args.args] != arguments:
+                        continue
+                    decorators = _decorator_names(method)
+                    if "tracing.as_written" in decorators or decorators & {
+                        "abc.abstractmethod",
+                        "abstractmethod",
+                    }:
+                        continue
+                    problems.append(
+                        f"{rel}:{method.lineno}: {node.name}.{method.name} is traced by TensorFlow; "
+                        "decorate it with @tracing.as_written (edge_ssl/tracing.py)"
+                    )
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -175,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     problems += keras_import_violations(root)
     problems += runtime_import_violations(root)
+    problems += tracing_violations(root)
     for problem in problems:
         print(f"lint: {problem}", file=sys.stderr)
     return 1 if problems else 0

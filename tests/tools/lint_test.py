@@ -89,6 +89,41 @@ class LintTest(unittest.TestCase):
         self.assertTrue(problems[4].startswith("export/runtime/lazy_tf.py:2:"), problems)
         self.assertIn("must not import tensorflow", problems[4])
 
+    def test_what_tensorflow_traces_must_be_traced_as_written(self):
+        _write(self.root, "edge_ssl/tracing.py", "import tensorflow as tf\nf = tf.function\n")
+        _write(
+            self.root, "tests/t_test.py", "import tensorflow as tf\nf = tf.function\n"
+        )  # tests may
+        _write(
+            self.root,
+            "edge_ssl/ok.py",
+            "class L:\n"
+            "    @tracing.as_written\n    def call(self, x): ...\n"
+            "    @abc.abstractmethod\n    def train_step(self, batch, n): ...\n"
+            "    def prepare(self, data): ...\n"  # another `prepare`: numpy, never traced
+            "g = tracing.function(input_signature=[])(lambda: 1)\n",
+        )
+        _write(
+            self.root,
+            "export/f.py",
+            "def g():\n    import tensorflow as tf\n    return tf.function\n",
+        )
+        _write(
+            self.root,
+            "edge_ssl/m.py",
+            "class M:\n"
+            "    def prepare(self, example, seed): ...\n"
+            "    @tracing.function\n    def train_step(self, batch, n): ...\n"
+            "    @keras.utils.register_keras_serializable()\n    def call(self, x): ...\n",
+        )
+        problems = lint.tracing_violations(self.root)
+        self.assertEqual(len(problems), 4, problems)
+        self.assertTrue(problems[0].startswith("edge_ssl/m.py:2: M.prepare is traced"), problems)
+        self.assertTrue(problems[1].startswith("edge_ssl/m.py:4: M.train_step is traced"), problems)
+        self.assertTrue(problems[2].startswith("edge_ssl/m.py:6: M.call is traced"), problems)
+        self.assertIn("@tracing.as_written", problems[2])
+        self.assertTrue(problems[3].startswith("export/f.py:3: write `tracing.function`"), problems)
+
     def test_main_fails_on_a_missing_target(self):
         _write(self.root, "tests/a_test.py")
         labels = self.root / "labels.txt"
