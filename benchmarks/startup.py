@@ -1,9 +1,10 @@
-"""Start-up and exit of a process that loads TensorFlow, with and without edge_ssl's garbage-collector freeze.
+"""Start-up and exit of a process that loads TensorFlow: with and without edge_ssl's garbage-collector freeze, and
+with and without its tracing as written (no AutoGraph conversion).
 
 Every binary and every test is a process of its own, so what a process pays before its first step and after its
 last is paid about a hundred times in the test suite and once per stage in the demo. Two programs, each run
---repeats times for each setting, the settings alternating (`EDGE_SSL_GC_FREEZE` unset, then `=0`; see
-edge_ssl/gc_freeze.py):
+--repeats times for each setting, the settings alternating (the defaults, then `EDGE_SSL_GC_FREEZE=0`, see
+edge_ssl/gc_freeze.py, then `EDGE_SSL_AUTOGRAPH=1`, see edge_ssl/tracing.py):
 - an empty absl program that imports edge_ssl, TensorFlow and tf-keras: the seconds to import ml_dtypes (which
   TensorFlow and the LiteRT runtime import first), the rest of the imports, and from `main`'s return to the end of
   the process (the interpreter's exit);
@@ -24,7 +25,7 @@ import time
 
 from absl import app, flags
 
-from edge_ssl import gc_freeze
+from edge_ssl import gc_freeze, tracing
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 5, "Runs of each program for each setting.")
@@ -52,11 +53,15 @@ def main(argv):
 app.run(main)
 """
 
-SETTINGS = {"frozen (default)": {}, f"{gc_freeze.ENV}=0": {gc_freeze.ENV: "0"}}
+SETTINGS = {
+    "defaults (frozen, traced as written)": {},
+    f"{gc_freeze.ENV}=0": {gc_freeze.ENV: "0"},
+    f"{tracing.ENV}=1": {tracing.ENV: "1"},
+}
 
 
 def _environ(extra: dict[str, str]) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if k != gc_freeze.ENV}
+    environ = {k: v for k, v in os.environ.items() if k not in (gc_freeze.ENV, tracing.ENV)}
     environ.update(extra, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     return environ
 

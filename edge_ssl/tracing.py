@@ -15,16 +15,25 @@ So the functions that TensorFlow traces are marked here: `as_written` for a Kera
 AutoGraph is off for everything it calls, edge_ssl's code and Keras's alike. Code that branches on a tensor's value
 without `tf.cond` then fails while tracing, with TensorFlow's `OperatorNotAllowedInGraphError` naming the line; it
 never builds a different graph silently. `tools/lint` checks that every such function is marked.
+
+`EDGE_SSL_AUTOGRAPH=1`, set before edge_ssl is imported, leaves every function to AutoGraph as TensorFlow does by
+default: for code of one's own, called from edge_ssl's, that branches on tensors, and for measuring what the
+conversion costs (`benchmarks/startup.py`).
 """
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
 import tensorflow as tf
 
 F = TypeVar("F", bound=Callable)
+
+# "1": AutoGraph converts as TensorFlow does by default; anything else (or unset): traced as written.
+ENV = "EDGE_SSL_AUTOGRAPH"
+_AUTOGRAPH = os.environ.get(ENV) == "1"
 
 
 def as_written(fn: F) -> F:
@@ -33,6 +42,8 @@ def as_written(fn: F) -> F:
     `tf.autograph.experimental.do_not_convert`, keeping `fn`'s signature for the code that reads it (Keras reads the
     arguments of a layer's `call` to know whether to pass `training` and `mask`; tf.function reads its arguments).
     """
+    if _AUTOGRAPH:
+        return fn
     plain = tf.autograph.experimental.do_not_convert(fn)
     plain.__signature__ = inspect.signature(fn)
     return plain
@@ -42,4 +53,6 @@ def function(fn: Callable | None = None, **kwargs):
     """`tf.function(fn, **kwargs)` traced as written; as a decorator with or without arguments."""
     if fn is None:
         return functools.partial(function, **kwargs)
+    if _AUTOGRAPH:
+        return tf.function(fn, **kwargs)
     return tf.function(as_written(fn), autograph=False, **kwargs)
