@@ -1308,8 +1308,6 @@ def as_dataset(config: WorldConfig, split: str, seed: int = 0, render: bool = Tr
     """
     import tensorflow as tf
 
-    from edge_ssl import tracing
-
     _split_index(split)  # fail here, not inside the iterator
     signature = {
         key: tf.TensorSpec(shape, tf.as_dtype(dtype))
@@ -1318,8 +1316,18 @@ def as_dataset(config: WorldConfig, split: str, seed: int = 0, render: bool = Tr
     ds = tf.data.Dataset.from_generator(
         lambda: generate(config, split, seed, render=render), output_signature=signature
     )
+    return map_to_contract(ds, deterministic=True)
+
+
+def map_to_contract(ds, **map_kwargs):
+    """`ds`, a dataset of `generate`'s or the TFDS builder's examples, mapped in parallel onto the contract by
+    `to_contract`, traced as written (edge_ssl/tracing.py); `map_kwargs` go to `Dataset.map`."""
+    import tensorflow as tf
+
+    from edge_ssl import tracing
+
     return ds.map(
-        tracing.as_written(to_contract), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        tracing.as_written(to_contract), num_parallel_calls=tf.data.AUTOTUNE, **map_kwargs
     )
 
 

@@ -121,7 +121,7 @@ def _tfds_dataset(
         raise DataError(f"{data} lacks {sorted(missing)}, which {method.name} needs")
     if "rgb" in ds.element_spec:
         # TFDS stores video as uint8 (the synthetic world read by name too); the contract is float32 in [0, 1].
-        ds = ds.map(tracing.as_written(synthetic.to_contract), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = synthetic.map_to_contract(ds)
     return ds
 
 

@@ -20,7 +20,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from edge_ssl import tracing
 from edge_ssl.data import synthetic
 
 # Splits with at least this many pixels to draw are rendered in worker processes, one per available CPU: rendering
@@ -202,7 +201,7 @@ def load(name: str, split: str, data_dir: str, download: bool = True) -> tf.data
         download=download,
         shuffle_files=False,
     )
-    return ds.map(tracing.as_written(synthetic.to_contract), num_parallel_calls=tf.data.AUTOTUNE)
+    return synthetic.map_to_contract(ds)
 
 
 def load_arrays(
