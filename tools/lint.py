@@ -56,6 +56,16 @@ def tests_without_target(
     return sorted(set(test_files) - covered)
 
 
+def _is_tensorflow_attribute(node: ast.AST, attr: str) -> bool:
+    """Whether `node` is `tf.<attr>` or `tensorflow.<attr>`."""
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == attr
+        and isinstance(node.value, ast.Name)
+        and node.value.id in ("tf", "tensorflow")
+    )
+
+
 def _keras_uses(tree: ast.AST) -> list[tuple[int, str]]:
     """(line, what) for each tf_keras import and each `tf.keras` / `tensorflow.keras` reference in code."""
     uses = []
@@ -73,12 +83,7 @@ def _keras_uses(tree: ast.AST) -> list[tuple[int, str]]:
                 node.module == "tensorflow" and any(a.name == "keras" for a in node.names)
             ):
                 uses.append((node.lineno, "tf.keras"))
-        elif (
-            isinstance(node, ast.Attribute)
-            and node.attr == "keras"
-            and isinstance(node.value, ast.Name)
-            and node.value.id in ("tf", "tensorflow")
-        ):
+        elif _is_tensorflow_attribute(node, "keras"):
             uses.append((node.lineno, "tf.keras"))
     return uses
 
@@ -186,12 +191,7 @@ def tracing_violations(root: pathlib.Path) -> list[str]:
             continue
         tree = ast.parse((root / rel).read_text(encoding="utf-8"), filename=path)
         for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Attribute)
-                and node.attr == "function"
-                and isinstance(node.value, ast.Name)
-                and node.value.id in ("tf", "tensorflow")
-            ):
+            if _is_tensorflow_attribute(node, "function"):
                 problems.append(
                     f"{rel}:{node.lineno}: write `tracing.function` (edge_ssl/tracing.py), not tf.function"
                 )
