@@ -1,5 +1,6 @@
 """Tests for edge_ssl.tracing: what TensorFlow traces in edge_ssl is traced as written, and nothing it calls is
-converted by AutoGraph; a Python branch on a tensor fails loudly; Keras still reads a marked `call`'s arguments.
+converted by AutoGraph; a step traced so computes exactly what the converted step does; a Python branch on a tensor
+fails loudly; Keras still reads a marked `call`'s arguments.
 """
 
 import contextlib
@@ -134,6 +135,28 @@ class TracingTest(tf.test.TestCase):
         self.assertEqual(_own(converted), [])
         self.assertTrue(np.isfinite(losses["total"].numpy()))
         self.assertEqual(set(signatures), {"serving_default", "step"})
+
+    def test_a_step_as_written_equals_the_step_autograph_converts(self):
+        # Two identical methods: one steps as written, the other with train_step's own code converted by AutoGraph.
+        tf.config.experimental.enable_op_determinism()
+        methods = []
+        for _ in range(2):
+            keras.utils.set_random_seed(0)
+            methods.append(cross_and_learn.build(cross_and_learn_tiny.get_config()))
+        clips = np.random.default_rng(0).uniform(size=(4, 8, 32, 32, 3)).astype("float32")
+        dataset = augment.with_seeds(tf.data.Dataset.from_tensor_slices({"rgb": clips}), 0)
+        batch = next(iter(dataset.map(methods[0].prepare).batch(4)))
+        written, converted_method = methods
+        unmarked = type(converted_method).train_step.__wrapped__
+        with _conversions() as converted:
+            as_written = tracing.function(lambda b: written.train_step(b, 4))(batch)
+            autographed = tf.function(lambda b: unmarked(converted_method, b, 4))(batch)
+        self.assertIn("edge_ssl.methods.cross_and_learn.CrossAndLearn.train_step", converted)
+        for name in as_written:
+            self.assertAllEqual(as_written[name], autographed[name], msg=name)
+        weights = [[w for m in x.encoders.values() for w in m.weights] for x in methods]
+        for a, b in zip(*weights):
+            self.assertAllEqual(a, b, msg=a.name)
 
 
 if __name__ == "__main__":
